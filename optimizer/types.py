@@ -1,0 +1,115 @@
+"""Data types shared across apo: examples, requests to models and their answers, candidates, scores."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "Example",
+    "Generation",
+    "GenerateRequest",
+    "LogprobRequest",
+    "LogprobResult",
+    "Message",
+]
+
+
+class Example(BaseModel):
+    """One task example: an input, its gold output and optional accepted alternatives."""
+
+    model_config = ConfigDict(frozen=True)
+
+    input: str
+    """The input text shown to the model."""
+    output: str
+    """The gold output."""
+    alternatives: tuple[str, ...] = ()
+    """Other outputs that also count as correct (e.g. several valid translations)."""
+    id: str = ""
+    """A stable identifier inside its split (defaults to the position)."""
+
+    @property
+    def answers(self) -> tuple[str, ...]:
+        """The gold output followed by every accepted alternative."""
+        return (self.output, *[a for a in self.alternatives if a != self.output])
+
+
+class Message(BaseModel):
+    """One chat message."""
+
+    model_config = ConfigDict(frozen=True)
+
+    role: Literal["system", "user", "assistant"]
+    """Who speaks."""
+    content: str
+    """What is said."""
+
+
+class GenerateRequest(BaseModel):
+    """A request for one sampled completion.
+
+    Either ``prompt`` (completion style) or ``messages`` (chat style) is set. ``sample_index``
+    distinguishes repeated samples of the same request so that caches keep them apart.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    prompt: str | None = None
+    """Raw text to continue (completion style)."""
+    messages: tuple[Message, ...] | None = None
+    """Chat messages (chat style); the adapter applies the model's chat template."""
+    max_tokens: int = Field(default=64, ge=1)
+    """Maximum number of new tokens."""
+    temperature: float = Field(default=0.0, ge=0.0)
+    """Sampling temperature; 0 means greedy."""
+    stop: tuple[str, ...] = ()
+    """Strings that end the completion; the stop string itself is not returned."""
+    seed: int | None = None
+    """Sampling seed, for providers and local models that honour one."""
+    sample_index: int = 0
+    """Which of several samples of the same request this is."""
+
+    def model_post_init(self, __context: object) -> None:  # noqa: D401
+        if (self.prompt is None) == (self.messages is None):
+            raise ValueError("GenerateRequest needs exactly one of prompt or messages")
+
+
+class Generation(BaseModel):
+    """The answer to a GenerateRequest."""
+
+    text: str
+    """The generated text, cut at the first stop string."""
+    prompt_tokens: int = 0
+    """Tokens in the prompt as the provider counted them."""
+    completion_tokens: int = 0
+    """Tokens generated."""
+    cached: bool = False
+    """Whether this came from the response cache (costs nothing)."""
+
+
+class LogprobRequest(BaseModel):
+    """Log-probability of ``continuation`` given ``context`` (lm-eval's loglikelihood)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    context: str
+    """The text the model conditions on."""
+    continuation: str
+    """The text whose log-probability is wanted."""
+
+
+class LogprobResult(BaseModel):
+    """The answer to a LogprobRequest."""
+
+    logprob: float
+    """Sum of the continuation tokens' log-probabilities (natural log)."""
+    n_tokens: int
+    """Number of continuation tokens."""
+    is_greedy: bool = False
+    """Whether greedy decoding would have produced exactly the continuation."""
+    prompt_tokens: int = 0
+    """Tokens processed (context plus continuation)."""
+    cached: bool = False
+    """Whether this came from the response cache."""
