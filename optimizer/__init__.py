@@ -1,0 +1,60 @@
+"""apo: automatic prompt optimization.
+
+An LLM proposes instructions from a few demonstrations, a target model executes each on
+held-out examples, and the best are refined again and again (APE). Use the ``apo`` command,
+or from Python::
+
+    from optimizer import optimize
+    result = optimize("capitalize_words", target="embedded", rounds=1)
+    print(result.best.text, result.best.test.acc)
+"""
+
+from optimizer.api import EvalResult, evaluate, optimize
+from optimizer.backends.fake import FakeModel, register_fake
+from optimizer.config import APEConfig, Budget, RunConfig
+from optimizer.errors import ApoError, BudgetExceeded, CapabilityError, ModelUnavailable, TaskError, UsageError
+from optimizer.tasks import Task, list_tasks, load_task
+from optimizer.types import Candidate, DevScore, Example, RunResult, ScoredPrompt
+
+__all__ = sorted([
+    "APEConfig",
+    "ApoError",
+    "Budget",
+    "BudgetExceeded",
+    "Candidate",
+    "CapabilityError",
+    "DevScore",
+    "EvalResult",
+    "Example",
+    "FakeModel",
+    "ModelUnavailable",
+    "RunConfig",
+    "RunResult",
+    "ScoredPrompt",
+    "Task",
+    "TaskError",
+    "UsageError",
+    "evaluate",
+    "list_tasks",
+    "load_task",
+    "optimize",
+    "register_fake",
+    "resume",
+])
+
+
+def resume(run_id: str, *, runs_dir=None, progress: bool = False) -> RunResult:
+    """Continue a stopped job without recomputing any recorded score (see ``apo resume``).
+
+    Args:
+        run_id: the run id or folder.
+        runs_dir: the runs folder (default ``$APO_RUNS_DIR`` or ``./runs``).
+        progress: show a rich progress display on stderr.
+
+    Returns:
+        The finished result.
+    """
+    from optimizer.engine import resume as _resume
+    from optimizer.progress import Reporter, RichReporter
+
+    return _resume(run_id, runs_dir=runs_dir, reporter=RichReporter() if progress else Reporter())

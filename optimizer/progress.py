@@ -1,0 +1,73 @@
+"""Progress reporting. The engine talks to a :class:`Reporter`; the CLI passes a rich one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["Reporter", "RichReporter"]
+
+
+class Reporter:
+    """Silent progress (the Python API's default). Subclass to show progress."""
+
+    def status(self, message: str) -> None:
+        """A new phase has started."""
+
+    def start_scoring(self, evaluator: Any) -> None:
+        """Hook the evaluator's per-batch callback."""
+
+    def done(self) -> None:
+        """The job is over."""
+
+
+class RichReporter(Reporter):
+    """A rich progress display: the current phase, examples scored, calls and tokens so far.
+
+    Args:
+        console: a rich Console (stderr by default).
+        ledger_source: a callable returning the run's Ledger, read for live spend.
+    """
+
+    def __init__(self, console=None) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self.console = console or Console(stderr=True)
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed} scored"),
+            TextColumn("{task.fields[spend]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=False,
+        )
+        self.task_id = None
+        self.evaluator = None
+
+    def _spend(self) -> str:
+        if self.evaluator is None:
+            return ""
+        ledger = self.evaluator.client.ledger
+        return f"calls {ledger.calls}  tokens {ledger.tokens}"
+
+    def status(self, message: str) -> None:
+        if self.task_id is None:
+            self.progress.start()
+            self.task_id = self.progress.add_task(message, total=None, spend="")
+        self.progress.update(self.task_id, description=message, spend=self._spend())
+
+    def start_scoring(self, evaluator: Any) -> None:
+        self.evaluator = evaluator
+
+        def advance(n: int) -> None:
+            if self.task_id is not None:
+                self.progress.update(self.task_id, advance=n, spend=self._spend())
+
+        evaluator.on_scored = advance
+
+    def done(self) -> None:
+        if self.task_id is not None:
+            self.progress.stop()
+            self.task_id = None

@@ -1,0 +1,37 @@
+"""The searcher protocol: strategies propose candidates and observe scores through a context.
+
+Searchers never open files, call models directly or own retries: the engine's
+:class:`~optimizer.engine.SearchContext` does that, journals every result and enforces the budget.
+
+Example:
+    A searcher that only tries the task's own instructions::
+
+        class HumanOnly:
+            name = "human"
+            requires = frozenset({"generate"})
+
+            def run(self, ctx):
+                ctx.race(ctx.add_candidates(ctx.task.instructions, origin="human"), round=0)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from optimizer.engine import SearchContext
+
+__all__ = ["Searcher"]
+
+
+class Searcher(Protocol):
+    """A search strategy."""
+
+    name: str
+    """The name used on the command line (``--searcher NAME``)."""
+    requires: frozenset[str]
+    """Capabilities the target must have (see optimizer.backends.base)."""
+
+    def run(self, ctx: "SearchContext") -> None:
+        """Search until done; may be interrupted by BudgetExceeded at any model call."""
+        ...

@@ -1,0 +1,150 @@
+"""The command line: exit codes, help without torch, subcommands on the fake model, resume after SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from optimizer.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, env_extra: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": "200", **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "optimizer", *args], capture_output=True, text=True, env=env,
+                          timeout=timeout, cwd=REPO)
+
+
+def test_help_does_not_import_torch():
+    code = ("import sys\nfrom optimizer.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "for sub in ('optimize', 'runs', 'tasks'):\n    try:\n        main([sub, '--help'])\n    except SystemExit:\n        pass\n"
+            "heavy = [m for m in ('torch', 'transformers', 'datasets') if m in sys.modules]\n"
+            "assert not heavy, heavy\nprint('light')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    assert "light" in out.stdout
+
+
+def test_no_command_prints_help_and_exits_2(capsys):
+    assert main([]) == 2
+    assert "optimize" in capsys.readouterr().out
+
+
+def test_malformed_task_file_exit_code_2(tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "task.yaml").write_text("name: bad\nmetric: exact_match\nshots: many\ndata: {train: t.jsonl, dev: t.jsonl, test: t.jsonl}\n")
+    (bad / "t.jsonl").write_text('{"input": "a", "output": "b"}\n')
+    out = run_cli("optimize", str(bad), "--target", "fake:upper")
+    assert out.returncode == 2
+    assert "task.yaml" in out.stderr and "shots" in out.stderr
+
+
+def test_missing_task_exit_code_2():
+    out = run_cli("optimize", "no_such_task_anywhere", "--target", "fake:upper")
+    assert out.returncode == 2
+    assert "no_such_task_anywhere" in out.stderr
+
+
+def test_unknown_model_exit_code_2():
+    out = run_cli("optimize", "capitalize_words", "--target", "nonsense:model")
+    assert out.returncode == 2
+    assert "model strings look like" in out.stderr
+
+
+def test_bad_option_value_exit_code_2():
+    out = run_cli("optimize", "capitalize_words", "--target", "fake:upper", "--rounds", "-1")
+    assert out.returncode == 2
+
+
+def test_optimize_runs_show_and_list(tmp_path):
+    env = {"APO_RUNS_DIR": str(tmp_path / "runs"), "APO_CACHE_DIR": str(tmp_path / "cache")}
+    out = run_cli("optimize", "capitalize_words", "--target", "fake:upper", "--rounds", "1", "--json", env_extra=env)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["status"] == "complete"
+    assert result["best"]["text"] and len(result["candidates"]) > 3
+    run_dir = Path(result["run_dir"])
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["config"]["target"] == "fake:upper" and config["provenance"]["task"]["sizes"]["test"] >= 30
+    listing = run_cli("runs", "list", env_extra=env)
+    assert result["run_id"] in listing.stdout
+    shown = run_cli("runs", "show", result["run_id"], env_extra=env)
+    assert shown.returncode == 0 and "top candidates" in shown.stdout
+
+
+def test_tasks_list_and_show():
+    listing = run_cli("tasks", "list")
+    assert listing.returncode == 0
+    for name in ("past_tense", "topic", "date_format", "double_number", "capitalize_words", "en_to_fr_words"):
+        assert name in listing.stdout
+    shown = run_cli("tasks", "show", "topic")
+    assert shown.returncode == 0 and "label" in shown.stdout
+
+
+def test_eval_on_fake():
+    out = run_cli("eval", "capitalize_words", "--prompt", "Write the input in capital letters.", "--model",
+                  "fake:upper", "--split", "dev", "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["n"] == 40 and data["split"] == "dev"
+
+
+def _events(run_dir: Path) -> list[dict]:
+    lines = (run_dir / "events.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_recomputes_nothing(tmp_path):
+    env = {"APO_RUNS_DIR": str(tmp_path / "runs")}
+    args = ["optimize", "past_tense", "--target", "fake:slow", "--rounds", "2", "--no-cache", "--seed", "4"]
+    # reference: the same job, uninterrupted
+    ref = run_cli(*args, "--json", env_extra={"APO_RUNS_DIR": str(tmp_path / "ref")})
+    assert ref.returncode == 0, ref.stderr
+    reference = json.loads(ref.stdout)
+
+    proc = subprocess.Popen([sys.executable, "-m", "optimizer", *args], cwd=REPO, env={**os.environ, **env},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    runs = tmp_path / "runs"
+    deadline = time.time() + 60
+    run_dir = None
+    while time.time() < deadline:
+        dirs = list(runs.glob("*/events.jsonl")) if runs.exists() else []
+        if dirs and sum(1 for e in _events(dirs[0].parent) if e["type"] == "score") > 150:
+            run_dir = dirs[0].parent
+            break
+        time.sleep(0.05)
+    assert run_dir is not None, "the job never got going"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (run_dir / "result.json").exists(), "killed too late: the job had finished"
+
+    before = _events(run_dir)
+    scores_before = [e for e in before if e["type"] == "score"]
+    calls_before = sum(u["calls"] for u in [e for e in before if e["type"] == "usage"][-1]["usage"].values())
+
+    out = run_cli("resume", run_dir.name, env_extra=env)
+    assert out.returncode == 0, out.stderr
+    result = json.loads((run_dir / "result.json").read_text())
+    after = _events(run_dir)
+    # every score recorded before the kill is still there, unchanged
+    assert after[: len(before)] == before
+    # and none was computed again: each (split, instruction, example) is scored once
+    keys = [(e["split"], e["ih"], e["ex"], "acc" in e) for e in after if e["type"] == "score"]
+    first_session = {(e["split"], e["ih"], e["ex"], "acc" in e) for e in scores_before}
+    later = [k for k in keys[len(scores_before):] if k in first_session]
+    assert not later, f"{len(later)} scores were recomputed"
+    # the resumed job made exactly the calls the uninterrupted one had left to make
+    assert result["calls"] == reference["calls"]
+    assert result["calls"] - calls_before == reference["calls"] - calls_before
+    assert result["best"]["text"] == reference["best"]["text"]
+    assert result["best"]["test"] == reference["best"]["test"]
