@@ -1,0 +1,33 @@
+"""Bootstrap intervals against cases with known answers."""
+
+import random
+
+import pytest
+
+from optimizer.stats import bootstrap_ci, paired_bootstrap_ci
+
+
+def test_all_correct_and_all_wrong_have_degenerate_intervals():
+    assert bootstrap_ci([1.0] * 50) == (1.0, 1.0)
+    assert bootstrap_ci([0.0] * 50) == (0.0, 0.0)
+
+
+def test_interval_matches_direct_computation():
+    values = [1.0] * 30 + [0.0] * 70
+    rng = random.Random(11)
+    means = sorted(sum(values[rng.randrange(100)] for _ in range(100)) / 100 for _ in range(500))
+    lo, hi = bootstrap_ci(values, resamples=500, seed=11)
+    assert lo == pytest.approx(means[int(0.025 * 499)] + (means[int(0.025 * 499) + 1] - means[int(0.025 * 499)]) * (0.025 * 499 % 1))
+    assert lo < 0.3 < hi
+    # normal approximation: sd of the mean = sqrt(.3*.7/100) ~ 0.046, so the interval is about +-0.09
+    assert 0.15 < hi - lo < 0.22
+
+
+def test_same_seed_same_interval_and_paired_difference():
+    a = [1.0, 0.0, 1.0, 1.0, 0.0] * 10
+    b = [0.0, 0.0, 1.0, 0.0, 0.0] * 10
+    assert bootstrap_ci(a, seed=3) == bootstrap_ci(a, seed=3)
+    lo, hi = paired_bootstrap_ci(a, b)
+    assert 0 < lo < 0.4 < hi
+    with pytest.raises(ValueError):
+        paired_bootstrap_ci(a, b[:-1])
