@@ -39,10 +39,12 @@ class APEConfig(BaseModel):
     """How many of the best candidates are varied each round."""
     variations: int = Field(default=3, ge=1)
     """Variations asked per top-k candidate each round."""
-    temperature: float = Field(default=0.9, ge=0.0)
+    temperature: float = Field(default=0.7, ge=0.0)
     """Proposer sampling temperature."""
-    proposal_style: Literal["auto", "completion", "chat"] = "auto"
-    """Meta-prompt style; ``auto`` uses chat when the proposer has a chat template."""
+    proposal_style: Literal["auto", "completion", "chat"] = "completion"
+    """Meta-prompt style: completion (APE's own: the proposer continues "The instruction was to"),
+    chat (one user message; for chat-only APIs), or auto (chat when the proposer has a chat template).
+    Completion gave usable instructions from the embedded SmolLM2, chat mostly echoed the request."""
     race_min_examples: int = Field(default=5, ge=1)
     """Dev examples in the first rung of successive halving."""
     race_eta: int = Field(default=2, ge=2)

@@ -100,7 +100,7 @@ def variation_prompt(instruction: str, style: Literal["completion", "chat"], *, 
 
 
 def clean_instruction(text: str, *, forward: bool, max_chars: int = 300) -> str:
-    """Turn a raw proposer answer into an instruction (first line, no quotes, sentence case).
+    """Turn a raw proposer answer into an instruction (first sentence, no quotes, sentence case).
 
     Args:
         text: the raw generation.
@@ -120,6 +120,9 @@ def clean_instruction(text: str, *, forward: bool, max_chars: int = 300) -> str:
     line = line.strip(" \"'`*").strip()
     if not line:
         return ""
+    end = line.find(". ")
+    if end > 0:
+        line = line[: end + 1]
     if forward and not line[0].isupper():
         line = line[0].upper() + line[1:]
     return line[:max_chars].strip()
