@@ -12,7 +12,7 @@ __all__ = ["APEConfig", "Budget", "RunConfig"]
 class Budget(BaseModel):
     """Limits on one run, across proposer and target together. ``None`` means no limit."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     max_calls: int | None = Field(default=None, ge=1)
     """Most model requests that reach a provider (cached answers are free)."""
@@ -25,7 +25,7 @@ class Budget(BaseModel):
 class APEConfig(BaseModel):
     """Parameters of the APE searcher (Zhou et al. 2022)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     candidates: int = Field(default=12, ge=1)
     """Instructions asked of the proposer in the first round (before de-duplication)."""
@@ -56,7 +56,7 @@ class APEConfig(BaseModel):
 class RunConfig(BaseModel):
     """Everything that defines an optimization job. Stored as ``runs/<id>/config.json``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     task: str
     """A bundled task name, a task folder/file, or an instruction-induction task under data_dir."""

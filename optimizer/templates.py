@@ -33,7 +33,7 @@ class ExecutionTemplate(BaseModel):
     same text as one user message and takes the assistant reply.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
 
     demos: tuple[Example, ...] = ()
     """The k demonstrations, fixed for the whole run."""

@@ -23,7 +23,7 @@ __all__ = [
 class Example(BaseModel):
     """One task example: an input, its gold output and optional accepted alternatives."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
 
     input: str
     """The input text shown to the model."""
@@ -43,7 +43,7 @@ class Example(BaseModel):
 class Message(BaseModel):
     """One chat message."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
 
     role: Literal["system", "user", "assistant"]
     """Who speaks."""
@@ -58,7 +58,7 @@ class GenerateRequest(BaseModel):
     distinguishes repeated samples of the same request so that caches keep them apart.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
 
     prompt: str | None = None
     """Raw text to continue (completion style)."""
@@ -96,7 +96,7 @@ class Generation(BaseModel):
 class LogprobRequest(BaseModel):
     """Log-probability of ``continuation`` given ``context`` (lm-eval's loglikelihood)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
 
     context: str
     """The text the model conditions on."""

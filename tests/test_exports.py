@@ -1,0 +1,23 @@
+"""The public API is a curated, sorted __all__; this pins it."""
+
+import optimizer
+
+EXPECTED = [
+    "APEConfig", "ApoError", "Budget", "BudgetExceeded", "Candidate", "CapabilityError", "DevScore", "EvalResult",
+    "Example", "FakeModel", "ModelUnavailable", "RunConfig", "RunResult", "ScoredPrompt", "Task", "TaskError",
+    "UsageError", "evaluate", "list_tasks", "load_task", "optimize", "register_fake", "resume",
+]
+
+
+def test_public_names_are_pinned():
+    assert optimizer.__all__ == sorted(EXPECTED)
+    for name in optimizer.__all__:
+        assert getattr(optimizer, name) is not None
+
+
+def test_every_config_field_is_documented():
+    from optimizer.config import APEConfig, Budget, RunConfig
+
+    for model in (APEConfig, Budget, RunConfig):
+        for name, field in model.model_fields.items():
+            assert field.description, f"{model.__name__}.{name} has no docstring"

@@ -1,0 +1,54 @@
+"""Integration tests on the real embedded model (SmolLM2-135M-Instruct, fetched once from PyPI)."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+from optimizer import evaluate, optimize
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_short_job_writes_complete_run():
+    result = optimize("capitalize_words", target="embedded", seed=0, rounds=1, candidates=3, subsets=1,
+                      top_k=1, variations=2, dev_size=6, test_size=8, race_min_examples=3)
+    run_dir = Path(result.run_dir)
+    assert result.status == "complete"
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["config"]["target"] == "embedded"
+    assert config["provenance"]["packages"]["torch"]
+    assert config["provenance"]["models"]["target"]["path"].endswith(".gguf")
+    events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+    kinds = {e["type"] for e in events}
+    assert {"proposal", "candidate", "score", "rung", "usage", "done"} <= kinds
+    stored = json.loads((run_dir / "result.json").read_text())
+    assert stored["best"]["test"]["n"] == 8
+    for p in [stored["best"], *stored["baselines"]]:
+        assert 0.0 <= p["test"]["acc"] <= 1.0 and math.isfinite(p["test"]["lp"])
+    assert {b["name"] for b in stored["baselines"]} == {"no_instruction", "best_human"}
+    assert result.calls > 0 and result.usage["target"]["calls"] > 0 and result.usage["proposer"]["calls"] > 0
+
+
+def test_evaluate_ranks_gold_above_wrong_answer():
+    good = evaluate("capitalize_words", "Capitalize the first letter of every word.", "embedded", split="dev", limit=4)
+    assert good.n == 4 and all(math.isfinite(r["lp"]) for r in good.per_example)
+    assert good.acc is not None
+
+
+def test_readme_python_example_runs(monkeypatch):
+    """The README's Python example, executed as written but on a smaller budget."""
+    text = (REPO / "README.md").read_text()
+    code = re.search(r"## Python API\n\n```python\n(.*?)```", text, re.S).group(1)
+    assert "optimize(" in code and "evaluate(" in code
+    code = code.replace("rounds=1, candidates=6, dev_size=20", "rounds=0, candidates=2, dev_size=4, test_size=4")
+    code = code.replace('split="test")', 'split="test", limit=4)')
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["result"].status == "complete"
+    assert namespace["score"].n == 4
