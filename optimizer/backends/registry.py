@@ -57,8 +57,11 @@ def load_model(spec: str) -> Adapter:
     if provider == "embedded":
         from optimizer.backends.embedded import DEFAULT_EMBEDDED, ensure
 
-        name = rest or DEFAULT_EMBEDDED
-        adapter = load_hf(str(ensure(name)))
+        path = ensure(rest or DEFAULT_EMBEDDED)
+        adapter = load_hf(str(path))
         adapter.name = spec
+        adapter.path = str(path)
         return adapter
-    return load_hf(rest)
+    adapter = load_hf(rest)
+    adapter.path = rest
+    return adapter
