@@ -105,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--candidates", type=int, default=8)
+    ap.add_argument("--top-k", type=int, default=2)
+    ap.add_argument("--variations", type=int, default=3)
     ap.add_argument("--dev-size", type=int, default=30)
     ap.add_argument("--test-size", type=int, default=None)
     ap.add_argument("--scoring", default="accuracy", choices=["accuracy", "logprob"])
@@ -124,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         print(f"== {name}", file=sys.stderr, flush=True)
         result = optimize(name, data_dir=args.data_dir, target=args.target, proposer=args.proposer, seed=args.seed,
-                          rounds=args.rounds, candidates=args.candidates, dev_size=args.dev_size,
+                          rounds=args.rounds, candidates=args.candidates, top_k=args.top_k,
+                          variations=args.variations, dev_size=args.dev_size,
                           test_size=args.test_size, scoring=args.scoring, runs_dir=args.runs_dir,
                           budget={"max_seconds": args.budget_time} if args.budget_time else None)
         rows.append(summarize(result))

@@ -17,7 +17,7 @@ import time
 
 from optimizer.backends.client import Ledger, ModelClient
 from optimizer.backends.registry import load_model
-from optimizer.evaluate import Evaluator, Journal
+from optimizer.scoring import Evaluator, Journal
 from optimizer.metrics import resolve_metric
 from optimizer.tasks import load_task
 from optimizer.templates import execution_template

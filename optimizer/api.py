@@ -123,7 +123,7 @@ def evaluate(
     from optimizer.backends.cache import ResponseCache
     from optimizer.backends.client import Ledger, ModelClient
     from optimizer.backends.registry import load_model
-    from optimizer.evaluate import Evaluator, Journal, summarize
+    from optimizer.scoring import Evaluator, Journal, summarize
     from optimizer.metrics import resolve_metric
     from optimizer.templates import execution_template
 

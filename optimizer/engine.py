@@ -18,7 +18,7 @@ from optimizer.backends.client import Ledger, ModelClient, RoleUsage
 from optimizer.backends.registry import load_model
 from optimizer.config import RunConfig
 from optimizer.errors import BudgetExceeded, CapabilityError
-from optimizer.evaluate import Evaluator, Journal, instruction_hash, summarize
+from optimizer.scoring import Evaluator, Journal, instruction_hash, summarize
 from optimizer.metrics import resolve_metric
 from optimizer.progress import Reporter
 from optimizer.provenance import provenance
@@ -213,18 +213,19 @@ def run(config: RunConfig, *, runs_dir=None, reporter: Reporter | None = None, t
     reporter.start_scoring(ctx.evaluator)
     started = time.monotonic()
     stop_reason = None
+    none_score = DevScore()
+    humans = [Candidate(id=f"h{i:02d}", text=t, origin="human") for i, t in enumerate(dict.fromkeys(task.instructions))]
     try:
         reporter.status("scoring baselines on dev")
-        baselines = {"no_instruction": "", **{f"human:{i}": t for i, t in enumerate(task.instructions)}}
-        base_scores = ctx.evaluate(list(baselines.values()), ctx.dev, "dev")
+        none_score = ctx.evaluate([""], ctx.dev, "dev")[""]
+        ctx.race(humans, round=-1)
         searcher.run(ctx)
     except BudgetExceeded as exc:
         stop_reason = str(exc)
-        base_scores = locals().get("base_scores", {})
         store.append({"type": "budget_stop", "reason": stop_reason})
     search_s = time.monotonic() - started
     ledger.enforce_time = False
-    result = _finish(ctx, baselines, base_scores, stop_reason, reporter)
+    result = _finish(ctx, none_score, humans, stop_reason, reporter)
     result.timings = {"search_s": round(search_s, 2), "test_s": round(time.monotonic() - started - search_s, 2),
                       "total_s": round(ledger.elapsed, 2)}
     store.write_result(result.model_dump(mode="json"))
@@ -234,20 +235,17 @@ def run(config: RunConfig, *, runs_dir=None, reporter: Reporter | None = None, t
     return result
 
 
-def _finish(ctx: SearchContext, baselines: dict[str, str], base_scores: dict[str, DevScore], stop_reason,
+def _finish(ctx: SearchContext, none_score: DevScore, human: list[Candidate], stop_reason,
             reporter: Reporter) -> RunResult:
     config, task = ctx.config, ctx.task
-    human = []
-    for i, text in enumerate(task.instructions):
-        human.append(Candidate(id=f"h{i:02d}", text=text, origin="human", dev=base_scores.get(text, DevScore())))
     full = [c for c in ctx.ranked() if c.dev.n >= len(ctx.dev)]
     best = full[0] if full else (ctx.ranked()[0] if ctx.candidates else None)
     prompts: list[ScoredPrompt] = []
     if best is not None:
         prompts.append(ScoredPrompt(name="best", text=best.text, candidate=best.id, dev=best.dev))
-    if "" in base_scores:
-        prompts.append(ScoredPrompt(name="no_instruction", text="", dev=base_scores[""]))
-    scored_humans = [h for h in human if h.dev.n]
+    if none_score.n:
+        prompts.append(ScoredPrompt(name="no_instruction", text="", dev=none_score))
+    scored_humans = [h for h in human if h.dev.n >= len(ctx.dev)]
     if scored_humans:
         top = max(scored_humans, key=lambda h: ctx.rank_key(h.dev))
         prompts.append(ScoredPrompt(name="best_human", text=top.text, candidate=top.id, dev=top.dev))

@@ -192,7 +192,7 @@ class RunResult(BaseModel):
     baselines: list[ScoredPrompt] = []
     """No instruction and the best human instruction by dev score."""
     human: list[Candidate] = []
-    """Every human/seed instruction with its dev score."""
+    """Every human/seed instruction with its dev score (raced like the candidates)."""
     candidates: list[Candidate] = []
     """Every searched candidate, best first."""
     usage: dict[str, dict] = {}

@@ -21,3 +21,10 @@ def test_every_config_field_is_documented():
     for model in (APEConfig, Budget, RunConfig):
         for name, field in model.model_fields.items():
             assert field.description, f"{model.__name__}.{name} has no docstring"
+
+
+def test_public_functions_are_not_shadowed_by_submodules():
+    import optimizer.engine  # noqa: F401  (imports every submodule the engine uses)
+
+    for name in ("evaluate", "optimize", "resume", "load_task", "list_tasks"):
+        assert callable(getattr(optimizer, name)) and not isinstance(getattr(optimizer, name), type(optimizer))
