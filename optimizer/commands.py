@@ -172,11 +172,12 @@ def cmd_models(args: argparse.Namespace) -> int:
         out.print(f"{name}: {path}")
         return 0
     table = Table(title="embedded models (use as --target embedded:NAME; the default is plain 'embedded')")
-    for col in ("name", "package", "downloaded"):
-        table.add_column(col)
+    for col in ("name", "description", "license", "MB", "from PyPI", "downloaded"):
+        table.add_column(col, overflow="fold")
     for name, spec in embedded.EMBEDDED.items():
         where = embedded.locate(name)
-        pkg = getattr(spec, "package", "")
-        table.add_row(name + (" (default)" if name == embedded.DEFAULT_EMBEDDED else ""), f"{pkg}", str(where or "no"))
+        packages = ", ".join(p.requirement for p in spec.parts[:1]) + (f" (+{len(spec.parts) - 1} parts)" if len(spec.parts) > 1 else "")
+        table.add_row(name + (" (default)" if name == embedded.DEFAULT_EMBEDDED else ""), spec.description, spec.license,
+                      f"{spec.download_mb:.0f}", packages, str(where) if where else "no (apo models pull " + name + ")")
     out.print(table)
     return 0

@@ -148,3 +148,9 @@ def test_resume_after_sigkill_recomputes_nothing(tmp_path):
     assert result["calls"] - calls_before == reference["calls"] - calls_before
     assert result["best"]["text"] == reference["best"]["text"]
     assert result["best"]["test"] == reference["best"]["test"]
+
+
+def test_models_list_names_every_embedded_model():
+    out = run_cli("models", "list")
+    assert out.returncode == 0, out.stderr
+    assert "smollm2-135m-instruct" in out.stdout and "gemma3-270m" in out.stdout and "Apache-2.0" in out.stdout
