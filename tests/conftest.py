@@ -13,7 +13,10 @@ DATA_DIR = Path(os.environ.get("APO_DATA_DIR", REPO.parent / "shared" / "data"))
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch):
-    """Point the response cache and the runs folder at this test's temporary folder."""
-    monkeypatch.setattr("optimizer.backends.cache.cache_dir", lambda: tmp_path / "cache")
+    """Point the response cache and the runs folder at this test's temporary folder.
+
+    Downloaded and converted models stay in the user's cache, shared between test runs.
+    """
+    monkeypatch.setattr("optimizer.backends.cache.default_cache_path", lambda: tmp_path / "responses.sqlite")
     monkeypatch.setenv("APO_RUNS_DIR", str(tmp_path / "runs"))
     yield

@@ -52,3 +52,25 @@ def test_readme_python_example_runs(monkeypatch):
     exec(compile(code, "README.md", "exec"), namespace)
     assert namespace["result"].status == "complete"
     assert namespace["score"].n == 4
+
+
+def test_gguf_conversion_is_kept_and_loads_identically(tmp_path, monkeypatch):
+    """The dequantized copy of a GGUF file gives exactly the same scores and generations."""
+    from optimizer.backends import hf_loading
+    from optimizer.backends.embedded import ensure
+    from optimizer.types import GenerateRequest, LogprobRequest
+
+    monkeypatch.setattr(hf_loading, "cache_dir", lambda: tmp_path)
+    gguf = ensure("smollm2-135m-instruct")
+    lp = [LogprobRequest(context="Input: hot\nOutput: cold\n\nInput: up\nOutput:", continuation=" down")]
+    gen = [GenerateRequest(prompt="Input: hot\nOutput: cold\n\nInput: up\nOutput:", max_tokens=4, stop=("\n",))]
+    seen = []
+    for _ in range(2):
+        hf_loading.unload_all()
+        adapter = hf_loading.load_hf(str(gguf))
+        seen.append((adapter.logprob(lp)[0].logprob, adapter.generate(gen)[0].text, adapter.tokenizer("héllo")["input_ids"]))
+    hf_loading.unload_all()
+    converted = list((tmp_path / "converted").iterdir())
+    assert len(converted) == 1 and (converted[0] / "config.json").exists()
+    assert seen[0][0] == pytest.approx(seen[1][0], abs=1e-4)  # float sums may differ in the last bits
+    assert seen[0][1:] == seen[1][1:]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-__all__ = ["ResponseCache", "cache_dir", "request_key"]
+__all__ = ["ResponseCache", "cache_dir", "default_cache_path", "request_key"]
 
 
 def cache_dir() -> Path:
@@ -24,6 +24,11 @@ def cache_dir() -> Path:
         return Path(os.environ["APO_CACHE_DIR"])
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "apo"
+
+
+def default_cache_path() -> Path:
+    """The response cache's SQLite file: ``<cache_dir>/responses.sqlite``."""
+    return cache_dir() / "responses.sqlite"
 
 
 def request_key(model: str, kind: str, request: BaseModel) -> str:
@@ -45,7 +50,7 @@ class ResponseCache:
     """
 
     def __init__(self, path: Path | str | None = None) -> None:
-        self.path = Path(path) if path else cache_dir() / "responses.sqlite"
+        self.path = Path(path) if path else default_cache_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)

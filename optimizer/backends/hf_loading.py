@@ -2,7 +2,8 @@
 
 ``load_hf`` takes a folder holding a transformers causal LM, a ``.gguf`` file (dequantized to
 float32 by transformers; needs ``gguf`` and ``accelerate``) or a Hub name (where the Hub is
-reachable). Weights are loaded once per process and shared by every adapter that names the
+reachable). A GGUF file is dequantized once and the result kept as safetensors under
+``$APO_CACHE_DIR/converted/`` (set ``APO_KEEP_CONVERTED=0`` to skip). Weights are loaded once per process and shared by every adapter that names the
 same file on the same device, so a proposer and a target on one model cost one copy.
 
 torch and transformers are imported only when a model is loaded.
@@ -10,12 +11,16 @@ torch and transformers are imported only when a model is loaded.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
+import shutil
 import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from optimizer.backends.cache import cache_dir
 from optimizer.errors import ModelUnavailable, UsageError
 
 if TYPE_CHECKING:
@@ -114,11 +119,45 @@ def load_hf(
     return HFAdapter(model, tokenizer, name=name or path_or_name, batch_size=batch_size, lock=lock)
 
 
+def converted_dir(source: str, gguf_file: str, dtype: Any) -> Path:
+    """Where the dequantized copy of a GGUF file is kept (keyed by its path, size, mtime and dtype)."""
+    path = Path(source) / gguf_file
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{dtype}".encode()).hexdigest()[:16]
+    return cache_dir() / "converted" / f"{path.stem}-{key}"
+
+
+def _save_converted(model: Any, tokenizer: Any, target: Path) -> None:
+    """Write a loaded model and tokenizer as safetensors, atomically (temporary folder + rename)."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    # The weights are already dequantized; what marks the model as GGUF-quantized only
+    # blocks serialization.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        os.replace(tmp, target)
+    except Exception as exc:  # a full or read-only cache only costs speed next time
+        logger.warning("could not keep a converted copy of the model in %s: %s", target, exc)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _load(source: str, gguf_file: str | None, device: str, dtype: Any) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     extra = {"gguf_file": gguf_file} if gguf_file else {}
     started = time.perf_counter()
+    converted = None
+    if gguf_file and os.environ.get("APO_KEEP_CONVERTED", "1") != "0":
+        # Dequantizing a GGUF file takes most of a load (13 s for SmolLM2 here); a
+        # safetensors copy in the cache loads in a fraction of that.
+        converted = converted_dir(source, gguf_file, dtype)
+        converted.parent.mkdir(parents=True, exist_ok=True)
+        if (converted / "config.json").exists():
+            source, extra, converted = str(converted), {}, None
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **extra)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **extra)
@@ -131,6 +170,8 @@ def _load(source: str, gguf_file: str | None, device: str, dtype: Any) -> tuple[
             else "check that it holds a causal LM that transformers can read (GGUF needs `pip install gguf accelerate`)"
         )
         raise ModelUnavailable(f"could not load model {where}: {exc}\n{hint}") from exc
+    if converted is not None:
+        _save_converted(model, tokenizer, converted)
     model.to(device)
     model.eval()
     logger.info("loaded %s in %.1f s on %s", gguf_file or source, time.perf_counter() - started, device)
