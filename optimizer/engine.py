@@ -111,15 +111,10 @@ class SearchContext:
         return (lp, acc) if self.config.scoring == "logprob" else (acc, lp)
 
     def evaluate(self, texts: Sequence[str], examples, split: str) -> dict[str, DevScore]:
-        """Score instructions on examples (journalled) and summarise each."""
-        acc = self.config.scoring == "accuracy"
-        lp = self.want_lp or split == "test" and self.target.supports(LOGPROB)
-        raw = self.evaluator.score(texts, examples, split, accuracy=acc or split == "test", logprob=lp)
-        out = {}
-        for text, records in raw.items():
-            s = summarize(records)
-            out[text] = DevScore(acc=s.acc, lp=s.lp, n=s.n)
-        return out
+        """Score instructions on examples with the run's scoring (journalled) and summarise each."""
+        raw = self.evaluator.score(texts, examples, split, accuracy=self.config.scoring == "accuracy",
+                                   logprob=self.want_lp)
+        return {text: summarize(records) for text, records in raw.items()}
 
     def race(self, cands: Sequence[Candidate], *, round: int) -> list[Candidate]:
         """Successive halving over dev examples; returns the survivors ranked, best first.
@@ -256,8 +251,7 @@ def _finish(ctx: SearchContext, none_score: DevScore, human: list[Candidate], st
                                   logprob=ctx.target.supports(LOGPROB))
         for p in prompts:
             records = [raw[p.text][ex.id] for ex in test]
-            s = summarize(raw[p.text])
-            p.test = DevScore(acc=s.acc, lp=s.lp, n=s.n)
+            p.test = summarize(raw[p.text])
             p.test_acc = [r.acc for r in records if r.acc is not None]
             p.test_lp = [r.lp for r in records if r.lp is not None]
     except BudgetExceeded as exc:

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from optimizer.backends.client import ModelClient
 from optimizer.metrics import first_line
 from optimizer.templates import ExecutionTemplate
-from optimizer.types import Example
+from optimizer.types import DevScore, Example
 
-__all__ = ["Evaluator", "Journal", "ScoreRecord", "Summary", "instruction_hash"]
+__all__ = ["Evaluator", "Journal", "ScoreRecord", "instruction_hash", "summarize"]
 
 
 def instruction_hash(text: str) -> str:
@@ -37,18 +37,6 @@ class ScoreRecord:
     """The generated answer (first line)."""
     error: str | None = None
     """Why scoring this example failed, if it did (it then scores 0)."""
-
-
-@dataclass
-class Summary:
-    """Aggregate scores of one instruction over a set of examples."""
-
-    acc: float | None
-    """Mean metric score."""
-    lp: float | None
-    """Mean gold log-probability."""
-    n: int
-    """Examples behind the means."""
 
 
 class Journal:
@@ -170,11 +158,11 @@ class Evaluator:
             self.on_scored(len(chunk))
 
 
-def summarize(records: dict[str, ScoreRecord]) -> Summary:
+def summarize(records: dict[str, ScoreRecord]) -> DevScore:
     """Means of a candidate's records (None where a kind of score is missing)."""
     accs = [r.acc for r in records.values() if r.acc is not None]
     lps = [r.lp for r in records.values() if r.lp is not None and math.isfinite(r.lp)]
-    return Summary(
+    return DevScore(
         acc=sum(accs) / len(accs) if accs else None,
         lp=sum(lps) / len(lps) if lps else None,
         n=len(records),
