@@ -47,8 +47,8 @@ def summarize(result) -> dict:
             "test_acc": p.test.acc, "test_acc_ci": _ci(p.test_acc),
             "test_lp": p.test.lp, "test_lp_ci": _ci(p.test_lp), "n": p.test.n,
         }
-    best, none, human = (prompts.get(k) for k in KINDS[::-1])
-    for name, other in (("vs_none", none), ("vs_human", human)):
+    best = prompts.get("best")
+    for name, other in (("vs_none", prompts.get("no_instruction")), ("vs_human", prompts.get("best_human"))):
         if best and other and best.test_acc and len(best.test_acc) == len(other.test_acc):
             diff = sum(best.test_acc) / len(best.test_acc) - sum(other.test_acc) / len(other.test_acc)
             row[name] = {"acc_diff": round(diff, 4),
@@ -113,7 +113,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget-time", type=float, default=None, help="seconds of search per task")
     ap.add_argument("--runs-dir", default="runs/bench")
     ap.add_argument("--out", required=True, help="output path without extension (.json and .md are written)")
+    ap.add_argument("--rebuild", action="store_true",
+                    help="re-summarise the runs listed in OUT.json from their result.json files (no model calls)")
     args = ap.parse_args(argv)
+    out = Path(args.out)
+    if args.rebuild:
+        from optimizer.types import RunResult
+
+        report = json.loads(out.with_suffix(".json").read_text())
+        rows = []
+        for old_row in report["rows"]:
+            stored = json.loads((Path(args.runs_dir) / old_row["run_id"] / "result.json").read_text())
+            rows.append(summarize(RunResult.model_validate({k: v for k, v in stored.items() if k != "schema"})))
+        report["rows"] = rows
+        report["summary"] = _summary(rows)
+        out.with_suffix(".json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        out.with_suffix(".md").write_text(markdown(report))
+        print(markdown(report))
+        return 0
 
     infos = list_tasks(args.data_dir)
     induction = [i.name for i in infos if i.kind == "instruction_induction"]
@@ -121,7 +138,6 @@ def main(argv: list[str] | None = None) -> int:
     names = {"all": induction + bundled, "induction": induction, "bundled": bundled}.get(
         args.tasks, [t for t in args.tasks.split(",") if t])
     rows, started = [], time.time()
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     for name in names:
         print(f"== {name}", file=sys.stderr, flush=True)
@@ -140,21 +156,25 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _write(out: Path, args, rows: list[dict], started: float) -> None:
+def _summary(rows: list[dict]) -> dict:
     def acc(r, k):
         return (r["prompts"].get(k) or {}).get("test_acc")
 
     scored = [r for r in rows if acc(r, "best") is not None]
+    return {
+        "tasks": len(scored),
+        "beats_none": sum(acc(r, "best") > (acc(r, "no_instruction") or 0) for r in scored),
+        "ties_or_beats_human": sum(acc(r, "best") >= (acc(r, "best_human") or 0) for r in scored),
+    }
+
+
+def _write(out: Path, args, rows: list[dict], started: float) -> None:
     report = {
         "command": "python " + " ".join([sys.argv[0], *sys.argv[1:]]),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
         "git_commit": git_commit(), "target": args.target, "proposer": args.proposer or args.target,
         "seed": args.seed, "total_wall_s": round(time.time() - started, 1), "rows": rows,
-        "summary": {
-            "tasks": len(scored),
-            "beats_none": sum(acc(r, "best") > (acc(r, "no_instruction") or 0) for r in scored),
-            "ties_or_beats_human": sum(acc(r, "best") >= (acc(r, "best_human") or 0) for r in scored),
-        },
+        "summary": _summary(rows),
     }
     out.with_suffix(".json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     out.with_suffix(".md").write_text(markdown(report))
