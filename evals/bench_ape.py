@@ -112,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scoring", default="accuracy", choices=["accuracy", "logprob"])
     ap.add_argument("--budget-time", type=float, default=None, help="seconds of search per task")
     ap.add_argument("--runs-dir", default="runs/bench")
+    ap.add_argument("--no-cache", action="store_true", help="ignore the response cache (every call reaches the model)")
     ap.add_argument("--out", required=True, help="output path without extension (.json and .md are written)")
     ap.add_argument("--rebuild", action="store_true",
                     help="re-summarise the runs listed in OUT.json from their result.json files (no model calls)")
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         result = optimize(name, data_dir=args.data_dir, target=args.target, proposer=args.proposer, seed=args.seed,
                           rounds=args.rounds, candidates=args.candidates, top_k=args.top_k,
                           variations=args.variations, dev_size=args.dev_size,
-                          test_size=args.test_size, scoring=args.scoring, runs_dir=args.runs_dir,
+                          test_size=args.test_size, scoring=args.scoring, runs_dir=args.runs_dir, cache=not args.no_cache,
                           budget={"max_seconds": args.budget_time} if args.budget_time else None)
         rows.append(summarize(result))
         r = rows[-1]["prompts"]
