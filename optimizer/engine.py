@@ -181,6 +181,7 @@ def run(config: RunConfig, *, runs_dir=None, reporter: Reporter | None = None, t
     store = store or RunStore.create(runs_dir, task.name)
     journal = Journal()
     ledger = Ledger(config.budget)
+    reporter.started(store.id, str(store.path), resuming)
     if resuming:
         store.repair()
         events = list(store.events())

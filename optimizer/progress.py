@@ -10,6 +10,9 @@ __all__ = ["Reporter", "RichReporter"]
 class Reporter:
     """Silent progress (the Python API's default). Subclass to show progress."""
 
+    def started(self, run_id: str, run_dir: str, resumed: bool) -> None:
+        """The job has its run folder."""
+
     def status(self, message: str) -> None:
         """A new phase has started."""
 
@@ -51,6 +54,11 @@ class RichReporter(Reporter):
             return ""
         ledger = self.evaluator.client.ledger
         return f"calls {ledger.calls}  tokens {ledger.tokens}"
+
+    def started(self, run_id: str, run_dir: str, resumed: bool) -> None:
+        verb = "resuming" if resumed else "run"
+        self.console.print(f"{verb} [bold]{run_id}[/bold] in {run_dir} (interrupt any time; `apo resume {run_id}` "
+                           "continues it)", highlight=False)
 
     def status(self, message: str) -> None:
         if self.task_id is None:
