@@ -25,21 +25,21 @@ def render_result(result: dict, console: Console = out) -> None:
     """Print a result: the best instruction, its dev and test scores, and the baselines'."""
     title = f"{result['task']} · {result['searcher']} · target {result['target']} · run {result['run_id']}"
     table = Table(title=title, show_lines=False)
-    for col in ("prompt", "instruction", "dev acc", "dev logp", "dev n", "test acc", "test logp", "test n"):
-        table.add_column(col, overflow="fold", ratio=4 if col == "instruction" else None,
-                         no_wrap=col != "instruction")
+    for col in ("prompt", "dev acc", "dev logp", "dev n", "test acc", "test logp", "test n"):
+        table.add_column(col, no_wrap=True)
     rows = ([result["best"]] if result.get("best") else []) + list(result.get("baselines", []))
     for p in rows:
         test = p.get("test") or {}
-        table.add_row(p["name"], p["text"] or "(none)", _fmt(p["dev"]["acc"]), _fmt(p["dev"]["lp"], 2),
-                      str(p["dev"]["n"]), _fmt(test.get("acc")), _fmt(test.get("lp"), 2), str(test.get("n", "-")))
+        table.add_row(p["name"], _fmt(p["dev"]["acc"]), _fmt(p["dev"]["lp"], 2), str(p["dev"]["n"]),
+                      _fmt(test.get("acc")), _fmt(test.get("lp"), 2), str(test.get("n", "-")))
     console.print(table)
     status = result["status"] + (f" ({result['stop_reason']})" if result.get("stop_reason") else "")
     t = result.get("timings", {})
     console.print(f"status: {status}   calls: {result['calls']}   tokens: {result['tokens']}   "
                   f"time: {t.get('total_s', 0):.1f}s   run: {result['run_dir']}", highlight=False)
-    if result.get("best"):
-        console.print(f"[bold]best instruction:[/bold] {result['best']['text']}", highlight=False)
+    for p in rows:
+        if p["name"] != "no_instruction":
+            console.print(f"[bold]{p['name']}:[/bold] {p['text']}", highlight=False)
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
