@@ -40,7 +40,10 @@ def _stable_int(*parts: object) -> int:
 
 
 def _is_proposal(text: str) -> bool:
-    return "The instruction was" in text or "instruction" in text.lower() and "variation" in text.lower()
+    """Whether ``text`` is one of APE's meta-prompts (forward generation or variation)."""
+    from optimizer.templates import FORWARD_TAIL, VARIATION
+
+    return FORWARD_TAIL in text or VARIATION in text
 
 
 class FakeModel:
