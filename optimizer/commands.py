@@ -12,7 +12,7 @@ from optimizer.config import APEConfig, Budget, RunConfig
 from optimizer.errors import UsageError
 from optimizer.store import RunStore, runs_dir
 
-__all__ = ["cmd_eval", "cmd_models", "cmd_optimize", "cmd_resume", "cmd_runs", "cmd_tasks", "render_result"]
+__all__ = ["cmd_cache", "cmd_eval", "cmd_models", "cmd_optimize", "cmd_resume", "cmd_runs", "cmd_tasks", "render_result"]
 
 out = Console()
 
@@ -181,3 +181,25 @@ def cmd_models(args: argparse.Namespace) -> int:
                       f"{spec.download_mb:.0f}", packages, str(where) if where else "no (apo models pull " + name + ")")
     out.print(table)
     return 0
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    """apo cache stats|clear."""
+    from optimizer.backends.cache import ResponseCache
+
+    cache = ResponseCache()
+    try:
+        if args.action == "clear":
+            out.print(f"deleted {cache.clear()} cached responses from {cache.path}", highlight=False)
+            return 0
+        stats = cache.stats()
+        table = Table(title=f"response cache: {cache.path}")
+        table.add_column("model")
+        table.add_column("responses", justify="right")
+        for model, count in sorted(stats.items()):
+            table.add_row(model, str(count))
+        table.add_row("[bold]total[/bold]", str(sum(stats.values())))
+        out.print(table)
+        return 0
+    finally:
+        cache.close()

@@ -154,3 +154,13 @@ def test_models_list_names_every_embedded_model():
     out = run_cli("models", "list")
     assert out.returncode == 0, out.stderr
     assert "smollm2-135m-instruct" in out.stdout and "gemma3-270m" in out.stdout and "Apache-2.0" in out.stdout
+
+
+def test_cache_stats_and_clear(tmp_path):
+    env = {"APO_RUNS_DIR": str(tmp_path / "runs"), "APO_CACHE_DIR": str(tmp_path / "cache")}
+    assert run_cli("optimize", "topic", "--target", "fake:upper", "--rounds", "0", env_extra=env).returncode == 0
+    stats = run_cli("cache", "stats", env_extra=env)
+    assert stats.returncode == 0 and "fake:upper" in stats.stdout
+    cleared = run_cli("cache", "clear", env_extra=env)
+    assert cleared.returncode == 0 and "deleted" in cleared.stdout and "deleted 0 " not in cleared.stdout
+    assert "fake:upper" not in run_cli("cache", "stats", env_extra=env).stdout
