@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--seed", type=int, default=0, help="same seed, same model, same task: same result (default: 0)")
     opt.add_argument("--no-cache", action="store_true", help="do not use the on-disk response cache")
     opt.add_argument("--json", action="store_true", help="print result.json to stdout instead of a table")
+    opt.add_argument("--dry-run", action="store_true",
+                     help="print the expected model calls and tokens (an upper bound) and exit without running")
 
     ev = sub.add_parser("eval", help="score one instruction on a split")
     _add_task_args(ev)

@@ -59,6 +59,19 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise UsageError(f"invalid option: {exc}") from exc
+    if args.dry_run:
+        from optimizer.estimate import estimate
+        from optimizer.tasks import load_task
+
+        est = estimate(config, load_task(config.task, data_dir=config.data_dir, seed=config.seed))
+        if args.json:
+            print(json.dumps({**est.model_dump(), "calls": est.calls}, indent=2))
+            return 0
+        out.print(f"at most {est.calls} model calls ({est.proposer_calls} proposer, {est.target_calls} target), "
+                  f"about {est.tokens:,} tokens", highlight=False)
+        for phase, n in est.pairs.items():
+            out.print(f"  {phase}: up to {n} (instruction, example) pairs", highlight=False)
+        return 0
     result = run(config, runs_dir=args.runs_dir, reporter=RichReporter())
     data = result.model_dump(mode="json")
     if args.json:

@@ -1,0 +1,96 @@
+"""A pre-run estimate of a job's model calls and tokens (``apo optimize … --dry-run``).
+
+Calls are an upper bound: it assumes no duplicate proposals, no cache hits and that every
+race runs to the full dev set; tokens are approximate (4 characters a token).
+"""
+
+from __future__ import annotations
+
+import math
+
+from pydantic import BaseModel
+
+from optimizer.config import RunConfig
+from optimizer.tasks import Task
+from optimizer.templates import execution_template, forward_prompt
+
+__all__ = ["Estimate", "estimate", "race_cost"]
+
+CHARS_PER_TOKEN = 4
+
+
+class Estimate(BaseModel):
+    """Expected usage of one job."""
+
+    proposer_calls: int
+    """Proposal and variation requests (at most)."""
+    target_calls: int
+    """Scoring requests on dev and test (at most)."""
+    tokens: int
+    """Prompt plus generated tokens, approximately."""
+    pairs: dict[str, int]
+    """(instruction, example) pairs scored per phase (at most)."""
+
+    @property
+    def calls(self) -> int:
+        """Every request, proposer and target together."""
+        return self.proposer_calls + self.target_calls
+
+
+def race_cost(candidates: int, examples: int, first: int, eta: int) -> int:
+    """(candidate, example) evaluations of successive halving with a journal (no re-scoring).
+
+    Args:
+        candidates: how many start the race.
+        examples: dev examples available.
+        first: examples in the first rung.
+        eta: keep 1/eta, multiply examples by eta.
+
+    Returns:
+        The number of new evaluations.
+    """
+    if candidates <= 0 or examples <= 0:
+        return 0
+    alive, n, done, total = candidates, min(first, examples), 0, 0
+    while True:
+        total += alive * (n - done)
+        if n >= examples:
+            return total
+        done, alive, n = n, max(1, math.ceil(alive / eta)), min(n * eta, examples)
+
+
+def estimate(config: RunConfig, task: Task) -> Estimate:
+    """Upper bound on calls and approximate tokens of ``config`` on ``task``.
+
+    Args:
+        config: the job.
+        task: its task.
+
+    Returns:
+        The estimate.
+    """
+    ape = config.ape
+    dev = min(config.dev_size or len(task.dev), len(task.dev))
+    test = min(config.test_size or len(task.test), len(task.test))
+    humans = len(dict.fromkeys(task.instructions))
+    new_per_round = ape.top_k * ape.variations
+    pairs = {
+        "baselines": dev + race_cost(humans, dev, ape.race_min_examples, ape.race_eta),
+        "round 0": race_cost(ape.candidates, dev, ape.race_min_examples, ape.race_eta),
+        "refinement": ape.rounds * race_cost(ape.top_k + new_per_round, dev, ape.race_min_examples, ape.race_eta),
+        "test": 3 * test,
+    }
+    local = config.target.split(":", 1)[0] in {"embedded", "hf", "fake"}
+    lp = config.scoring == "logprob" or (config.tiebreak_logprob and local)
+    per_pair = (1 if config.scoring == "accuracy" else 0) + (1 if lp else 0)
+    dev_pairs = sum(v for k, v in pairs.items() if k != "test")
+    target_calls = dev_pairs * per_pair + pairs["test"] * (1 + (1 if local else 0))
+    proposer_calls = ape.candidates + ape.rounds * new_per_round
+
+    template = execution_template(task, shots=config.shots, style=config.template, seed=config.seed)
+    sample = task.dev[0] if task.dev else task.train[0]
+    pair_tokens = len(template.context("x" * 60, sample)) // CHARS_PER_TOKEN + task.max_output_tokens
+    demos = task.train[: ape.demos_per_proposal]
+    proposal_tokens = len(forward_prompt(demos, "completion", seed=0, sample_index=0, temperature=0).prompt or "") // CHARS_PER_TOKEN + 48
+    tokens = target_calls * pair_tokens + proposer_calls * proposal_tokens
+    return Estimate(proposer_calls=proposer_calls, target_calls=target_calls, tokens=tokens, pairs=pairs)

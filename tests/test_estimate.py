@@ -1,0 +1,38 @@
+"""The dry-run estimate is an upper bound on what a job really spends, and not a loose one."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from optimizer import RunConfig, load_task, optimize
+from optimizer.estimate import estimate, race_cost
+
+
+def test_race_cost_by_hand():
+    # 8 candidates, 30 examples, first rung 5, eta 2: 8x5 + 4x5 + 2x10 + 1x10 = 90
+    assert race_cost(8, 30, 5, 2) == 90
+    assert race_cost(1, 30, 5, 2) == 30
+    assert race_cost(0, 30, 5, 2) == 0
+
+
+@pytest.mark.parametrize("task,rounds", [("topic", 0), ("past_tense", 2), ("capitalize_words", 1)])
+def test_estimate_bounds_real_calls(task, rounds):
+    config = RunConfig(task=task, target="fake:upper", cache=False, ape={"rounds": rounds})
+    est = estimate(config, load_task(task))
+    result = optimize(task, target="fake:upper", cache=False, rounds=rounds)
+    assert result.calls <= est.calls
+    assert result.usage["proposer"]["calls"] <= est.proposer_calls
+    assert result.calls >= 0.3 * est.calls
+
+
+def test_dry_run_cli_makes_no_run(tmp_path):
+    env = {**os.environ, "APO_RUNS_DIR": str(tmp_path / "runs")}
+    out = subprocess.run([sys.executable, "-m", "optimizer", "optimize", "topic", "--target", "fake:upper",
+                          "--dry-run", "--json"], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["calls"] == data["proposer_calls"] + data["target_calls"] > 0
+    assert not (tmp_path / "runs").exists()
