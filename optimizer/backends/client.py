@@ -5,7 +5,9 @@ Adapters only translate requests; :class:`ModelClient` decides what reaches them
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 from pydantic import BaseModel
@@ -16,7 +18,7 @@ from optimizer.config import Budget
 from optimizer.errors import BudgetExceeded, CapabilityError
 from optimizer.types import GenerateRequest, Generation, LogprobRequest, LogprobResult
 
-__all__ = ["Ledger", "ModelClient", "RoleUsage"]
+__all__ = ["Ledger", "ModelClient", "ProviderLimit", "RoleUsage"]
 
 
 class RoleUsage(BaseModel):
@@ -88,6 +90,27 @@ class Ledger:
         return {name: usage.model_dump() for name, usage in sorted(self.roles.items())}
 
 
+class ProviderLimit:
+    """At most ``size`` requests in flight to one provider, across every client sharing it.
+
+    Args:
+        size: the most concurrent requests.
+    """
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ValueError("a concurrency limit must be at least 1")
+        self.size = size
+        self._semaphore = threading.BoundedSemaphore(size)
+
+    def __enter__(self) -> "ProviderLimit":
+        self._semaphore.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._semaphore.release()
+
+
 class ModelClient:
     """Sends batches of requests to one adapter on behalf of one role.
 
@@ -96,13 +119,19 @@ class ModelClient:
         role: ``proposer`` or ``target``; usage is booked under it.
         ledger: shared usage and budget.
         cache: the response cache, or None to disable it.
+        limiter: the concurrency limit shared by every client of one provider (proposer and
+            target alike); with it, uncached requests are sent one per call from up to
+            ``limiter.size`` threads at once. Without it the whole batch goes to the adapter in one call (local
+            models batch on their own).
     """
 
-    def __init__(self, adapter: Adapter, role: str, ledger: Ledger, cache: ResponseCache | None = None) -> None:
+    def __init__(self, adapter: Adapter, role: str, ledger: Ledger, cache: ResponseCache | None = None,
+                 limiter: ProviderLimit | None = None) -> None:
         self.adapter = adapter
         self.role = role
         self.ledger = ledger
         self.cache = cache
+        self.limiter = limiter
 
     @property
     def name(self) -> str:
@@ -142,7 +171,7 @@ class ModelClient:
         if todo:
             self.ledger.check(len(todo))
             start = time.monotonic()
-            fresh = call([requests[i] for i in todo])
+            fresh = self._call(call, [requests[i] for i in todo])
             usage.seconds += time.monotonic() - start
             if len(fresh) != len(todo):
                 raise RuntimeError(f"{self.name} answered {len(fresh)} of {len(todo)} requests")
@@ -156,3 +185,16 @@ class ModelClient:
             if self.cache:
                 self.cache.put_many(rows)
         return results
+
+    def _call(self, call, requests: list) -> list:
+        if self.limiter is None or len(requests) == 1:
+            return call(requests)
+        limiter = self.limiter
+
+        def one(request):
+            with limiter:
+                return call([request])[0]
+
+        workers = min(len(requests), limiter.size)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"apo-{self.role}") as pool:
+            return list(pool.map(one, requests))
