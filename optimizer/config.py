@@ -90,5 +90,9 @@ class RunConfig(BaseModel):
     """Limits on calls, tokens and time."""
     cache: bool = True
     """Use the on-disk response cache."""
+    base_url: str | None = None
+    """Base URL of an OpenAI-compatible server for ``openai:`` models (default: $OPENAI_BASE_URL)."""
+    concurrency: int = Field(default=4, ge=1)
+    """Requests in flight at once per API provider, proposer and target together (local models batch instead)."""
     batch_size: int = Field(default=64, ge=1)
     """Requests sent to the model client at once."""

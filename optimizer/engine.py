@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 from optimizer.backends.base import CHAT, LOGPROB
 from optimizer.backends.cache import ResponseCache, request_key
-from optimizer.backends.client import Ledger, ModelClient, RoleUsage
-from optimizer.backends.registry import load_model
+from optimizer.backends.client import Ledger, ModelClient, ProviderLimit, RoleUsage
+from optimizer.backends.registry import API_PROVIDERS, load_model, parse_model
 from optimizer.config import RunConfig
 from optimizer.errors import BudgetExceeded, CapabilityError
 from optimizer.scoring import Evaluator, Journal, instruction_hash, summarize
@@ -154,10 +154,18 @@ def _searcher(config: RunConfig):
 
 def _clients(config: RunConfig, ledger: Ledger) -> tuple[ModelClient, ModelClient]:
     cache = ResponseCache() if config.cache else None
-    target_adapter = load_model(config.target)
     proposer_spec = config.proposer or config.target
-    proposer_adapter = target_adapter if proposer_spec == config.target else load_model(proposer_spec)
-    return (ModelClient(target_adapter, "target", ledger, cache), ModelClient(proposer_adapter, "proposer", ledger, cache))
+    limits: dict[str, ProviderLimit] = {}
+
+    def client(spec: str, role: str, adapter=None) -> ModelClient:
+        provider = parse_model(spec)[0]
+        limit = limits.setdefault(provider, ProviderLimit(config.concurrency)) if provider in API_PROVIDERS else None
+        adapter = adapter or load_model(spec, base_url=config.base_url)
+        return ModelClient(adapter, role, ledger, cache, limiter=limit)
+
+    target = client(config.target, "target")
+    same = proposer_spec == config.target
+    return target, client(proposer_spec, "proposer", target.adapter if same else None)
 
 
 def run(config: RunConfig, *, runs_dir=None, reporter: Reporter | None = None, task: Task | None = None,
@@ -178,19 +186,8 @@ def run(config: RunConfig, *, runs_dir=None, reporter: Reporter | None = None, t
     reporter = reporter or Reporter()
     task = task or load_task(config.task, data_dir=config.data_dir, seed=config.seed)
     resuming = store is not None
-    store = store or RunStore.create(runs_dir, task.name)
     journal = Journal()
     ledger = Ledger(config.budget)
-    reporter.started(store.id, str(store.path), resuming)
-    if resuming:
-        store.repair()
-        events = list(store.events())
-        journal.replay(events)
-        last = next((e for e in reversed(events) if e.get("type") == "usage"), None)
-        if last:
-            for role, usage in last["usage"].items():
-                ledger.role(role).add(RoleUsage(**usage))
-            ledger.elapsed_before = last.get("elapsed", 0.0)
     reporter.status(f"loading models ({config.target})")
     target, proposer = _clients(config, ledger)
     searcher = _searcher(config)
@@ -201,6 +198,17 @@ def run(config: RunConfig, *, runs_dir=None, reporter: Reporter | None = None, t
         raise CapabilityError(f"target {config.target!r} lacks {', '.join(sorted(missing))}, which "
                               f"{config.searcher} with --scoring {config.scoring} needs"
                               + ("; use --scoring accuracy" if LOGPROB in missing else ""))
+    store = store or RunStore.create(runs_dir, task.name)
+    reporter.started(store.id, str(store.path), resuming)
+    if resuming:
+        store.repair()
+        events = list(store.events())
+        journal.replay(events)
+        last = next((e for e in reversed(events) if e.get("type") == "usage"), None)
+        if last:
+            for role, usage in last["usage"].items():
+                ledger.role(role).add(RoleUsage(**usage))
+            ledger.elapsed_before = last.get("elapsed", 0.0)
     if not resuming:
         store.write_config({"config": config.model_dump(mode="json"), "run_id": store.id,
                             "provenance": provenance(config, task, target.adapter, proposer.adapter)})

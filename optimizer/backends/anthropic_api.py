@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 import os
 import time
 from collections.abc import Callable
@@ -33,6 +34,13 @@ DUMMY_KEY = "not-needed"
 """The key sent to a custom endpoint when none is given."""
 MAX_TEMPERATURE = 1.0
 """Anthropic accepts temperatures from 0 to 1; higher ones are clamped."""
+
+
+def _accepts(fn: Callable[..., Any], keyword: str) -> bool:
+    try:
+        return keyword in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return True
 
 
 class AnthropicAdapter:
@@ -74,6 +82,7 @@ class AnthropicAdapter:
         self.max_wait = max_wait
         self._sleep = sleep
         self._client = client if client is not None else self._make_client(base_url, api_key, http_client)
+        self._takes_temperature = _accepts(self._client.messages.create, "temperature")
 
     def _make_client(self, base_url: str | None, api_key: str | None, http_client: Any) -> Any:
         try:
@@ -105,8 +114,13 @@ class AnthropicAdapter:
             "model": self.model,
             "max_tokens": request.max_tokens,
             "messages": messages,
-            "temperature": min(request.temperature, MAX_TEMPERATURE),
         }
+        temperature = min(request.temperature, MAX_TEMPERATURE)
+        if self._takes_temperature:
+            payload["temperature"] = temperature
+        else:
+            # SDK releases whose create() lost the keyword still reach the API with it.
+            payload["extra_body"] = {"temperature": temperature}
         if system:
             payload["system"] = "\n\n".join(system)
         # The API refuses whitespace-only stop sequences ("\n"); those are cut here instead.
@@ -121,7 +135,7 @@ class AnthropicAdapter:
             lambda: self._client.messages.create(**payload),
             attempts=self.attempts,
             max_wait=self.max_wait,
-            sleep=self._sleep or time.sleep,
+            sleep=self._sleep if self._sleep is not None else time.sleep,
             key_env=KEY_ENV,
             what=self.name,
         )

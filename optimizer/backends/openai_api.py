@@ -130,7 +130,7 @@ class OpenAIAdapter:
             fn,
             attempts=self.attempts,
             max_wait=self.max_wait,
-            sleep=self._sleep or time.sleep,
+            sleep=self._sleep if self._sleep is not None else time.sleep,
             key_env=KEY_ENV,
             what=self.name,
         )

@@ -3,7 +3,9 @@
 Forms:
     ``embedded`` (the default, SmolLM2-135M-Instruct), ``embedded:NAME`` (see ``apo models list``),
     ``hf:PATH`` (a local transformers causal-LM folder, a ``.gguf`` file, or a Hub name where
-    the Hub is reachable), ``fake:NAME`` (the scriptable fake, for tests and dry runs).
+    the Hub is reachable), ``openai:MODEL`` (the OpenAI API, or any OpenAI-compatible server
+    with a base URL), ``anthropic:MODEL`` (the Anthropic Messages API), ``fake:NAME`` (the
+    scriptable fake, for tests and dry runs).
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ from __future__ import annotations
 from optimizer.backends.base import Adapter
 from optimizer.errors import UsageError
 
-__all__ = ["DEFAULT_MODEL", "load_model", "parse_model"]
+__all__ = ["API_PROVIDERS", "DEFAULT_MODEL", "load_model", "parse_model"]
 
 DEFAULT_MODEL = "embedded"
 """The model used when none is named."""
 
-_FORMS = "embedded, embedded:NAME, hf:PATH_OR_NAME, fake:NAME"
+_FORMS = "embedded, embedded:NAME, hf:PATH_OR_NAME, openai:MODEL, anthropic:MODEL, fake:NAME"
+API_PROVIDERS = frozenset({"openai", "anthropic"})
+"""Providers reached over HTTP (one request per call, concurrency-limited)."""
 
 
 def parse_model(spec: str) -> tuple[str, str]:
@@ -31,18 +35,18 @@ def parse_model(spec: str) -> tuple[str, str]:
     provider, _, rest = spec.partition(":")
     if provider == "embedded":
         return provider, rest
-    if provider in {"hf", "fake"} and rest:
+    if provider in {"hf", "fake", *API_PROVIDERS} and rest:
         return provider, rest
-    if provider in {"openai", "anthropic"}:
-        raise UsageError(f"model {spec!r}: the {provider} provider is not available in this version; use one of: {_FORMS}")
     raise UsageError(f"unknown model {spec!r}; model strings look like: {_FORMS}")
 
 
-def load_model(spec: str) -> Adapter:
+def load_model(spec: str, *, base_url: str | None = None) -> Adapter:
     """Build (or reuse, for local models) the adapter for a model string.
 
     Args:
         spec: the model string.
+        base_url: for ``openai:`` models, an OpenAI-compatible server (default:
+            ``$OPENAI_BASE_URL``, else the OpenAI API).
 
     Returns:
         An adapter; local models are loaded once per process and shared.
@@ -52,6 +56,14 @@ def load_model(spec: str) -> Adapter:
         from optimizer.backends.fake import make_fake
 
         return make_fake(rest)
+    if provider == "openai":
+        from optimizer.backends.openai_api import OpenAIAdapter
+
+        return OpenAIAdapter(rest, base_url=base_url)
+    if provider == "anthropic":
+        from optimizer.backends.anthropic_api import AnthropicAdapter
+
+        return AnthropicAdapter(rest)
     from optimizer.backends.hf import load_hf
 
     if provider == "embedded":

@@ -1,0 +1,98 @@
+"""An APE job through the OpenAI adapter against an OpenAI-compatible HTTP server on 127.0.0.1.
+
+The server here is a small stdlib one answering like the fake model; it exercises the whole
+path (model string, base URL, one HTTP request per prompt, concurrency, accuracy-only scoring
+since the chat API gives no continuation log-probabilities).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from optimizer import optimize
+from optimizer.backends.fake import FakeModel, last_input
+
+FAKE = FakeModel("server", proposals=["Write the input in capital letters.", "Repeat the input.", "Say nothing."],
+                 answer=lambda p: last_input(p).upper() if "capital letters" in p.lower() else last_input(p))
+
+
+class Handler(BaseHTTPRequestHandler):
+    requests: list[dict] = []
+    lock = threading.Lock()
+    in_flight = 0
+    peak = 0
+
+    def log_message(self, *args):  # keep test output clean
+        pass
+
+    def do_POST(self):  # noqa: N802 (http.server's naming)
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        cls = type(self)
+        with cls.lock:
+            cls.requests.append(body)
+            cls.in_flight += 1
+            cls.peak = max(cls.peak, cls.in_flight)
+        try:
+            prompt = "\n".join(m["content"] for m in body["messages"])
+            from optimizer.types import GenerateRequest
+
+            text = FAKE.generate([GenerateRequest(prompt=prompt, stop=tuple(body.get("stop") or ()))])[0].text
+            reply = {"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": body["model"],
+                     "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                     "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": 3, "total_tokens": 3 + len(prompt.split())}}
+            data = json.dumps(reply).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        finally:
+            with cls.lock:
+                cls.in_flight -= 1
+
+
+@pytest.fixture
+def server():
+    Handler.requests = []
+    Handler.peak = 0
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}/v1"
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_ape_job_through_openai_adapter(server):
+    result = optimize("capitalize_words", target="openai:served", base_url=server, rounds=1, concurrency=3,
+                      dev_size=10, test_size=10)
+    assert result.status == "complete"
+    assert result.best.dev.lp is None  # no log-probabilities over the chat API: accuracy only
+    assert result.calls == len(Handler.requests)  # one HTTP request per prompt
+    assert all("n" not in r and "echo" not in r for r in Handler.requests)
+    assert 1 < Handler.peak <= 3
+
+
+def test_missing_key_is_a_usage_error_naming_the_variable(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
+    env["APO_RUNS_DIR"] = str(tmp_path)
+    out = subprocess.run([sys.executable, "-m", "optimizer", "optimize", "topic", "--target", "openai:gpt-4o-mini"],
+                         capture_output=True, text=True, env=env)
+    assert out.returncode == 2
+    assert "OPENAI_API_KEY" in out.stderr
+    assert not any(tmp_path.iterdir()), "a refused job must not leave a run folder"
+
+
+def test_logprob_scoring_is_refused_up_front_for_chat_apis(server, tmp_path):
+    from optimizer import CapabilityError
+
+    with pytest.raises(CapabilityError, match="--scoring accuracy"):
+        optimize("topic", target="openai:served", base_url=server, scoring="logprob", runs_dir=tmp_path / "runs")
+    assert not (tmp_path / "runs").exists() and not Handler.requests
