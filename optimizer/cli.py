@@ -53,9 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--variations", type=int, help="variations per top-k candidate each round (default: 3)")
     opt.add_argument("--dev-size", type=int, help="dev examples used for selection (default: 50)")
     opt.add_argument("--test-size", type=int, help="test examples in the final report (default: all)")
-    opt.add_argument("--budget-calls", type=int, help="most model calls, proposer and target together")
-    opt.add_argument("--budget-tokens", type=int, help="most prompt+generated tokens")
-    opt.add_argument("--budget-time", type=float, help="most seconds of search (the test evaluation still runs)")
+    opt.add_argument("--budget-calls", "--max-calls", type=int, help="most model calls, proposer and target together")
+    opt.add_argument("--budget-tokens", "--max-tokens", type=int, help="most prompt+generated tokens")
+    opt.add_argument("--budget-time", "--max-seconds", type=float,
+                     help="most seconds of search (the test evaluation still runs)")
     opt.add_argument("--seed", type=int, default=0, help="same seed, same model, same task: same result (default: 0)")
     opt.add_argument("--no-cache", action="store_true", help="do not use the on-disk response cache")
     opt.add_argument("--json", action="store_true", help="print result.json to stdout instead of a table")

@@ -164,3 +164,12 @@ def test_cache_stats_and_clear(tmp_path):
     cleared = run_cli("cache", "clear", env_extra=env)
     assert cleared.returncode == 0 and "deleted" in cleared.stdout and "deleted 0 " not in cleared.stdout
     assert "fake:upper" not in run_cli("cache", "stats", env_extra=env).stdout
+
+
+def test_max_calls_alias_caps_the_run(tmp_path):
+    env = {"APO_RUNS_DIR": str(tmp_path / "runs")}
+    out = run_cli("optimize", "topic", "--target", "fake:upper", "--max-calls", "25", "--no-cache", "--json",
+                  env_extra=env)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["status"] == "partial" and result["calls"] <= 25

@@ -7,6 +7,7 @@ since the chat API gives no continuation log-probabilities).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -25,6 +26,9 @@ FAKE = FakeModel("server", proposals=["Write the input in capital letters.", "Re
 
 class Handler(BaseHTTPRequestHandler):
     requests: list[dict] = []
+    headers_seen: list[dict] = []
+    faults = False
+    failed_once: set[bytes] = set()
     lock = threading.Lock()
     in_flight = 0
     peak = 0
@@ -33,13 +37,29 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def do_POST(self):  # noqa: N802 (http.server's naming)
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        raw = self.rfile.read(int(self.headers["Content-Length"]))
+        body = json.loads(raw)
         cls = type(self)
         with cls.lock:
             cls.requests.append(body)
+            cls.headers_seen.append(dict(self.headers))
             cls.in_flight += 1
             cls.peak = max(cls.peak, cls.in_flight)
+            digest = int(hashlib.sha256(raw).hexdigest(), 16)
+            fail = cls.faults and digest % 10 < 3 and raw not in cls.failed_once
+            if fail:
+                cls.failed_once.add(raw)
         try:
+            if fail:  # 30% of distinct requests fail once: 429 or 500, alternately by content
+                status = 429 if digest % 2 else 500
+                self.send_response(status)
+                self.send_header("Retry-After", "0")
+                self.send_header("Content-Type", "application/json")
+                error = json.dumps({"error": {"message": "injected", "type": "server_error"}}).encode()
+                self.send_header("Content-Length", str(len(error)))
+                self.end_headers()
+                self.wfile.write(error)
+                return
             prompt = "\n".join(m["content"] for m in body["messages"])
             from optimizer.types import GenerateRequest
 
@@ -60,8 +80,8 @@ class Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server():
-    Handler.requests = []
-    Handler.peak = 0
+    Handler.requests, Handler.headers_seen, Handler.failed_once = [], [], set()
+    Handler.peak, Handler.faults = 0, False
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
@@ -96,3 +116,30 @@ def test_logprob_scoring_is_refused_up_front_for_chat_apis(server, tmp_path):
     with pytest.raises(CapabilityError, match="--scoring accuracy"):
         optimize("topic", target="openai:served", base_url=server, scoring="logprob", runs_dir=tmp_path / "runs")
     assert not (tmp_path / "runs").exists() and not Handler.requests
+
+
+def test_injected_faults_leave_the_result_unchanged(server):
+    kwargs = dict(target="openai:served", base_url=server, rounds=1, concurrency=3, dev_size=10, test_size=10,
+                  cache=False)
+    clean = optimize("past_tense", **kwargs)
+    clean_requests = len(Handler.requests)
+    Handler.requests.clear()
+    Handler.faults = True
+    faulty = optimize("past_tense", **kwargs)
+    assert Handler.failed_once, "no fault was injected"
+    assert len(Handler.requests) == clean_requests + len(Handler.failed_once)
+    assert faulty.best == clean.best and faulty.baselines == clean.baselines
+    assert [c.text for c in faulty.candidates] == [c.text for c in clean.candidates]
+
+
+def test_api_key_never_reaches_disk(server, tmp_path, monkeypatch):
+    secret = "sk-test-SECRET-0123456789"
+    monkeypatch.setenv("OPENAI_API_KEY", secret)
+    result = optimize("topic", target="openai:served", base_url=server, rounds=0, dev_size=5, test_size=5,
+                      runs_dir=tmp_path / "runs")
+    assert any(secret in v for h in Handler.headers_seen for k, v in h.items() if k.lower() == "authorization"), \
+        "the key was not sent"
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), f"the API key was written to {path}"
+    assert result.status == "complete"
