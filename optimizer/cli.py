@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--budget-tokens", "--max-tokens", type=int, help="most prompt+generated tokens")
     opt.add_argument("--budget-time", "--max-seconds", type=float,
                      help="most seconds of search (the test evaluation still runs)")
+    opt.add_argument("--max-cost", type=float, help="most estimated US dollars over API calls (see --prices)")
+    opt.add_argument("--prices", help="JSON file of model prices {\"openai:MODEL\": [input, output]} in USD per "
+                                      "million tokens, overriding the built-in table (default: $APO_PRICES)")
     opt.add_argument("--seed", type=int, default=0, help="same seed, same model, same task: same result (default: 0)")
     opt.add_argument("--no-cache", action="store_true", help="do not use the on-disk response cache")
     opt.add_argument("--json", action="store_true", help="print result.json to stdout instead of a table")

@@ -36,6 +36,7 @@ def render_result(result: dict, console: Console = out) -> None:
     status = result["status"] + (f" ({result['stop_reason']})" if result.get("stop_reason") else "")
     t = result.get("timings", {})
     console.print(f"status: {status}   calls: {result['calls']}   tokens: {result['tokens']}   "
+                  f"cost: ${result.get('cost_usd', 0):.4f}   "
                   f"time: {t.get('total_s', 0):.1f}s   run: {result['run_dir']}", highlight=False)
     for p in rows:
         if p["name"] != "no_instruction":
@@ -55,7 +56,9 @@ def cmd_optimize(args: argparse.Namespace) -> int:
             proposer=args.proposer, template=args.template, scoring=args.scoring, seed=args.seed,
             base_url=args.base_url, concurrency=args.concurrency,
             cache=not args.no_cache, ape=APEConfig(**ape),
-            budget=Budget(max_calls=args.budget_calls, max_tokens=args.budget_tokens, max_seconds=args.budget_time),
+            budget=Budget(max_calls=args.budget_calls, max_tokens=args.budget_tokens, max_seconds=args.budget_time,
+                          max_cost=args.max_cost),
+            prices=args.prices,
             **extra,
         )
     except ValueError as exc:

@@ -20,6 +20,8 @@ class Budget(BaseModel):
     """Most prompt plus generated tokens, counted over provider calls."""
     max_seconds: float | None = Field(default=None, gt=0)
     """Wall-clock limit on the search; the final test evaluation still runs after it."""
+    max_cost: float | None = Field(default=None, gt=0)
+    """Most estimated US dollars over provider calls (needs a price for every API model)."""
 
 
 class APEConfig(BaseModel):
@@ -92,6 +94,8 @@ class RunConfig(BaseModel):
     """Use the on-disk response cache."""
     base_url: str | None = None
     """Base URL of an OpenAI-compatible server for ``openai:`` models (default: $OPENAI_BASE_URL)."""
+    prices: str | None = None
+    """JSON file of model prices overriding the built-in table (default: $APO_PRICES)."""
     concurrency: int = Field(default=4, ge=1)
     """Requests in flight at once per API provider, proposer and target together (local models batch instead)."""
     batch_size: int = Field(default=64, ge=1)

@@ -17,7 +17,8 @@ from optimizer.backends.cache import ResponseCache, request_key
 from optimizer.backends.client import Ledger, ModelClient, ProviderLimit, RoleUsage
 from optimizer.backends.registry import API_PROVIDERS, load_model, parse_model
 from optimizer.config import RunConfig
-from optimizer.errors import BudgetExceeded, CapabilityError
+from optimizer.backends.prices import load_prices, price_of
+from optimizer.errors import BudgetExceeded, CapabilityError, UsageError
 from optimizer.scoring import Evaluator, Journal, instruction_hash, summarize
 from optimizer.metrics import resolve_metric
 from optimizer.progress import Reporter
@@ -156,12 +157,17 @@ def _clients(config: RunConfig, ledger: Ledger) -> tuple[ModelClient, ModelClien
     cache = ResponseCache() if config.cache else None
     proposer_spec = config.proposer or config.target
     limits: dict[str, ProviderLimit] = {}
+    prices = load_prices(config.prices)
 
     def client(spec: str, role: str, adapter=None) -> ModelClient:
         provider = parse_model(spec)[0]
+        price = price_of(spec, prices)
+        if price is None and config.budget.max_cost is not None:
+            raise UsageError(f"--max-cost needs a price for {spec!r}; add it to a JSON price file "
+                             f'({{"{spec}": [input, output]}} dollars per million tokens) and pass --prices FILE')
         limit = limits.setdefault(provider, ProviderLimit(config.concurrency)) if provider in API_PROVIDERS else None
         adapter = adapter or load_model(spec, base_url=config.base_url)
-        return ModelClient(adapter, role, ledger, cache, limiter=limit)
+        return ModelClient(adapter, role, ledger, cache, limiter=limit, price=price)
 
     target = client(config.target, "target")
     same = proposer_spec == config.target
@@ -273,6 +279,7 @@ def _finish(ctx: SearchContext, none_score: DevScore, human: list[Candidate], st
         best=prompts[0] if best is not None else None,
         baselines=[p for p in prompts if p.name != "best"], human=human, candidates=ctx.ranked(),
         usage=ctx.ledger.snapshot(), calls=ctx.ledger.calls, tokens=ctx.ledger.tokens,
+        cost_usd=round(ctx.ledger.cost, 6),
     )
 
 

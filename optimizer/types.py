@@ -201,5 +201,7 @@ class RunResult(BaseModel):
     """Provider calls over every role."""
     tokens: int = 0
     """Prompt plus completion tokens over every role."""
+    cost_usd: float = 0.0
+    """Estimated dollars over every role (0 for local models)."""
     timings: dict[str, float] = {}
     """Seconds per phase (search, test, total)."""

@@ -143,3 +143,25 @@ def test_api_key_never_reaches_disk(server, tmp_path, monkeypatch):
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), f"the API key was written to {path}"
     assert result.status == "complete"
+
+
+def test_cost_is_booked_from_the_price_table_and_caps_the_run(server, tmp_path):
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"openai:served": [100.0, 400.0]}))
+    full = optimize("topic", target="openai:served", base_url=server, rounds=0, dev_size=5, test_size=5,
+                    prices=str(prices), cache=False)
+    usage = full.usage["target"]
+    expected = (usage["prompt_tokens"] * 100.0 + usage["completion_tokens"] * 400.0) / 1e6
+    assert usage["cost_usd"] == pytest.approx(expected) and full.cost_usd > 0
+    capped = optimize("topic", target="openai:served", base_url=server, rounds=0, dev_size=5, test_size=5,
+                      prices=str(prices), cache=False, budget={"max_cost": full.cost_usd / 4})
+    assert capped.status == "partial" and "cost" in capped.stop_reason
+    assert capped.cost_usd < full.cost_usd
+
+
+def test_max_cost_without_a_price_is_refused(server):
+    from optimizer import UsageError
+
+    with pytest.raises(UsageError, match="--prices"):
+        optimize("topic", target="openai:served", base_url=server, budget={"max_cost": 1.0})
+    assert not Handler.requests

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from optimizer.backends.base import LOGPROB, Adapter
 from optimizer.backends.cache import ResponseCache, request_key
+from optimizer.backends.prices import cost
 from optimizer.config import Budget
 from optimizer.errors import BudgetExceeded, CapabilityError
 from optimizer.types import GenerateRequest, Generation, LogprobRequest, LogprobResult
@@ -34,6 +35,8 @@ class RoleUsage(BaseModel):
     """Generated tokens over provider calls."""
     seconds: float = 0.0
     """Time spent waiting for the provider."""
+    cost_usd: float = 0.0
+    """Estimated dollars over provider calls (0 for local models)."""
 
     def add(self, other: "RoleUsage") -> None:
         """Add another usage record into this one."""
@@ -71,6 +74,11 @@ class Ledger:
         return sum(r.prompt_tokens + r.completion_tokens for r in self.roles.values())
 
     @property
+    def cost(self) -> float:
+        """Estimated dollars over every role."""
+        return sum(r.cost_usd for r in self.roles.values())
+
+    @property
     def elapsed(self) -> float:
         """Seconds of search so far, including earlier sessions of a resumed run."""
         return self.elapsed_before + time.monotonic() - self.started
@@ -82,6 +90,8 @@ class Ledger:
             raise BudgetExceeded("calls", self.calls, b.max_calls)
         if b.max_tokens is not None and self.tokens >= b.max_tokens:
             raise BudgetExceeded("tokens", self.tokens, b.max_tokens)
+        if b.max_cost is not None and self.cost >= b.max_cost:
+            raise BudgetExceeded("cost (USD)", round(self.cost, 6), b.max_cost)
         if self.enforce_time and b.max_seconds is not None and self.elapsed >= b.max_seconds:
             raise BudgetExceeded("seconds", round(self.elapsed, 1), b.max_seconds)
 
@@ -123,11 +133,13 @@ class ModelClient:
             target alike); with it, uncached requests are sent one per call from up to
             ``limiter.size`` threads at once. Without it the whole batch goes to the adapter in one call (local
             models batch on their own).
+        price: (input, output) dollars per million tokens, for the cost estimate.
     """
 
     def __init__(self, adapter: Adapter, role: str, ledger: Ledger, cache: ResponseCache | None = None,
-                 limiter: ProviderLimit | None = None) -> None:
+                 limiter: ProviderLimit | None = None, price: tuple[float, float] | None = None) -> None:
         self.adapter = adapter
+        self.price = price
         self.role = role
         self.ledger = ledger
         self.cache = cache
@@ -181,6 +193,7 @@ class ModelClient:
                 results[i] = result
                 usage.prompt_tokens += result.prompt_tokens
                 usage.completion_tokens += getattr(result, "completion_tokens", 0)
+                usage.cost_usd += cost(self.price, result.prompt_tokens, getattr(result, "completion_tokens", 0))
                 rows.append((keys[i], self.name, kind, result.model_dump(exclude={"cached"})))
             if self.cache:
                 self.cache.put_many(rows)
