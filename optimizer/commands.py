@@ -71,8 +71,9 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({**est.model_dump(), "calls": est.calls}, indent=2))
             return 0
+        spend = "unknown cost (no price for this model; see --prices)" if est.cost_usd is None else f"about ${est.cost_usd:.4f}"
         out.print(f"at most {est.calls} model calls ({est.proposer_calls} proposer, {est.target_calls} target), "
-                  f"about {est.tokens:,} tokens", highlight=False)
+                  f"about {est.tokens:,} tokens, {spend}", highlight=False)
         for phase, n in est.pairs.items():
             out.print(f"  {phase}: up to {n} (instruction, example) pairs", highlight=False)
         return 0

@@ -10,6 +10,7 @@ import math
 
 from pydantic import BaseModel
 
+from optimizer.backends.prices import cost, load_prices, price_of
 from optimizer.config import RunConfig
 from optimizer.tasks import Task
 from optimizer.templates import execution_template, forward_prompt
@@ -30,6 +31,8 @@ class Estimate(BaseModel):
     """Prompt plus generated tokens, approximately."""
     pairs: dict[str, int]
     """(instruction, example) pairs scored per phase (at most)."""
+    cost_usd: float | None = None
+    """Estimated dollars from the price table (None when a model has no known price)."""
 
     @property
     def calls(self) -> int:
@@ -89,8 +92,17 @@ def estimate(config: RunConfig, task: Task) -> Estimate:
 
     template = execution_template(task, shots=config.shots, style=config.template, seed=config.seed)
     sample = task.dev[0] if task.dev else task.train[0]
-    pair_tokens = len(template.context("x" * 60, sample)) // CHARS_PER_TOKEN + task.max_output_tokens
+    pair_in = len(template.context("x" * 60, sample)) // CHARS_PER_TOKEN
+    pair_out = task.max_output_tokens
     demos = task.train[: ape.demos_per_proposal]
-    proposal_tokens = len(forward_prompt(demos, "completion", seed=0, sample_index=0, temperature=0).prompt or "") // CHARS_PER_TOKEN + 48
-    tokens = target_calls * pair_tokens + proposer_calls * proposal_tokens
-    return Estimate(proposer_calls=proposer_calls, target_calls=target_calls, tokens=tokens, pairs=pairs)
+    proposal_in = len(forward_prompt(demos, "completion", seed=0, sample_index=0, temperature=0).prompt or "") // CHARS_PER_TOKEN
+    proposal_out = 48
+    tokens = target_calls * (pair_in + pair_out) + proposer_calls * (proposal_in + proposal_out)
+    prices = load_prices(config.prices)
+    target_price = price_of(config.target, prices)
+    proposer_price = price_of(config.proposer or config.target, prices)
+    usd = None
+    if target_price is not None and proposer_price is not None:
+        usd = round(cost(target_price, target_calls * pair_in, target_calls * pair_out)
+                    + cost(proposer_price, proposer_calls * proposal_in, proposer_calls * proposal_out), 6)
+    return Estimate(proposer_calls=proposer_calls, target_calls=target_calls, tokens=tokens, pairs=pairs, cost_usd=usd)

@@ -53,7 +53,7 @@ class RichReporter(Reporter):
         if self.evaluator is None:
             return ""
         ledger = self.evaluator.client.ledger
-        return f"calls {ledger.calls}  tokens {ledger.tokens}"
+        return f"calls {ledger.calls}  tokens {ledger.tokens}  ${ledger.cost:.4f}"
 
     def started(self, run_id: str, run_dir: str, resumed: bool) -> None:
         verb = "resuming" if resumed else "run"

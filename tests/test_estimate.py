@@ -36,3 +36,12 @@ def test_dry_run_cli_makes_no_run(tmp_path):
     data = json.loads(out.stdout)
     assert data["calls"] == data["proposer_calls"] + data["target_calls"] > 0
     assert not (tmp_path / "runs").exists()
+
+
+def test_dry_run_prices_api_models_and_not_local_ones():
+    local = estimate(RunConfig(task="topic", target="fake:upper"), load_task("topic"))
+    assert local.cost_usd == 0.0
+    api = estimate(RunConfig(task="topic", target="openai:gpt-4o-mini"), load_task("topic"))
+    assert api.cost_usd is not None and 0 < api.cost_usd < 1.0
+    unknown = estimate(RunConfig(task="topic", target="openai:some-private-model"), load_task("topic"))
+    assert unknown.cost_usd is None
