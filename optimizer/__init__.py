@@ -16,7 +16,7 @@ from optimizer.errors import ApoError, BudgetExceeded, CapabilityError, ModelUna
 from optimizer.tasks import Task, list_tasks, load_task
 from optimizer.types import Candidate, DevScore, Example, RunResult, ScoredPrompt
 
-__all__ = sorted([
+__all__ = [
     "APEConfig",
     "ApoError",
     "Budget",
@@ -40,7 +40,7 @@ __all__ = sorted([
     "optimize",
     "register_fake",
     "resume",
-])
+]
 
 
 def resume(run_id: str, *, runs_dir=None, progress: bool = False) -> RunResult:

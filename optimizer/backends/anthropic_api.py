@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import inspect
 import os
-import time
 from collections.abc import Callable
 from typing import Any
 
 from optimizer.backends.base import CHAT, GENERATE
 from optimizer.backends.openai_api import cut_at_stop
-from optimizer.backends.retry import ProviderError, call_with_retries
+from optimizer.backends.retry import ProviderError, RetryingCaller
 from optimizer.errors import CapabilityError, ModelUnavailable, UsageError
 from optimizer.types import GenerateRequest, Generation, LogprobRequest, LogprobResult
 
@@ -78,9 +77,7 @@ class AnthropicAdapter:
         self.model = model
         self.name = f"anthropic:{model}"
         self.capabilities = frozenset({GENERATE, CHAT})
-        self.attempts = attempts
-        self.max_wait = max_wait
-        self._sleep = sleep
+        self._call = RetryingCaller(self.name, KEY_ENV, attempts, max_wait, sleep)
         self._client = client if client is not None else self._make_client(base_url, api_key, http_client)
         self._takes_temperature = _accepts(self._client.messages.create, "temperature")
 
@@ -131,14 +128,7 @@ class AnthropicAdapter:
 
     def _one(self, request: GenerateRequest) -> Generation:
         payload = self._payload(request)
-        response = call_with_retries(
-            lambda: self._client.messages.create(**payload),
-            attempts=self.attempts,
-            max_wait=self.max_wait,
-            sleep=self._sleep if self._sleep is not None else time.sleep,
-            key_env=KEY_ENV,
-            what=self.name,
-        )
+        response = self._call(lambda: self._client.messages.create(**payload))
         try:
             text = "".join(block.text for block in response.content if getattr(block, "type", None) == "text")
         except (AttributeError, TypeError) as exc:

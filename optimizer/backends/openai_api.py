@@ -16,12 +16,11 @@ Example:
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from optimizer.backends.base import CHAT, GENERATE
-from optimizer.backends.retry import ProviderError, call_with_retries
+from optimizer.backends.retry import ProviderError, RetryingCaller
 from optimizer.errors import CapabilityError, ModelUnavailable, UsageError
 from optimizer.types import GenerateRequest, Generation, LogprobRequest, LogprobResult
 
@@ -105,9 +104,7 @@ class OpenAIAdapter:
         self.mode = mode
         self.name = f"openai:{model}"
         self.capabilities = frozenset({GENERATE, CHAT} if mode == "chat" else {GENERATE})
-        self.attempts = attempts
-        self.max_wait = max_wait
-        self._sleep = sleep
+        self._call = RetryingCaller(self.name, KEY_ENV, attempts, max_wait, sleep)
         self._client = client if client is not None else self._make_client(base_url, api_key, http_client)
 
     def _make_client(self, base_url: str | None, api_key: str | None, http_client: Any) -> Any:
@@ -124,16 +121,6 @@ class OpenAIAdapter:
                 )
             key = DUMMY_KEY
         return openai.OpenAI(api_key=key, base_url=url, max_retries=0, http_client=http_client)
-
-    def _call(self, fn: Callable[[], Any]) -> Any:
-        return call_with_retries(
-            fn,
-            attempts=self.attempts,
-            max_wait=self.max_wait,
-            sleep=self._sleep if self._sleep is not None else time.sleep,
-            key_env=KEY_ENV,
-            what=self.name,
-        )
 
     def _options(self, request: GenerateRequest) -> dict[str, Any]:
         options: dict[str, Any] = {

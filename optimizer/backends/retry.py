@@ -35,6 +35,7 @@ __all__ = [
     "AuthError",
     "ProviderError",
     "RETRYABLE_STATUS",
+    "RetryingCaller",
     "call_with_retries",
     "is_retryable",
     "retry_after",
@@ -215,3 +216,29 @@ def call_with_retries(
         if code is not None or "APIError" in names:
             raise ProviderError(f"{what}: {_describe(exc)}", code) from exc
         raise
+
+
+class RetryingCaller:
+    """What every HTTP adapter shares: its retry settings and one way to call through them.
+
+    Args:
+        name: the adapter's model id, used in messages.
+        key_env: the environment variable that holds its API key.
+        attempts: the most calls per request, retries included.
+        max_wait: the longest wait between retries, in seconds.
+        sleep: the function that waits between retries (default ``time.sleep``).
+    """
+
+    def __init__(self, name: str, key_env: str, attempts: int = 6, max_wait: float = 60,
+                 sleep: Callable[[float], None] | None = None) -> None:
+        self.name = name
+        self.key_env = key_env
+        self.attempts = attempts
+        self.max_wait = max_wait
+        self.sleep = sleep
+
+    def __call__(self, fn: Callable[[], T]) -> T:
+        """Call ``fn`` under the retry policy of :func:`call_with_retries`."""
+        return call_with_retries(fn, attempts=self.attempts, max_wait=self.max_wait,
+                                 sleep=self.sleep if self.sleep is not None else time.sleep,
+                                 key_env=self.key_env, what=self.name)
