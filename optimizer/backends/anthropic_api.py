@@ -13,13 +13,12 @@ Example:
 from __future__ import annotations
 
 import inspect
-import os
 from collections.abc import Callable
 from typing import Any
 
 from optimizer.backends.base import CHAT, GENERATE
 from optimizer.backends.openai_api import cut_at_stop
-from optimizer.backends.retry import ProviderError, RetryingCaller
+from optimizer.backends.retry import ProviderError, RetryingCaller, credentials
 from optimizer.errors import CapabilityError, ModelUnavailable, UsageError
 from optimizer.types import GenerateRequest, Generation, LogprobRequest, LogprobResult
 
@@ -29,8 +28,6 @@ KEY_ENV = "ANTHROPIC_API_KEY"
 """The environment variable holding the Anthropic API key."""
 BASE_URL_ENV = "ANTHROPIC_BASE_URL"
 """The environment variable naming another Messages API endpoint."""
-DUMMY_KEY = "not-needed"
-"""The key sent to a custom endpoint when none is given."""
 MAX_TEMPERATURE = 1.0
 """Anthropic accepts temperatures from 0 to 1; higher ones are clamped."""
 
@@ -86,12 +83,7 @@ class AnthropicAdapter:
             import anthropic
         except ImportError as exc:  # pragma: no cover - anthropic is a declared dependency
             raise ModelUnavailable(f"{self.name} needs the anthropic package: pip install anthropic") from exc
-        url = base_url or os.environ.get(BASE_URL_ENV) or None
-        key = api_key or os.environ.get(KEY_ENV) or None
-        if key is None:
-            if url is None:
-                raise UsageError(f"{self.name}: no Anthropic API key; set {KEY_ENV}")
-            key = DUMMY_KEY
+        key, url = credentials(self.name, KEY_ENV, BASE_URL_ENV, api_key, base_url)
         return anthropic.Anthropic(api_key=key, base_url=url, max_retries=0, http_client=http_client)
 
     def _payload(self, request: GenerateRequest) -> dict[str, Any]:

@@ -15,12 +15,11 @@ Example:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from optimizer.backends.base import CHAT, GENERATE
-from optimizer.backends.retry import ProviderError, RetryingCaller
+from optimizer.backends.retry import ProviderError, RetryingCaller, credentials
 from optimizer.errors import CapabilityError, ModelUnavailable, UsageError
 from optimizer.types import GenerateRequest, Generation, LogprobRequest, LogprobResult
 
@@ -30,8 +29,6 @@ KEY_ENV = "OPENAI_API_KEY"
 """The environment variable holding the OpenAI API key."""
 BASE_URL_ENV = "OPENAI_BASE_URL"
 """The environment variable naming an OpenAI-compatible endpoint."""
-DUMMY_KEY = "not-needed"
-"""The key sent to a custom endpoint when none is given (local servers ignore it)."""
 
 
 def cut_at_stop(text: str, stop: Sequence[str]) -> str:
@@ -112,14 +109,8 @@ class OpenAIAdapter:
             import openai
         except ImportError as exc:  # pragma: no cover - openai is a declared dependency
             raise ModelUnavailable(f"{self.name} needs the openai package: pip install openai") from exc
-        url = base_url or os.environ.get(BASE_URL_ENV) or None
-        key = api_key or os.environ.get(KEY_ENV) or None
-        if key is None:
-            if url is None:
-                raise UsageError(
-                    f"{self.name}: no OpenAI API key; set {KEY_ENV} (or pass base_url for an OpenAI-compatible server)"
-                )
-            key = DUMMY_KEY
+        key, url = credentials(self.name, KEY_ENV, BASE_URL_ENV, api_key, base_url,
+                               " (or pass a base URL for an OpenAI-compatible server)")
         return openai.OpenAI(api_key=key, base_url=url, max_retries=0, http_client=http_client)
 
     def _options(self, request: GenerateRequest) -> dict[str, Any]:

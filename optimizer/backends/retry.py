@@ -37,6 +37,7 @@ __all__ = [
     "RETRYABLE_STATUS",
     "RetryingCaller",
     "call_with_retries",
+    "credentials",
     "is_retryable",
     "retry_after",
     "status_code",
@@ -242,3 +243,33 @@ class RetryingCaller:
         return call_with_retries(fn, attempts=self.attempts, max_wait=self.max_wait,
                                  sleep=self.sleep if self.sleep is not None else time.sleep,
                                  key_env=self.key_env, what=self.name)
+
+
+def credentials(name: str, key_env: str, url_env: str, api_key: str | None, base_url: str | None,
+                hint: str = "") -> tuple[str, str | None]:
+    """The (key, base URL) an HTTP adapter connects with.
+
+    Args:
+        name: the adapter's model id, for messages.
+        key_env: the variable holding the key (e.g. OPENAI_API_KEY).
+        url_env: the variable holding a base URL (e.g. OPENAI_BASE_URL).
+        api_key: a key passed in code (wins over the variable).
+        base_url: a base URL passed in code (wins over the variable).
+        hint: appended to the missing-key message.
+
+    Returns:
+        The key (a placeholder for a custom server that needs none) and the URL (None: the
+        provider's own endpoint).
+
+    Raises:
+        UsageError: no key for the provider's own endpoint.
+    """
+    import os
+
+    url = base_url or os.environ.get(url_env) or None
+    key = api_key or os.environ.get(key_env) or None
+    if key is None:
+        if url is None:
+            raise UsageError(f"{name}: no API key; set {key_env}{hint}")
+        key = "not-needed"
+    return key, url
