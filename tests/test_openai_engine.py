@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -51,6 +52,7 @@ class Handler(BaseHTTPRequestHandler):
                 cls.failed_once.add(raw)
         try:
             if fail:  # 30% of distinct requests fail once: 429 or 500, alternately by content
+                self._leave()
                 status = 429 if digest % 2 else 500
                 self.send_response(status)
                 self.send_header("Retry-After", "0")
@@ -60,6 +62,7 @@ class Handler(BaseHTTPRequestHandler):
                 self.end_headers()
                 self.wfile.write(error)
                 return
+            time.sleep(0.01)  # long enough for concurrent requests to overlap here
             prompt = "\n".join(m["content"] for m in body["messages"])
             from optimizer.types import GenerateRequest
 
@@ -68,13 +71,20 @@ class Handler(BaseHTTPRequestHandler):
                      "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
                      "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": 3, "total_tokens": 3 + len(prompt.split())}}
             data = json.dumps(reply).encode()
+            self._leave()  # before replying: the client may send its next request as soon as it has the reply
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
         finally:
-            with cls.lock:
+            self._leave()
+
+    def _leave(self):
+        cls = type(self)
+        with cls.lock:
+            if not getattr(self, "_left", False):
+                self._left = True
                 cls.in_flight -= 1
 
 
