@@ -37,10 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
                                      "against the no-instruction and human baselines.")
     _add_task_args(opt)
     opt.add_argument("--searcher", default="ape", choices=["ape"], help="search strategy (default: ape)")
-    opt.add_argument("--target", default="embedded", help="model that runs the prompts (default: embedded = SmolLM2-135M-Instruct; also embedded:NAME, hf:PATH, openai:MODEL, anthropic:MODEL, fake:NAME)")
+    opt.add_argument("--target", default="embedded", help="model that runs the prompts (default: embedded = SmolLM2-135M-Instruct; also embedded:NAME, hf:PATH, openai:MODEL, openai-completions:MODEL, anthropic:MODEL, fake:NAME)")
     opt.add_argument("--proposer", help="model that writes instructions (default: the target)")
     opt.add_argument("--base-url", help="OpenAI-compatible server for openai:MODEL (default: $OPENAI_BASE_URL)")
     opt.add_argument("--concurrency", type=int, default=4, help="requests in flight per API provider (default: 4)")
+    opt.add_argument("--request-timeout", type=float, default=120.0,
+                     help="seconds to wait for one API response before retrying it (default: 120)")
     opt.add_argument("--metric", help="override the task's metric (exact_match, normalized_match, contains, f1, label, numeric)")
     opt.add_argument("--shots", type=int, help="demonstrations in the execution template (default: the task's)")
     opt.add_argument("--template", choices=["completion", "chat"], default="completion", help="execution template style")

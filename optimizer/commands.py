@@ -54,7 +54,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         config = RunConfig(
             task=args.task, data_dir=args.data_dir, searcher=args.searcher, target=args.target,
             proposer=args.proposer, template=args.template, scoring=args.scoring, seed=args.seed,
-            base_url=args.base_url, concurrency=args.concurrency,
+            base_url=args.base_url, concurrency=args.concurrency, request_timeout=args.request_timeout,
             cache=not args.no_cache, ape=APEConfig(**ape),
             budget=Budget(max_calls=args.budget_calls, max_tokens=args.budget_tokens, max_seconds=args.budget_time,
                           max_cost=args.max_cost),

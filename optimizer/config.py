@@ -94,6 +94,8 @@ class RunConfig(BaseModel):
     """Use the on-disk response cache."""
     base_url: str | None = None
     """Base URL of an OpenAI-compatible server for ``openai:`` models (default: $OPENAI_BASE_URL)."""
+    request_timeout: float = Field(default=120.0, gt=0)
+    """Seconds to wait for one API response; a request that takes longer is retried like a 5xx."""
     prices: str | None = None
     """JSON file of model prices overriding the built-in table (default: $APO_PRICES)."""
     concurrency: int = Field(default=4, ge=1)

@@ -55,7 +55,7 @@ class SearchContext:
         self.template = execution_template(task, shots=config.shots, style=config.template, seed=config.seed)
         self.evaluator = Evaluator(target, self.template, resolve_metric(metric or config.metric or task.metric, task.labels),
                                    journal, self.record, batch_size=config.batch_size)
-        self.want_lp = config.scoring == "logprob" or (config.tiebreak_logprob and target.supports(LOGPROB))
+        self.want_lp = config.scoring == "logprob" or (config.tiebreak_logprob and _lp_is_cheap(config, target))
         style = config.ape.proposal_style
         self.proposal_style = ("chat" if proposer.supports(CHAT) else "completion") if style == "auto" else style
 
@@ -147,6 +147,16 @@ class SearchContext:
         return sorted(self.candidates.values(), key=lambda c: (c.dev.n, *self.rank_key(c.dev)), reverse=True)
 
 
+def _lp_is_cheap(config: RunConfig, target: ModelClient) -> bool:
+    """Whether gold log-probabilities come for free enough to compute when not asked for.
+
+    Local models score them in one forward pass. API models offer them only as an extra,
+    billed greedy generation per example, so there they are computed only under
+    ``--scoring logprob``.
+    """
+    return target.supports(LOGPROB) and parse_model(config.target)[0] not in API_PROVIDERS
+
+
 def _searcher(config: RunConfig):
     if config.searcher == "ape":
         return APESearch(config.ape)
@@ -166,7 +176,7 @@ def _clients(config: RunConfig, ledger: Ledger) -> tuple[ModelClient, ModelClien
             raise UsageError(f"--max-cost needs a price for {spec!r}; add it to a JSON price file "
                              f'({{"{spec}": [input, output]}} dollars per million tokens) and pass --prices FILE')
         limit = limits.setdefault(provider, ProviderLimit(config.concurrency)) if provider in API_PROVIDERS else None
-        adapter = adapter or load_model(spec, base_url=config.base_url)
+        adapter = adapter or load_model(spec, base_url=config.base_url, timeout=config.request_timeout)
         return ModelClient(adapter, role, ledger, cache, limiter=limit, price=price)
 
     target = client(config.target, "target")
@@ -263,7 +273,7 @@ def _finish(ctx: SearchContext, none_score: DevScore, human: list[Candidate], st
     try:
         reporter.status(f"scoring {len(prompts)} prompts on {len(test)} test examples")
         raw = ctx.evaluator.score([p.text for p in prompts], test, "test", accuracy=True,
-                                  logprob=ctx.target.supports(LOGPROB))
+                                  logprob=ctx.config.scoring == "logprob" or _lp_is_cheap(ctx.config, ctx.target))
         for p in prompts:
             records = [raw[p.text][ex.id] for ex in test]
             p.test = summarize(raw[p.text])

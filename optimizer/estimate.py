@@ -10,6 +10,7 @@ import math
 
 from pydantic import BaseModel
 
+from optimizer.backends.registry import API_PROVIDERS, parse_model
 from optimizer.backends.prices import cost, load_prices, price_of
 from optimizer.config import RunConfig
 from optimizer.tasks import Task
@@ -83,11 +84,11 @@ def estimate(config: RunConfig, task: Task) -> Estimate:
         "refinement": ape.rounds * race_cost(ape.top_k + new_per_round, dev, ape.race_min_examples, ape.race_eta),
         "test": 3 * test,
     }
-    local = config.target.split(":", 1)[0] in {"embedded", "hf", "fake"}
+    local = parse_model(config.target)[0] not in API_PROVIDERS
     lp = config.scoring == "logprob" or (config.tiebreak_logprob and local)
     per_pair = (1 if config.scoring == "accuracy" else 0) + (1 if lp else 0)
     dev_pairs = sum(v for k, v in pairs.items() if k != "test")
-    target_calls = dev_pairs * per_pair + pairs["test"] * (1 + (1 if local else 0))
+    target_calls = dev_pairs * per_pair + pairs["test"] * (1 + (1 if local or config.scoring == "logprob" else 0))
     proposer_calls = ape.candidates + ape.rounds * new_per_round
 
     template = execution_template(task, shots=config.shots, style=config.template, seed=config.seed)

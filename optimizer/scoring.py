@@ -33,6 +33,8 @@ class ScoreRecord:
     """Metric score of the generated answer, or None when not computed."""
     lp: float | None = None
     """Log-probability of the gold output, or None when not computed."""
+    lp_exact: bool | None = None
+    """False when ``lp`` is only an upper bound (see LogprobResult.exact); None when exact."""
     output: str | None = None
     """The generated answer (first line)."""
     error: str | None = None
@@ -51,7 +53,8 @@ class Journal:
         for e in events:
             if e.get("type") == "score":
                 rec = self.scores.setdefault((e["split"], e["ih"], e["ex"]), ScoreRecord())
-                for field, name in (("acc", "acc"), ("lp", "lp"), ("out", "output"), ("error", "error")):
+                for field, name in (("acc", "acc"), ("lp", "lp"), ("lp_exact", "lp_exact"), ("out", "output"),
+                                    ("error", "error")):
                     if field in e:
                         setattr(rec, name, e[field])
             elif e.get("type") == "proposal":
@@ -133,7 +136,7 @@ class Evaluator:
         for name, value in fields.items():
             setattr(rec, name, value)
         event = {"type": "score", "split": split, "ih": key[1], "ex": ex.id}
-        event.update({"out" if k == "output" else k: v for k, v in fields.items() if v is not None or k != "error"})
+        event.update({"out" if k == "output" else k: v for k, v in fields.items() if v is not None or k not in ("error", "lp_exact")})
         return event
 
     def _run_gen(self, chunk: list[tuple[str, Example]], split: str) -> None:
@@ -152,7 +155,8 @@ class Evaluator:
 
     def _run_lp(self, chunk: list[tuple[str, Example]], split: str) -> None:
         results = self.client.logprob([self.template.logprob_request(t, ex) for t, ex in chunk])
-        events = [self._store(split, t, ex, lp=r.logprob) for (t, ex), r in zip(chunk, results)]
+        events = [self._store(split, t, ex, lp=r.logprob, lp_exact=None if r.exact else False)
+                  for (t, ex), r in zip(chunk, results)]
         self.record(*events)
         if self.on_scored:
             self.on_scored(len(chunk))

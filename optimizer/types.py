@@ -113,6 +113,9 @@ class LogprobResult(BaseModel):
     """Number of continuation tokens."""
     is_greedy: bool = False
     """Whether greedy decoding would have produced exactly the continuation."""
+    exact: bool = True
+    """False when the provider could only bound the value from above (API models scored from
+    generated-token log-probabilities whose path leaves the continuation early)."""
     prompt_tokens: int = 0
     """Tokens processed (context plus continuation)."""
     cached: bool = False

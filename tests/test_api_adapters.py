@@ -13,7 +13,7 @@ except ImportError:  # the SDKs may ship on the httpx2 fork
 
 from optimizer.backends.anthropic_api import AnthropicAdapter
 from optimizer.backends.base import CHAT, GENERATE, LOGPROB
-from optimizer.backends.openai_api import OpenAIAdapter, cut_at_stop
+from optimizer.backends.openai_api import OpenAIAdapter, TokenStep, cut_at_stop, follow_continuation
 from optimizer.backends.retry import AuthError, ProviderError, call_with_retries, is_retryable, retry_after
 from optimizer.errors import ApoError, CapabilityError, UsageError
 from optimizer.types import GenerateRequest, LogprobRequest, Message
@@ -123,7 +123,7 @@ def test_openai_chat_success_payloads():
     server = Server(ok(chat_body("Paris. Next question")))
     model = openai_adapter(server)
     assert model.name == "openai:gpt-4o-mini"
-    assert model.capabilities == {GENERATE, CHAT} and LOGPROB not in model.capabilities
+    assert model.capabilities == {GENERATE, CHAT, LOGPROB}
     requests = [
         GenerateRequest(prompt="Capital of France?", max_tokens=16, temperature=0.7, stop=(".", "\n"), seed=3),
         GenerateRequest(
@@ -255,9 +255,61 @@ def test_openai_keys():
     assert local._client.api_key == "not-needed"
 
 
-def test_openai_logprob_refused():
-    model = openai_adapter(Server(ok(chat_body())))
-    with pytest.raises(CapabilityError, match="--scoring accuracy"):
+def chat_logprobs_body(steps: list[tuple[str, float, list[tuple[str, float]]]]) -> dict:
+    """A chat completion with ``logprobs.content`` as OpenAI returns it (bytes included)."""
+    body = chat_body("".join(t for t, _, _ in steps))
+    entry = lambda t, lp: {"token": t, "logprob": lp, "bytes": list(t.encode())}  # noqa: E731
+    body["choices"][0]["logprobs"] = {
+        "content": [{**entry(t, lp), "top_logprobs": [entry(a, alp) for a, alp in alts]} for t, lp, alts in steps],
+        "refusal": None,
+    }
+    return body
+
+
+def test_follow_continuation_cases():
+    steps = [TokenStep("Par", -0.5, (("Par", -0.5), ("Lon", -2.0))), TokenStep("is", -0.25, (("is", -0.25),)),
+             TokenStep(".", -1.0, ((".", -1.0), ("!", -3.0)))]
+    assert follow_continuation("Paris", steps) == (-0.75, 2, True, True)  # on the greedy path
+    assert follow_continuation("Paris!", steps) == (-3.75, 3, True, False)  # leaves it at its last token
+    # leaves the path early: an upper bound (matched tokens plus the least likely alternative listed)
+    assert follow_continuation("London", steps) == (-2.0, 1, False, False)
+    assert follow_continuation("Rome", steps) == (-2.0, 1, False, False)
+    assert follow_continuation("Paris. And more", steps)[2] is False  # generation ended first
+    assert follow_continuation("", steps) == (0.0, 0, True, True)
+
+
+def test_openai_chat_logprob_payload_and_exact_value():
+    server = Server(ok(chat_logprobs_body([("Par", -0.5, [("Par", -0.5), ("Ber", -1.5)]), ("is", -0.25, [("is", -0.25)]),
+                                           ("<|im_end|>", -0.1, [])])),
+                    ok(chat_logprobs_body([("Ber", -0.2, [("Ber", -0.2), ("Par", -1.9)]), ("lin", -0.3, [])])))
+    model = openai_adapter(server)
+    first, second = model.logprob([LogprobRequest(context="Capital of France?\nA:", continuation=" Paris"),
+                                   LogprobRequest(context="Capital of France?\nA:", continuation=" Paris")])
+    payload = server.payloads[0]
+    assert payload["messages"] == [{"role": "user", "content": "Capital of France?\nA:"}]
+    assert payload["logprobs"] is True and payload["top_logprobs"] == 20 and payload["temperature"] == 0.0
+    assert "echo" not in payload and "n" not in payload
+    assert (first.logprob, first.n_tokens, first.exact, first.is_greedy) == (-0.75, 2, True, True)
+    assert first.prompt_tokens == 14
+    # the model preferred "Berlin": "Par" is an alternative, then the path is lost
+    assert (second.logprob, second.exact, second.is_greedy) == (-1.9, False, False)
+
+
+def test_openai_completions_logprob():
+    body = completion_body(" Paris")
+    body["choices"][0]["logprobs"] = {"tokens": [" Par", "is"], "token_logprobs": [-0.5, -0.25],
+                                      "top_logprobs": [{" Par": -0.5, " Lon": -1.0}, {"is": -0.25}], "text_offset": [0, 4]}
+    server = Server(ok(body))
+    [result] = openai_adapter(server, mode="completions").logprob([LogprobRequest(context="A:", continuation=" Paris")])
+    assert server.requests[0].url.path == "/v1/completions"
+    assert server.payloads[0]["logprobs"] == 5 and server.payloads[0]["prompt"] == "A:"
+    assert "echo" not in server.payloads[0]
+    assert (result.logprob, result.n_tokens, result.exact) == (-0.75, 2, True)
+
+
+def test_openai_logprob_refused_when_server_returns_none():
+    model = openai_adapter(Server(ok(chat_body())))  # a server that ignores logprobs=true
+    with pytest.raises(CapabilityError, match="returned no log-probabilities.*--scoring accuracy"):
         model.logprob([LogprobRequest(context="a", continuation="b")])
 
 

@@ -78,3 +78,34 @@ def test_ape_job_against_llama_cpp_server(llama_server, tmp_path):
     assert any(e["type"] == "proposal" and e["raw"] for e in events)
     assert result.best.test.n == 4 and 0.0 <= result.best.test.acc <= 1.0
     assert result.usage["target"]["calls"] > 0 and result.usage["target"]["prompt_tokens"] > 0
+
+
+def test_completion_logprobs_match_the_local_model(llama_server):
+    """The same GGUF scored two ways: llama.cpp's generated-token log-probabilities, followed along
+    the continuation, against transformers' forward pass over the dequantized weights."""
+    from optimizer.backends.registry import load_model
+    from optimizer.types import GenerateRequest, LogprobRequest
+
+    served = load_model("openai-completions:smollm2", base_url=llama_server)
+    local = load_model("embedded")
+    context = "The capital of France is"
+    [greedy] = local.generate([GenerateRequest(prompt=context, max_tokens=3)])
+    request = LogprobRequest(context=context, continuation=greedy.text)
+    [remote] = served.logprob([request])
+    [exact] = local.logprob([request])
+    assert remote.exact and remote.n_tokens == exact.n_tokens == 3
+    assert remote.logprob == pytest.approx(exact.logprob, abs=0.15)  # -1.666 and -1.648 here (Q4_1 kernels vs dequantized float)
+    # a continuation the model would not write is only bounded from above, and says so
+    [unlikely] = served.logprob([LogprobRequest(context=context, continuation=" purple elephants dancing")])
+    assert not unlikely.exact and unlikely.logprob >= exact.logprob - 50
+
+
+def test_ape_job_scored_by_chat_logprobs(llama_server, tmp_path):
+    from optimizer import optimize
+
+    result = optimize("topic", target="openai:smollm2", base_url=llama_server, rounds=0, candidates=2,
+                      subsets=1, dev_size=3, test_size=3, race_min_examples=3, scoring="logprob",
+                      runs_dir=tmp_path / "runs")
+    assert result.status == "complete"
+    assert result.best.dev.lp is not None and len(result.best.test_lp) == 3
+    assert all(lp <= 0 for lp in result.best.test_lp)

@@ -1,8 +1,8 @@
 """An APE job through the OpenAI adapter against an OpenAI-compatible HTTP server on 127.0.0.1.
 
 The server here is a small stdlib one answering like the fake model; it exercises the whole
-path (model string, base URL, one HTTP request per prompt, concurrency, accuracy-only scoring
-since the chat API gives no continuation log-probabilities).
+path (model string, base URL, one HTTP request per prompt, concurrency, chat and completions
+endpoints, log-probabilities of generated tokens, faults and timeouts).
 """
 
 from __future__ import annotations
@@ -21,14 +21,22 @@ import pytest
 from optimizer import optimize
 from optimizer.backends.fake import FakeModel, last_input
 
-FAKE = FakeModel("server", proposals=["Write the input in capital letters.", "Repeat the input.", "Say nothing."],
-                 answer=lambda p: last_input(p).upper() if "capital letters" in p.lower() else last_input(p))
+FAKE = FakeModel("server", proposals=["Start every word of the input with capital letters.", "Repeat the input.", "Say nothing."],
+                 answer=lambda p: last_input(p).title() if "capital letters" in p.lower() else last_input(p))
+
+
+def _steps(text: str) -> list[tuple[str, float, list[tuple[str, float]]]]:
+    """Word tokens of ``text``, each likely, with one unlikely alternative."""
+    words = [w for w in text.replace(" ", "\0 ").split("\0") if w] or [""]
+    return [(w, -0.1, [(w, -0.1), (" zzz", -6.0)]) for w in words]
 
 
 class Handler(BaseHTTPRequestHandler):
     requests: list[dict] = []
     headers_seen: list[dict] = []
     faults = False
+    slow: float = 0.0  # with faults: seconds a slow request waits before answering (past the client's timeout)
+    offer_logprobs = True
     failed_once: set[bytes] = set()
     lock = threading.Lock()
     in_flight = 0
@@ -42,7 +50,7 @@ class Handler(BaseHTTPRequestHandler):
         body = json.loads(raw)
         cls = type(self)
         with cls.lock:
-            cls.requests.append(body)
+            cls.requests.append({**body, "_path": self.path})
             cls.headers_seen.append(dict(self.headers))
             cls.in_flight += 1
             cls.peak = max(cls.peak, cls.in_flight)
@@ -51,7 +59,10 @@ class Handler(BaseHTTPRequestHandler):
             if fail:
                 cls.failed_once.add(raw)
         try:
-            if fail:  # 30% of distinct requests fail once: 429 or 500, alternately by content
+            late = fail and cls.slow and digest % 3 == 0
+            if late:  # a third of the faults answer, but only after the client's timeout
+                time.sleep(cls.slow)
+            elif fail:  # 30% of distinct requests fail once: 429, 500 or a timeout, by content
                 self._leave()
                 status = 429 if digest % 2 else 500
                 self.send_response(status)
@@ -63,13 +74,29 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.write(error)
                 return
             time.sleep(0.01)  # long enough for concurrent requests to overlap here
-            prompt = "\n".join(m["content"] for m in body["messages"])
+            completions = self.path.endswith("/completions") and "chat" not in self.path
+            prompt = body["prompt"] if completions else "\n".join(m["content"] for m in body["messages"])
             from optimizer.types import GenerateRequest
 
             text = FAKE.generate([GenerateRequest(prompt=prompt, stop=tuple(body.get("stop") or ()))])[0].text
-            reply = {"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": body["model"],
-                     "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-                     "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": 3, "total_tokens": 3 + len(prompt.split())}}
+            if completions:
+                choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": "stop"}
+                if body.get("logprobs") and cls.offer_logprobs:
+                    steps = _steps(" " + text)
+                    choice["logprobs"] = {"tokens": [t for t, _, _ in steps], "token_logprobs": [lp for _, lp, _ in steps],
+                                          "top_logprobs": [dict(alts) for _, _, alts in steps]}
+                reply = {"id": "cmpl-1", "object": "text_completion", "created": 1, "model": body["model"],
+                         "choices": [choice]}
+            else:
+                choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                if body.get("logprobs") and cls.offer_logprobs:
+                    entry = lambda t, lp: {"token": t, "logprob": lp, "bytes": list(t.encode())}  # noqa: E731
+                    choice["logprobs"] = {"content": [{**entry(t, lp), "top_logprobs": [entry(*a) for a in alts]}
+                                                      for t, lp, alts in _steps(text)], "refusal": None}
+                reply = {"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": body["model"],
+                         "choices": [choice]}
+            reply["usage"] = {"prompt_tokens": len(prompt.split()), "completion_tokens": 3,
+                              "total_tokens": 3 + len(prompt.split())}
             data = json.dumps(reply).encode()
             self._leave()  # before replying: the client may send its next request as soon as it has the reply
             self.send_response(200)
@@ -77,6 +104,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up on a late answer
+            pass
         finally:
             self._leave()
 
@@ -91,7 +120,7 @@ class Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def server():
     Handler.requests, Handler.headers_seen, Handler.failed_once = [], [], set()
-    Handler.peak, Handler.faults = 0, False
+    Handler.peak, Handler.faults, Handler.slow, Handler.offer_logprobs = 0, False, 0.0, True
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
@@ -104,10 +133,44 @@ def test_ape_job_through_openai_adapter(server):
     result = optimize("capitalize_words", target="openai:served", base_url=server, rounds=1, concurrency=3,
                       dev_size=10, test_size=10)
     assert result.status == "complete"
-    assert result.best.dev.lp is None  # no log-probabilities over the chat API: accuracy only
+    # accuracy scoring: log-probabilities cost an extra billed request per example, so none are asked for
+    assert result.best.dev.lp is None and not any(r.get("logprobs") for r in Handler.requests)
     assert result.calls == len(Handler.requests)  # one HTTP request per prompt
     assert all("n" not in r and "echo" not in r for r in Handler.requests)
+    assert all(r["_path"] == "/v1/chat/completions" for r in Handler.requests)
     assert 1 < Handler.peak <= 3
+
+
+def test_completions_endpoint_from_the_model_string(server):
+    result = optimize("capitalize_words", target="openai-completions:served", base_url=server, rounds=0,
+                      dev_size=6, test_size=6)
+    assert result.status == "complete" and result.best.test.acc == 1.0
+    assert {r["_path"] for r in Handler.requests} == {"/v1/completions"}
+    assert all(isinstance(r["prompt"], str) for r in Handler.requests)
+
+
+def test_logprob_scoring_from_generated_token_logprobs(server, tmp_path):
+    result = optimize("capitalize_words", target="openai:served", base_url=server, rounds=0, dev_size=6,
+                      test_size=6, scoring="logprob", runs_dir=tmp_path)
+    assert result.status == "complete"
+    asked = [r for r in Handler.requests if r.get("logprobs")]
+    assert asked and all(r["top_logprobs"] == 20 and r["temperature"] == 0.0 for r in asked)
+    # the capitalizing instruction puts every gold answer on the model's greedy path: exact, -0.1 a token
+    assert result.best.text == "Start every word of the input with capital letters." and result.best.test.acc == 1.0
+    assert all(-1.0 < lp < 0 for lp in result.best.test_lp)
+    events = [json.loads(line) for line in next(tmp_path.glob("*/events.jsonl")).read_text().splitlines()]
+    scores = [e for e in events if e["type"] == "score" and "lp" in e]
+    # other instructions leave the path early: their values are upper bounds, marked as such
+    assert any(e.get("lp_exact") is False for e in scores) and any("lp_exact" not in e for e in scores)
+
+
+def test_server_without_logprobs_fails_with_the_alternative(server, tmp_path):
+    from optimizer import CapabilityError
+
+    Handler.offer_logprobs = False
+    with pytest.raises(CapabilityError, match="--scoring accuracy"):
+        optimize("topic", target="openai:served", base_url=server, scoring="logprob", runs_dir=tmp_path / "runs",
+                 rounds=0, dev_size=4)
 
 
 def test_missing_key_is_a_usage_error_naming_the_variable(tmp_path):
@@ -120,23 +183,17 @@ def test_missing_key_is_a_usage_error_naming_the_variable(tmp_path):
     assert not any(tmp_path.iterdir()), "a refused job must not leave a run folder"
 
 
-def test_logprob_scoring_is_refused_up_front_for_chat_apis(server, tmp_path):
-    from optimizer import CapabilityError
-
-    with pytest.raises(CapabilityError, match="--scoring accuracy"):
-        optimize("topic", target="openai:served", base_url=server, scoring="logprob", runs_dir=tmp_path / "runs")
-    assert not (tmp_path / "runs").exists() and not Handler.requests
-
-
 def test_injected_faults_leave_the_result_unchanged(server):
     kwargs = dict(target="openai:served", base_url=server, rounds=1, concurrency=3, dev_size=10, test_size=10,
-                  cache=False)
+                  cache=False, request_timeout=0.5)
     clean = optimize("past_tense", **kwargs)
     clean_requests = len(Handler.requests)
     Handler.requests.clear()
-    Handler.faults = True
+    Handler.faults, Handler.slow = True, 1.5
     faulty = optimize("past_tense", **kwargs)
     assert Handler.failed_once, "no fault was injected"
+    digests = [int(hashlib.sha256(raw).hexdigest(), 16) for raw in Handler.failed_once]
+    assert any(d % 3 == 0 for d in digests), "no timeout was injected"
     assert len(Handler.requests) == clean_requests + len(Handler.failed_once)
     assert faulty.best == clean.best and faulty.baselines == clean.baselines
     assert [c.text for c in faulty.candidates] == [c.text for c in clean.candidates]

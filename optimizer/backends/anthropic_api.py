@@ -52,6 +52,8 @@ class AnthropicAdapter:
         http_client: an ``httpx.Client`` for the SDK (proxies, tests with a mock transport).
         attempts: the most calls per request, retries included.
         max_wait: the longest wait between retries, in seconds.
+        timeout: seconds to wait for one HTTP response before it counts as timed out (and
+            is retried like a 5xx).
         sleep: the function that waits between retries (default ``time.sleep``).
 
     Raises:
@@ -69,9 +71,11 @@ class AnthropicAdapter:
         http_client: Any = None,
         attempts: int = 6,
         max_wait: float = 60,
+        timeout: float = 120,
         sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.model = model
+        self.timeout = timeout
         self.name = f"anthropic:{model}"
         self.capabilities = frozenset({GENERATE, CHAT})
         self._call = RetryingCaller(self.name, KEY_ENV, attempts, max_wait, sleep)
@@ -84,7 +88,8 @@ class AnthropicAdapter:
         except ImportError as exc:  # pragma: no cover - anthropic is a declared dependency
             raise ModelUnavailable(f"{self.name} needs the anthropic package: pip install anthropic") from exc
         key, url = credentials(self.name, KEY_ENV, BASE_URL_ENV, api_key, base_url)
-        return anthropic.Anthropic(api_key=key, base_url=url, max_retries=0, http_client=http_client)
+        return anthropic.Anthropic(api_key=key, base_url=url, max_retries=0, http_client=http_client,
+                                   timeout=self.timeout)
 
     def _payload(self, request: GenerateRequest) -> dict[str, Any]:
         system: list[str] = []

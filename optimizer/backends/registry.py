@@ -4,7 +4,8 @@ Forms:
     ``embedded`` (the default, SmolLM2-135M-Instruct), ``embedded:NAME`` (see ``apo models list``),
     ``hf:PATH`` (a local transformers causal-LM folder, a ``.gguf`` file, or a Hub name where
     the Hub is reachable), ``openai:MODEL`` (the OpenAI API, or any OpenAI-compatible server
-    with a base URL), ``anthropic:MODEL`` (the Anthropic Messages API), ``fake:NAME`` (the
+    with a base URL, through ``/chat/completions``), ``openai-completions:MODEL`` (the same
+    through the raw-text ``/completions`` endpoint, for base models), ``anthropic:MODEL`` (the Anthropic Messages API), ``fake:NAME`` (the
     scriptable fake, for tests and dry runs).
 """
 
@@ -18,8 +19,8 @@ __all__ = ["API_PROVIDERS", "DEFAULT_MODEL", "load_model", "parse_model"]
 DEFAULT_MODEL = "embedded"
 """The model used when none is named."""
 
-_FORMS = "embedded, embedded:NAME, hf:PATH_OR_NAME, openai:MODEL, anthropic:MODEL, fake:NAME"
-API_PROVIDERS = frozenset({"openai", "anthropic"})
+_FORMS = "embedded, embedded:NAME, hf:PATH_OR_NAME, openai:MODEL, openai-completions:MODEL, anthropic:MODEL, fake:NAME"
+API_PROVIDERS = frozenset({"openai", "openai-completions", "anthropic"})
 """Providers reached over HTTP (one request per call, concurrency-limited)."""
 
 
@@ -40,13 +41,14 @@ def parse_model(spec: str) -> tuple[str, str]:
     raise UsageError(f"unknown model {spec!r}; model strings look like: {_FORMS}")
 
 
-def load_model(spec: str, *, base_url: str | None = None) -> Adapter:
+def load_model(spec: str, *, base_url: str | None = None, timeout: float = 120.0) -> Adapter:
     """Build (or reuse, for local models) the adapter for a model string.
 
     Args:
         spec: the model string.
         base_url: for ``openai:`` models, an OpenAI-compatible server (default:
             ``$OPENAI_BASE_URL``, else the OpenAI API).
+        timeout: for API models, seconds to wait for one response before retrying.
 
     Returns:
         An adapter; local models are loaded once per process and shared.
@@ -56,14 +58,15 @@ def load_model(spec: str, *, base_url: str | None = None) -> Adapter:
         from optimizer.backends.fake import make_fake
 
         return make_fake(rest)
-    if provider == "openai":
+    if provider in ("openai", "openai-completions"):
         from optimizer.backends.openai_api import OpenAIAdapter
 
-        return OpenAIAdapter(rest, base_url=base_url)
+        mode = "chat" if provider == "openai" else "completions"
+        return OpenAIAdapter(rest, base_url=base_url, mode=mode, timeout=timeout)
     if provider == "anthropic":
         from optimizer.backends.anthropic_api import AnthropicAdapter
 
-        return AnthropicAdapter(rest)
+        return AnthropicAdapter(rest, timeout=timeout)
     from optimizer.backends.hf import load_hf
 
     if provider == "embedded":
