@@ -36,11 +36,15 @@ __all__ = [
     "RunSummary",
     "SORT_ORDER",
     "SeedSpread",
+    "SkippedRun",
+    "WrongExample",
+    "WrongExamples",
     "build_leaderboard",
     "find_runs",
     "lineage",
     "summarize_run",
     "word_diff",
+    "wrong_test_examples",
 ]
 
 SORT_ORDER = ("task (A→Z), then test accuracy of the best prompt (highest first; rows without a test "
@@ -506,3 +510,86 @@ def build_leaderboard(
     rows = sorted((_row(g) for g in groups.values()), key=_sort_key)
     return Leaderboard(sources=[str(p) for p in paths], filters={k: v for k, v in filters.items() if v}, rows=rows,
                        skipped=skipped)
+
+
+# -- a run's failures ------------------------------------------------------------------------
+
+class WrongExample(BaseModel):
+    """A test example the best prompt got wrong."""
+
+    model_config = _MODEL
+
+    id: str
+    """The example's id in the test split."""
+    input: str | None = None
+    """Its input (None when the task could not be loaded)."""
+    gold: str | None = None
+    """Its gold output (None when the task could not be loaded)."""
+    output: str | None = None
+    """What the target answered."""
+    score: float
+    """Metric score of that answer (below 1)."""
+    error: str | None = None
+    """Why scoring failed, if it did."""
+
+
+class WrongExamples(BaseModel):
+    """The test examples a run's best prompt gets wrong."""
+
+    model_config = _MODEL
+
+    prompt: str
+    """The best prompt."""
+    n_test: int
+    """Test examples scored for it."""
+    wrong: list[WrongExample]
+    """Those scoring below 1, in test order."""
+    note: str | None = None
+    """Why inputs and gold outputs are missing, when they are."""
+
+
+def wrong_test_examples(path: str | Path) -> WrongExamples | None:
+    """The test examples the run's best prompt gets wrong, read from its score events.
+
+    Inputs and gold outputs come from loading the run's task again (the events hold example
+    ids and outputs only); when the task cannot be loaded, ``note`` says why.
+
+    Args:
+        path: the run folder.
+
+    Returns:
+        The wrong examples, or None when the run has no best prompt scored on test.
+    """
+    from optimizer.errors import ApoError
+    from optimizer.scoring import instruction_hash
+
+    store = RunStore(Path(path))
+    data = store.read_result()
+    if not data or not data.get("best") or not data["best"].get("test"):
+        return None
+    text = data["best"]["text"]
+    ih = instruction_hash(text)
+    records: dict[str, dict] = {}
+    for e in store.events():
+        if e.get("type") == "score" and e.get("split") == "test" and e.get("ih") == ih:
+            records.setdefault(e["ex"], {}).update({k: v for k, v in e.items() if k in ("acc", "out", "error")})
+    config = store.read_config().get("config", {})
+    examples, note = {}, None
+    try:
+        from optimizer.tasks import load_task
+
+        task = load_task(config["task"], data_dir=config.get("data_dir"), seed=int(config.get("seed", 0)))
+        examples = {ex.id: ex for ex in task.test}
+    except (ApoError, OSError, KeyError, ValueError) as exc:
+        note = (f"inputs and gold outputs not shown: task {config.get('task')!r} could not be loaded "
+                f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); run from the folder the job "
+                "ran in, or pass the same --data-dir")
+    wrong = []
+    for ex_id, rec in records.items():
+        if rec.get("acc") is None or rec["acc"] >= 1:
+            continue
+        ex = examples.get(ex_id)
+        wrong.append(WrongExample(id=ex_id, input=ex.input if ex else None, gold=ex.output if ex else None,
+                                  output=rec.get("out"), score=rec["acc"], error=rec.get("error")))
+    return WrongExamples(prompt=text, n_test=sum(1 for r in records.values() if r.get("acc") is not None),
+                         wrong=wrong, note=note)
