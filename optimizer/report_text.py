@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -51,7 +52,7 @@ def status_text(row: LeaderboardRow) -> str:
 def _seeds(row: LeaderboardRow) -> str:
     seeds = " ".join(str(s) for s in row.seeds)
     s = row.seed_spread
-    return seeds + (f"; test {s.mean:.2f} ± {s.sd:.2f} over {s.n}" if s else "")
+    return seeds + (f"; test {s.mean:.2f}±{s.sd:.2f}" if s else "")
 
 
 def row_cells(row: LeaderboardRow) -> list[str]:
@@ -81,14 +82,18 @@ def _caption(lb: Leaderboard) -> str:
 def render_table(lb: Leaderboard, console: Console) -> None:
     """Print the leaderboard as a rich table, each row's runs and best prompt under it, then any
     unreadable run folders."""
-    table = Table(title="apo leaderboard", caption=_caption(lb))
+    table = Table(title="apo leaderboard", caption=_caption(lb), box=box.SIMPLE_HEAD, caption_justify="left",
+                  collapse_padding=True)
     cols = ("#",) + COLUMNS[:-2]
     for col in cols:
-        table.add_column(col, overflow="fold", no_wrap=col not in ("seeds", "status"),
+        numeric = col not in ("task", "searcher", "target", "status")
+        table.add_column(col.replace(" [", "\n["), overflow="fold", no_wrap=numeric, min_width=None if numeric else 6,
                          justify="right" if col in ("#", "calls", "tokens", "cost", "wall") else "left")
     for i, row in enumerate(lb.rows, 1):
         style = None if row.status == "complete" and not row.incomplete else "yellow"
-        table.add_row(str(i), *[Text(c) for c in row_cells(row)[:-2]], style=style)
+        # intervals and the seed spread go on a second line, to fit common terminal widths
+        cells = [c.replace(" [", "\n[").replace("; ", "\n") for c in row_cells(row)[:-2]]
+        table.add_row(str(i), *[Text(c) for c in cells], style=style)
     console.print(table)
     for i, row in enumerate(lb.rows, 1):
         line = Text(f"#{i} ", style="bold")
@@ -111,8 +116,10 @@ def render_markdown(lb: Leaderboard) -> str:
     """The leaderboard as a GitHub-flavoured Markdown table (every run id listed)."""
     lines = ["# apo leaderboard", "", md_escape(_caption(lb)), "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
+    text_cols = {"task", "searcher", "target", "seeds", "status", "runs", "best prompt"}
     for row in lb.rows:
-        lines.append("| " + " | ".join(md_escape(c) for c in row_cells(row)) + " |")
+        cells = [md_escape(c) if col in text_cols else c for col, c in zip(COLUMNS, row_cells(row))]
+        lines.append("| " + " | ".join(cells) + " |")
     if lb.skipped:
         lines += ["", "Unreadable run folders:", ""]
         lines += [f"- {md_escape(s.path)}: {md_escape(s.reason)}" for s in lb.skipped]
