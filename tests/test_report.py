@@ -175,3 +175,26 @@ def test_cli_formats_and_exit_codes(runs, tmp_path):
         assert bad.returncode == 2 and words in bad.stderr, bad.stderr
     helptext = _cli("leaderboard", "--help").stdout
     assert "Sort order (stable): task A→Z, then test accuracy" in helptext
+
+
+def test_runs_show_prints_lineage_and_wrong_test_examples(tmp_path):
+    from optimizer import load_task, optimize
+
+    result = optimize("capitalize_words", target="fake:upper", rounds=1, runs_dir=tmp_path / "runs")
+    shown = _cli("runs", "show", result.run_id, env={"APO_RUNS_DIR": str(tmp_path / "runs")})
+    assert shown.returncode == 0, shown.stderr
+    text = shown.stdout
+    assert "top candidates" in text and "lineage of the best prompt" in text
+    assert f"{result.best.candidate} " in text.split("lineage of the best prompt")[1]
+    wrong = [i for i, acc in enumerate(result.best.test_acc) if acc < 1]
+    assert f"test examples the best prompt gets wrong: {len(wrong)} of {len(result.best.test_acc)}" in text
+    first = load_task("capitalize_words").test[wrong[0]]
+    assert repr(first.input) in text and f"gold {first.output!r}" in text
+
+
+def test_leaderboard_imports_no_torch(runs):
+    code = ("import sys\nfrom optimizer.cli import main\n"
+            f"assert main(['leaderboard', {str(runs)!r}, '--format', 'html', '--out', {str(runs / 'x.html')!r}]) == 0\n"
+            "heavy = [m for m in ('torch', 'transformers') if m in sys.modules]\nassert not heavy, heavy\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0, out.stderr
