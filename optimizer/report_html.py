@@ -15,7 +15,7 @@ import html
 import math
 
 from optimizer.report import Leaderboard, LeaderboardRow, RunSummary
-from optimizer.report_text import COLUMNS, fmt_ci, row_cells, status_text
+from optimizer.report_text import COLUMNS, fmt_ci, row_cells, sources_text, status_text
 
 __all__ = ["render_html"]
 
@@ -339,7 +339,7 @@ def render_html(lb: Leaderboard) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>apo leaderboard</title><style>{STYLE}</style></head><body>",
         "<h1>apo leaderboard</h1>",
-        f'<p class="caption">{len(lb.rows)} rows from {n_runs} runs in {_e(", ".join(lb.sources))}'
+        f'<p class="caption">{len(lb.rows)} rows from {n_runs} runs in {_e(sources_text(lb))}'
         f'{" (" + _e(filters) + ")" if filters else ""}. One row per (task, searcher, target model): the best '
         "prompt by dev score, its test accuracy with a bootstrap 95% interval, and the paired difference against "
         "the no-instruction and best-human baselines of the same run. Calls, tokens, cost and wall time add up "

@@ -6,6 +6,7 @@ objects (never parsed as console markup) and are escaped in Markdown.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 
 from rich import box
@@ -16,7 +17,7 @@ from rich.text import Text
 from optimizer.report import Comparison, Leaderboard, LeaderboardRow, LineageStep, WrongExamples
 
 __all__ = ["fmt_ci", "fmt_diff", "md_escape", "render_lineage", "render_markdown", "render_table",
-           "render_wrong", "row_cells", "status_text"]
+           "render_wrong", "row_cells", "sources_text", "status_text"]
 
 DASH = "—"
 COLUMNS = ("task", "searcher", "target", "test acc [95% CI]", "Δ vs none [95% CI]", "Δ vs human [95% CI]",
@@ -72,10 +73,21 @@ def row_cells(row: LeaderboardRow) -> list[str]:
     ]
 
 
+def sources_text(lb: Leaderboard) -> str:
+    """Where the runs came from, short: the folders, or how many run folders under their common parent."""
+    if len(lb.sources) <= 2:
+        return ", ".join(lb.sources)
+    try:
+        common = os.path.commonpath(lb.sources)
+    except ValueError:  # mixed absolute and relative paths
+        return ", ".join(lb.sources)
+    return f"{len(lb.sources)} folders under {common or '.'}"
+
+
 def _caption(lb: Leaderboard) -> str:
     n_runs = sum(len(r.run_ids) for r in lb.rows)
     filters = "; ".join(f"{k}: {', '.join(v)}" for k, v in lb.filters.items())
-    return (f"{len(lb.rows)} rows from {n_runs} runs" + (f" ({filters})" if filters else "")
+    return (f"{len(lb.rows)} rows from {n_runs} runs in {sources_text(lb)}" + (f" ({filters})" if filters else "")
             + f". Sorted by {lb.sort_order}. Calls, tokens, cost and wall time add up every run of a row.")
 
 
