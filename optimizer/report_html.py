@@ -60,13 +60,16 @@ h1 { font-size: 22px; } h2 { font-size: 17px; margin-top: 28px; border-top: 1px 
 table { border-collapse: collapse; margin: 8px 0; }
 th, td { border: 1px solid #ccc; padding: 3px 6px; vertical-align: top; }
 #board th { background: #f2f2f2; cursor: pointer; user-select: none; font-size: 13px; }
-#board th[aria-sort=ascending]::after { content: " \\25B2"; } #board th[aria-sort=descending]::after { content: " \\25BC"; }
-#board td.num { text-align: right; white-space: nowrap; } #board td.prompt { min-width: 240px; max-width: 480px; }
+#board th[aria-sort=ascending]::after { content: " \\25B2"; }
+#board th[aria-sort=descending]::after { content: " \\25BC"; }
+#board td.num { text-align: right; white-space: nowrap; }
+#board td.prompt { min-width: 240px; max-width: 480px; }
 #board td:first-child { white-space: nowrap; } #board .mono { font-size: 11px; } #board td.runs { max-width: 170px; }
 #board small { color: #555; }
 #board tr.incomplete { background: #fff6d5; }
 .caption, .note { color: #555; } .mono { font-family: ui-monospace, monospace; font-size: 12px; }
-blockquote { margin: 6px 0; padding: 6px 10px; background: #f7f7f7; border-left: 3px solid #1f77b4; white-space: pre-wrap; }
+blockquote { margin: 6px 0; padding: 6px 10px; background: #f7f7f7; border-left: 3px solid #1f77b4;
+  white-space: pre-wrap; }
 ins { background: #dff5dd; text-decoration: none; } del { background: #fbdcdc; }
 .plots { display: flex; flex-wrap: wrap; gap: 18px; align-items: flex-start; }
 svg text { font: 11px system-ui, sans-serif; fill: #333; }
@@ -182,7 +185,8 @@ def _trajectory_svg(row: LeaderboardRow, index: int) -> str:
             parts.append(f'<circle cx="{x(calls):.1f}" cy="{y(best):.1f}" r="2.5" fill="{color}">'
                          f'<title>{_e(r.run_id)}: {best:.3f} after {calls} calls</title></circle>')
     parts.append("</svg>")
-    legend = "".join(f'<li><svg width="14" height="8"><rect width="14" height="4" y="2" fill="{PALETTE[k % len(PALETTE)]}"/></svg> '
+    swatch = '<svg width="14" height="8"><rect width="14" height="4" y="2" fill="{}"/></svg>'
+    legend = "".join(f'<li>{swatch.format(PALETTE[k % len(PALETTE)])} '
                      f'<span class="mono">{_e(r.run_id)}</span> seed {r.seed}, proposer {_e(r.proposer)}, '
                      f'{_e(r.status)}</li>' for k, r in enumerate(runs))
     return (f'<figure><figcaption>Best dev accuracy (full dev set) against model calls, per run</figcaption>'

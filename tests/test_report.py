@@ -112,7 +112,8 @@ def test_incomplete_runs_are_shown_and_marked(runs):
 def test_missing_figures_are_dashes_not_zeros(runs):
     row = build_leaderboard(runs, task="beta", model="fake:a").rows[0]
     assert row.cost_usd is None and row.wall_s is None  # the old run recorded neither
-    line = next(l for l in render_markdown(build_leaderboard(runs, task="beta")).splitlines() if "r-beta-a-old" in l)
+    md = render_markdown(build_leaderboard(runs, task="beta")).splitlines()
+    line = next(text for text in md if "r-beta-a-old" in text)
     assert "| — | — |" in line
 
 
