@@ -103,7 +103,7 @@ def _trajectory(events: Iterable[dict]) -> list[tuple[int, float]]:
     for e in events:
         if e.get("type") == "usage":
             calls = sum(int(u.get("calls", 0)) for u in e.get("usage", {}).values())
-        elif e.get("type") == "rung" and e.get("round", 0) >= 0:
+        elif e.get("type") == "rung" and e.get("round", 0) >= 0 and "n" in e:  # round -1 races the human ones
             rungs.append((calls, e))
     if not rungs:
         return []
