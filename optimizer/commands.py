@@ -6,7 +6,9 @@ import argparse
 import json
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from optimizer.config import APEConfig, Budget, RunConfig
 from optimizer.errors import UsageError
@@ -41,7 +43,7 @@ def render_result(result: dict, console: Console = out) -> None:
                   f"time: {t.get('total_s', 0):.1f}s   run: {result['run_dir']}", highlight=False)
     for p in rows:
         if p["name"] != "no_instruction":
-            console.print(f"[bold]{p['name']}:[/bold] {p['text']}", highlight=False)
+            console.print(f"[bold]{p['name']}:[/bold] {escape(p['text'])}", highlight=False)
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
@@ -161,7 +163,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
             table.add_column(col, overflow="fold")
         for c in result["candidates"][:10]:
             table.add_row(c["id"], c["origin"], c.get("parent") or "", _fmt(c["dev"]["acc"]), _fmt(c["dev"]["lp"], 2),
-                          str(c["dev"]["n"]), c["text"])
+                          str(c["dev"]["n"]), Text(c["text"]))  # model-written text: never console markup
         out.print(table)
         _show_lineage_and_failures(store, result)
         return 0

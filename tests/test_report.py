@@ -21,6 +21,7 @@ from optimizer import build_leaderboard
 from optimizer.errors import UsageError
 from optimizer.report import lineage, summarize_run, word_diff
 from optimizer.report_text import md_escape, render_markdown, render_table
+from optimizer.scoring import instruction_hash
 from optimizer.stats import bootstrap_ci, paired_bootstrap_ci
 from optimizer.types import Candidate, DevScore
 from report_runs import seeded, snapshot_runs, write_run
@@ -197,3 +198,18 @@ def test_leaderboard_imports_no_torch(runs):
             "heavy = [m for m in ('torch', 'transformers') if m in sys.modules]\nassert not heavy, heavy\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0, out.stderr
+
+
+def test_runs_show_prints_model_text_literally_and_says_why_inputs_are_missing(tmp_path):
+    text = "Say [/bold] [red]loud[/red] now."
+    run = write_run(tmp_path / "runs", "r-markup", task="not_a_task_anywhere", best_text=text,
+                    best=[1.0, 0.0], none=[0.0, 0.0], human=[0.0, 0.0])
+    with open(run / "events.jsonl", "a") as fh:
+        for ex, acc in (("0", 1.0), ("1", 0.0)):
+            fh.write(json.dumps({"type": "score", "split": "test", "ih": instruction_hash(text), "ex": ex,
+                                 "acc": acc, "out": f"answer {ex}"}) + "\n")
+    shown = _cli("runs", "show", str(run))
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.count(text) >= 2  # the best prompt and its candidate row, markup left as text
+    assert "test examples the best prompt gets wrong: 1 of 2" in shown.stdout
+    assert "could not be loaded" in shown.stdout and "[1] 'answer 1'" in shown.stdout
