@@ -24,6 +24,7 @@ from optimizer.backends.fake import FakeModel, last_input, register_fake
 from optimizer.report_html import SCRIPT, render_html
 from optimizer.tasks import Task
 from optimizer.types import Example
+from report_runs import snapshot_runs
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT_PAYLOAD = 'Write the input in capital letters <script>document.title="pwned"</script>'
@@ -116,12 +117,17 @@ def _png_pixels(path: Path) -> tuple[int, int, list[bytes]]:
 @pytest.mark.skipif(_chromium() is None, reason="no chromium binary on PATH (Debian: apt-get install chromium; "
                                                   ".ci/run installs it)")
 def test_browser_renders_table_and_plots_and_runs_no_injected_code(hostile_runs, tmp_path):
+    snapshot_runs(hostile_runs)  # more rows (written directly) so that sorting has something to reorder
     page = tmp_path / "leaderboard.html"
     out = subprocess.run([sys.executable, "-m", "optimizer", "leaderboard", str(hostile_runs), "--format", "html",
                           "--out", str(page)], capture_output=True, text=True, cwd=REPO, timeout=120,
                          env={**os.environ, "PYTHONPATH": str(REPO)})
     assert out.returncode == 0, out.stderr
-    n_rows = len(build_leaderboard(hostile_runs).rows)
+    rows = build_leaderboard(hostile_runs).rows
+    accs = [r.best.test.acc if r.best.test else None for r in rows]
+    # test accuracy ascending, rows without one last, ties in the documented order
+    expected = sorted(range(len(rows)), key=lambda i: (accs[i] is None, accs[i] or 0.0, i))
+    assert expected != list(range(len(rows)))
 
     # the DOM after the page's script ran, sorted by test accuracy (column 3) through the URL
     dump = _browser(["--dump-dom", page.as_uri() + "#sort=3-asc"], tmp_path)
@@ -129,7 +135,7 @@ def test_browser_renders_table_and_plots_and_runs_no_injected_code(hostile_runs,
     assert 'data-ready="1"' in dom, f"the page's script did not run:\n{dump.stderr[-2000:]}"
     assert 'data-sorted="3-asc"' in dom and 'aria-sort="ascending"' in dom
     body = dom[dom.index("<tbody>"):dom.index("</tbody>")]
-    assert body.count("<tr ") == n_rows >= 1
+    assert [int(i) for i in re.findall(r'<tr [^>]*data-rank="(\d+)"', body)] == expected
     for plot in ("plot distribution", "plot trajectory", "plot lineage"):
         assert f'class="{plot}"' in dom, plot
     assert dom.count('class="cand"') >= 6 and "<polyline" in dom and 'class="node"' in dom
