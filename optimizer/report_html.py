@@ -300,6 +300,25 @@ def _diff_html(row: LeaderboardRow) -> str:
     return f'<ol class="lineage-steps">{"".join(items)}</ol>' if items else ""
 
 
+def _runs_table(row: LeaderboardRow) -> str:
+    def num(v, fmt="{:.2f}"):
+        return "—" if v is None else fmt.format(v)
+
+    lines = []
+    for r in row.runs:
+        lines.append(
+            f'<tr><td class="mono">{_e(r.run_id)}</td><td>{r.seed}</td><td>{_e(r.proposer)}</td><td>{_e(r.status)}'
+            f'{(": " + _e(r.stop_reason)) if r.stop_reason else ""}</td><td>{num(r.dev.acc if r.dev else None)}'
+            f'</td><td>{_e(fmt_ci(r.test.acc if r.test else None, r.test_ci))}</td><td>{num(r.calls, "{:,}")}</td>'
+            f'<td>{num(r.cost_usd, "${:.4f}")}</td><td>{num(r.wall_s, "{:.0f} s")}</td></tr>')
+    spread = row.seed_spread
+    note = (f'<p class="note">Test accuracy over the {spread.n} seeds of the winning configuration: mean '
+            f'{spread.mean:.3f}, sd {spread.sd:.3f}, from {spread.min:.2f} to {spread.max:.2f}.</p>' if spread else "")
+    return ('<table class="runs"><thead><tr><th>run</th><th>seed</th><th>proposer</th><th>status</th>'
+            '<th>dev acc</th><th>test acc [95% CI]</th><th>calls</th><th>cost</th><th>wall</th></tr></thead>'
+            f'<tbody>{"".join(lines)}</tbody></table>{note}')
+
+
 def _details(row: LeaderboardRow, index: int) -> str:
     b = row.best
     out = [f'<section class="row-detail" id="row-{index}"><h2>#{index} {_e(row.task)} · {_e(row.searcher)} · '
@@ -316,6 +335,7 @@ def _details(row: LeaderboardRow, index: int) -> str:
                        f"{_e(fmt_ci(c.diff, c.ci, sign=True))} over {c.n} paired test examples.</p>")
     if b.stop_reason:
         out.append(f'<p class="note">Stopped early: {_e(b.stop_reason)}</p>')
+    out.append(_runs_table(row))
     out.append('<div class="plots">')
     out.append(_trajectory_svg(row, index))
     out.append(_lineage_svg(b, index))
