@@ -14,8 +14,8 @@ from optimizer.config import APEConfig, Budget, RunConfig
 from optimizer.errors import UsageError
 from optimizer.store import RunStore, runs_dir
 
-__all__ = ["cmd_cache", "cmd_eval", "cmd_leaderboard", "cmd_models", "cmd_optimize", "cmd_resume", "cmd_runs", "cmd_tasks",
-           "render_result"]
+__all__ = ["cmd_cache", "cmd_eval", "cmd_models", "cmd_optimize", "cmd_resume", "cmd_runs", "cmd_tasks", "render_result"]
+__all__ += ["cmd_leaderboard"]
 
 out = Console()
 
