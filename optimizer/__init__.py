@@ -7,12 +7,17 @@ or from Python::
     from optimizer import optimize
     result = optimize("capitalize_words", target="embedded", rounds=1)
     print(result.best.text, result.best.test.acc)
+
+    from optimizer import build_leaderboard
+    for row in build_leaderboard("runs").rows:          # the best prompt per (task, searcher, target)
+        print(row.task, row.target, row.best.test.acc, row.best.test_ci, row.best.best_text)
 """
 
 from optimizer.api import EvalResult, evaluate, optimize
 from optimizer.backends.fake import FakeModel, register_fake
 from optimizer.config import APEConfig, Budget, RunConfig
 from optimizer.errors import ApoError, BudgetExceeded, CapabilityError, ModelUnavailable, TaskError, UsageError
+from optimizer.report import Leaderboard, LeaderboardRow, build_leaderboard
 from optimizer.tasks import Task, list_tasks, load_task
 from optimizer.types import Candidate, DevScore, Example, RunResult, ScoredPrompt
 
@@ -27,6 +32,8 @@ __all__ = [
     "EvalResult",
     "Example",
     "FakeModel",
+    "Leaderboard",
+    "LeaderboardRow",
     "ModelUnavailable",
     "RunConfig",
     "RunResult",
@@ -34,6 +41,7 @@ __all__ = [
     "Task",
     "TaskError",
     "UsageError",
+    "build_leaderboard",
     "evaluate",
     "list_tasks",
     "load_task",

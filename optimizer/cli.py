@@ -14,6 +14,7 @@ EPILOG = """examples:
   apo optimize antonyms --data-dir ../shared/data/instruction_induction --rounds 1 --budget-time 600
   apo eval past_tense --prompt "Write the past tense of the verb." --split test
   apo runs list ; apo runs show RUN_ID ; apo resume RUN_ID
+  apo leaderboard runs/ --format html --out leaderboard.html
   apo tasks list ; apo models pull ; apo cache stats
 """
 
@@ -22,6 +23,41 @@ def _add_task_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("task", help="bundled task name (apo tasks list), a task folder/file, or an "
                                 "instruction-induction task name with --data-dir")
     p.add_argument("--data-dir", help="folder of external task data (instruction-induction layout: induce/, execute/, annotations/)")
+
+
+LEADERBOARD_HELP = """One row per (task, searcher, target model): the best prompt by dev score over the
+row's runs, its test accuracy with a bootstrap 95% interval, the paired difference against the
+no-instruction and best-human baselines of the same run (bootstrap 95% interval over the same
+test examples), its dev accuracy, the seeds (with the mean ± sd of test accuracy when one
+configuration ran with several seeds), model calls, tokens, estimated cost and wall time added
+over the row's runs ("—" where a run did not record the figure), status and run ids.
+Partial runs (budget stopped) and interrupted ones (no result.json) are shown and marked.
+
+Sort order (stable): task A→Z, then test accuracy of the best prompt (highest first; rows with
+no test score last), then searcher, then target model."""
+
+LEADERBOARD_EPILOG = """examples:
+  apo leaderboard                                   # every run under ./runs (or $APO_RUNS_DIR)
+  apo leaderboard runs/bench --task sum,antonyms --format md
+  apo leaderboard runs/bench --model embedded:gemma3-270m --format json --out board.json
+  apo leaderboard runs/bench --format html --out leaderboard.html   # one self-contained page with plots
+"""
+
+
+def _add_leaderboard_parser(sub) -> None:
+    lb = sub.add_parser("leaderboard", help="the best prompts across runs, with intervals, cost and lineage",
+                        description=LEADERBOARD_HELP, epilog=LEADERBOARD_EPILOG,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    lb.add_argument("paths", nargs="*", metavar="RUNS_DIR",
+                    help="runs folders, or single run folders (default: --runs-dir, $APO_RUNS_DIR or ./runs)")
+    lb.add_argument("--task", action="append", help="only these tasks (repeat or comma-separate)")
+    lb.add_argument("--searcher", action="append", help="only these searchers, e.g. ape, autoprompt")
+    lb.add_argument("--model", action="append", help="only these target models, e.g. embedded, embedded:gemma3-270m")
+    lb.add_argument("--format", choices=["table", "md", "json", "html"], default="table",
+                    help="table (terminal, default), md (Markdown), json (the same data as the Python API), "
+                         "html (self-contained page: sortable table and plots, no network)")
+    lb.add_argument("--out", help="write to this file instead of stdout")
+    lb.add_argument("--width", type=int, help="terminal table width in characters (default: the terminal's)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,8 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     runs = sub.add_parser("runs", help="list or show runs")
     rsub = runs.add_subparsers(dest="action", metavar="ACTION", required=True)
     rsub.add_parser("list", help="every run with its status and best score")
-    rs = rsub.add_parser("show", help="one run's result and top candidates")
+    rs = rsub.add_parser("show", help="one run's result, top candidates, the best prompt's lineage and the "
+                                      "test examples it gets wrong")
     rs.add_argument("run_id")
+
+    _add_leaderboard_parser(sub)
 
     res = sub.add_parser("resume", help="continue a job that stopped (even killed), reusing every recorded score")
     res.add_argument("run_id")

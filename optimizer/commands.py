@@ -6,13 +6,16 @@ import argparse
 import json
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from optimizer.config import APEConfig, Budget, RunConfig
 from optimizer.errors import UsageError
 from optimizer.store import RunStore, runs_dir
 
 __all__ = ["cmd_cache", "cmd_eval", "cmd_models", "cmd_optimize", "cmd_resume", "cmd_runs", "cmd_tasks", "render_result"]
+__all__ += ["cmd_leaderboard"]
 
 out = Console()
 
@@ -40,7 +43,7 @@ def render_result(result: dict, console: Console = out) -> None:
                   f"time: {t.get('total_s', 0):.1f}s   run: {result['run_dir']}", highlight=False)
     for p in rows:
         if p["name"] != "no_instruction":
-            console.print(f"[bold]{p['name']}:[/bold] {p['text']}", highlight=False)
+            console.print(f"[bold]{p['name']}:[/bold] {escape(p['text'])}", highlight=False)
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
@@ -160,8 +163,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
             table.add_column(col, overflow="fold")
         for c in result["candidates"][:10]:
             table.add_row(c["id"], c["origin"], c.get("parent") or "", _fmt(c["dev"]["acc"]), _fmt(c["dev"]["lp"], 2),
-                          str(c["dev"]["n"]), c["text"])
+                          str(c["dev"]["n"]), Text(c["text"]))  # model-written text: never console markup
         out.print(table)
+        _show_lineage_and_failures(store, result)
         return 0
     table = Table(title=f"runs in {root}/")
     for col in ("run", "task", "target", "status", "best dev", "best test", "calls"):
@@ -177,6 +181,49 @@ def cmd_runs(args: argparse.Namespace) -> int:
         table.add_row(store.id, result["task"], result["target"], result["status"], _fmt((best.get("dev") or {}).get("acc")),
                       _fmt((best.get("test") or {}).get("acc")), str(result["calls"]))
     out.print(table)
+    return 0
+
+
+def _show_lineage_and_failures(store: RunStore, result: dict) -> None:
+    from optimizer.report import lineage, wrong_test_examples
+    from optimizer.report_text import render_lineage, render_wrong
+    from optimizer.types import Candidate
+
+    best = result.get("best") or {}
+    render_lineage(lineage([Candidate.model_validate(c) for c in result["candidates"]], best.get("candidate")), out)
+    render_wrong(wrong_test_examples(store.path), out)
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    """apo leaderboard."""
+    from pathlib import Path
+
+    from optimizer.report import build_leaderboard
+    from optimizer.report_text import render_markdown, render_table
+
+    board = build_leaderboard(args.paths or [runs_dir(args.runs_dir)], task=args.task, searcher=args.searcher,
+                              model=args.model)
+    if args.format == "table":
+        if args.out:
+            with open(args.out, "w", encoding="utf-8") as fh:
+                render_table(board, Console(file=fh, width=args.width or 200, color_system=None))
+        else:
+            render_table(board, Console(width=args.width) if args.width else out)
+        return 0
+    if args.format == "md":
+        text = render_markdown(board)
+    elif args.format == "json":
+        text = board.model_dump_json(indent=2) + "\n"
+    else:
+        from optimizer.report_html import render_html
+
+        text = render_html(board)
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        Console(stderr=True).print(f"wrote {args.format} leaderboard ({len(board.rows)} rows) to {args.out}",
+                                   highlight=False)
+    else:
+        print(text, end="")
     return 0
 
 

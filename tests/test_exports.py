@@ -7,6 +7,7 @@ EXPECTED = [
     "Example", "FakeModel", "ModelUnavailable", "RunConfig", "RunResult", "ScoredPrompt", "Task", "TaskError",
     "UsageError", "evaluate", "list_tasks", "load_task", "optimize", "register_fake", "resume",
 ]
+EXPECTED += ["Leaderboard", "LeaderboardRow", "build_leaderboard"]  # leaderboard reports (optimizer.report)
 
 
 def test_public_names_are_pinned():
