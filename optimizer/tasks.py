@@ -9,7 +9,9 @@
    then under ``data_dir``;
 3. an instruction-induction task ``<name>`` (Honovich et al. 2022) under ``data_dir`` or
    ``data_dir/instruction_induction``: ``induce/<name>.json``, ``execute/<name>.json`` and
-   optionally ``annotations/<name>.json``.
+   optionally ``annotations/<name>.json``;
+4. ``sst2`` or ``lama:P<id>`` (AutoPrompt's cloze benchmarks) under ``data_dir``
+   (see :mod:`optimizer.cloze_tasks`).
 
 A ``task.yaml`` (data paths are relative to it)::
 
@@ -37,6 +39,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from optimizer.cloze_tasks import cloze_task_fields, is_cloze_task
 from optimizer.errors import TaskError, UsageError
 from optimizer.metrics import METRICS, Metric, resolve_metric
 from optimizer.task_files import (
@@ -417,6 +420,8 @@ def load_task(
     if isinstance(spec, Path) or looks_like_path:
         raise TaskError(f"{text}: no such file or folder")
     root_dir = _resolve_data_dir(data_dir)
+    if is_cloze_task(text):  # sst2, lama:P17 (AutoPrompt's benchmarks)
+        return _make_task(cloze_task_fields(text, root_dir, seed), options, text)
     known = _discover(root_dir)
     if text in known:
         kind, file, root = known[text]
