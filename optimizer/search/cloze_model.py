@@ -63,8 +63,8 @@ class Verbalizer:
                     tid = model.word_id(word)
                     if tid is None:
                         pieces = model.tokenizer.tokenize(model.word_text(word))
-                        raise UsageError(f"label word {word!r} (class {label!r}) is {len(pieces)} tokens for this "
-                                         f"model ({pieces}); label words must be single tokens; pick another word")
+                        raise UsageError(f"label word {word!r} (class {label!r}) is {pieces} for this model; "
+                                         "label words must be single tokens of its vocabulary; pick another word")
                     ids.append(tid)
                 self.class_ids.append(ids)
 
@@ -161,9 +161,10 @@ class ClozeModel:
         return " " + word.strip()
 
     def word_id(self, word: str) -> int | None:
-        """The single token id of ``word`` after a space, or None when it is several tokens."""
+        """The single token id of ``word`` after a space, or None when it is several tokens (or unknown)."""
         ids = self.tokenizer(self.word_text(word), add_special_tokens=False)["input_ids"]
-        return ids[0] if len(ids) == 1 else None
+        unk = self.tokenizer.unk_token_id
+        return ids[0] if len(ids) == 1 and (unk is None or ids[0] != unk) else None
 
     def token_text(self, token_id: int) -> str:
         """A token's text for display."""
@@ -183,8 +184,8 @@ class ClozeModel:
         Returns:
             The encoded example.
         """
-        if len(trigger) != template.n_triggers:
-            raise ValueError(f"{len(trigger)} trigger ids for {template.n_triggers} slots")
+        if len(trigger) != template.n_triggers or any(not isinstance(t, int) for t in trigger):
+            raise ValueError(f"trigger {trigger} does not fill the {template.n_triggers} slots with token ids")
         values = template.field_values(text)
         parts: list[tuple[str, list[int]]] = []
         it = iter(trigger)
