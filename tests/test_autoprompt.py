@@ -7,6 +7,7 @@ specific trigger token makes the label predictable.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -216,6 +217,7 @@ def test_accepted_trigger_never_raises_the_batch_loss(arch, tmp_path):
     assert result.usage["target"]["calls"] > 0
 
 
+@functools.lru_cache(maxsize=1)
 def trained_magic_bert(seed: int = 0):
     """A tiny BERT trained so that ``x magic [MASK]`` predicts yes for cat and no for dog; other
     tokens in the middle slot are followed by noise words."""
@@ -339,3 +341,86 @@ def test_causal_template_must_end_with_prediction():
     cm = ClozeModel(model, tok, kind="causal")
     with pytest.raises(UsageError, match="must come after"):
         cm.encode(parse_template("[P] [T] {sentence}"), "good movie", (5,))
+
+
+def test_automatic_label_words_recover_the_words_the_model_predicts(tmp_path):
+    from optimizer.search.label_search import find_label_words
+
+    model, tok = trained_magic_bert()
+    cm = ClozeModel(model, tok, kind="masked")
+    rows = [Example(input="cat" if i % 2 else "dog", output="positive" if i % 2 else "negative", id=str(i))
+            for i in range(32)]
+    task = Task(name="magic", train=rows, dev=rows[:4], test=rows[:4], metric="label", labels=["negative", "positive"])
+    words = find_label_words(cm, parse_template("[X] magic [P]"), task, 1)
+    assert words == {"negative": ["no"], "positive": ["yes"]}
+
+
+# ------------------------------------------------------------------------------ data and real models
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(__import__("os").environ.get("APO_DATA_DIR", DATA))
+needs_sst2 = pytest.mark.skipif(not (DATA / "sst2" / "train.tsv").is_file(), reason=f"SST-2 data not found under {DATA}")
+needs_lama = pytest.mark.skipif(not (DATA / "lama_trex" / "trex_lms_vocab").is_dir(),
+                                reason=f"LAMA T-REx data not found under {DATA}")
+
+
+@needs_sst2
+def test_sst2_loader():
+    from optimizer.tasks import load_task
+
+    task = load_task("sst2", data_dir=DATA)
+    assert (len(task.train), len(task.dev), len(task.test)) == (800, 200, 872)
+    assert task.labels == ["negative", "positive"] and task.instructions == ["{sentence} It was [P] ."]
+    assert {e.output for e in task.test} == {"negative", "positive"}
+    assert not {e.input for e in task.dev} & {e.input for e in task.train}
+    assert load_task("sst2", data_dir=DATA / "sst2").test == task.test
+
+
+@needs_lama
+def test_lama_loader():
+    from optimizer.tasks import load_task
+
+    task = load_task("lama:P17", data_dir=DATA)
+    assert task.name == "lama-P17" and task.instructions == ["[X] is located in [Y] ."]
+    assert len(task.test) == 912 and len(task.dev) == 100
+    assert not {(e.input, e.output) for e in task.train} & {(e.input, e.output) for e in task.test}
+    with pytest.raises(UsageError, match="P99999"):
+        load_task("lama:P99999", data_dir=DATA)
+
+
+def test_cloze_task_without_data_dir_says_how_to_fix(monkeypatch):
+    from optimizer.tasks import load_task
+
+    monkeypatch.delenv("APO_DATA_DIR", raising=False)
+    with pytest.raises(UsageError, match="--data-dir"):
+        load_task("sst2")
+
+
+@pytest.mark.integration
+@needs_sst2
+def test_short_search_on_splade_tiny_lowers_the_train_loss():
+    result = optimize("sst2", data_dir=DATA, target="embedded:splade-tiny", searcher="autoprompt",
+                      template="{sentence} [T] [T] [P] .", label_words={"negative": ["bad"], "positive": ["good"]},
+                      candidates=20, iterations=6, batch_size=16, eval_batch_size=16, dev_size=30, test_size=40)
+    assert result.status == "complete" and result.target == "embedded:splade-tiny"
+    config = json.loads((Path(result.run_dir) / "config.json").read_text())
+    assert config["provenance"]["models"]["target"]["path"].endswith("splade-tiny")
+    trig = [e for e in events(result) if e["type"] == "trigger"]
+    assert trig[0]["trigger_tokens"] == ["[MASK]", "[MASK]"] and len(trig) >= 2
+    assert trig[-1]["train_loss"] < trig[0]["train_loss"]
+    assert result.best.test.n == 40 and result.baselines[-1].text == "{sentence} It was [P] ."
+
+
+@pytest.mark.integration
+@needs_sst2
+def test_causal_search_on_embedded_smollm2_completes():
+    result = optimize("sst2", data_dir=DATA, target="embedded", searcher="autoprompt", template="{sentence} [T] [P]",
+                      label_words={"negative": ["bad"], "positive": ["good"]}, candidates=4, iterations=2,
+                      batch_size=4, eval_batch_size=4, dev_size=6, test_size=6, train_eval_size=8)
+    assert result.status == "complete"
+    trig = [e for e in events(result) if e["type"] == "trigger"]
+    assert trig[0]["trigger_tokens"] == ["the"]
+    steps = [e for e in events(result) if e["type"] in ("trigger", "autoprompt_step")]
+    assert [e["iteration"] for e in steps] == [0, 1, 2]
+    assert all(e["batch_loss"] < e["batch_loss_before"] for e in trig[1:])
+    assert result.best.test.n == 6 and all(0 <= a <= 1 for a in result.best.test_acc)

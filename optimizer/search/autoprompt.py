@@ -290,9 +290,12 @@ class AutoPromptSearch:
         if verbalizer is None:
             from optimizer.search.label_search import find_label_words
 
-            words = find_label_words(self.model, template, ctx.task, cfg.auto_label_words, seed=ctx.seed)
+            found = next((e for e in ctx.store.events() if e.get("type") == "label_words"), None)
+            words = found["label_words"] if found else find_label_words(
+                self.model, template, ctx.task, cfg.auto_label_words, seed=ctx.seed)
             self.evaluator.verbalizer = Verbalizer(self.model, words, normalize=cfg.loss)
-            ctx.record({"type": "label_words", "label_words": words, "auto": True})
+            if not found:
+                ctx.record({"type": "label_words", "label_words": words, "auto": True})
         ctx.evaluator = self.evaluator
 
     def _initial(self) -> tuple[int, ...]:

@@ -275,6 +275,26 @@ class ClozeModel:
             self.seconds += time.monotonic() - began
         return torch.cat(out)
 
+    def predict_hidden(self, encs: Sequence[Encoded]) -> torch.Tensor:
+        """The hidden state the LM head reads at each example's prediction slot (B x hidden, no gradient)."""
+        seen: list[torch.Tensor] = []
+        out = []
+        for start in range(0, len(encs), self.max_rows):
+            chunk = encs[start : start + self.max_rows]
+            self.account(len(chunk), sum(len(e.ids) for e in chunk))
+            began = time.monotonic()
+            ids, mask, predict = self._batch(chunk)
+            with self._locked(), torch.no_grad(), self._only_predict(predict):
+                handle = self.head.register_forward_pre_hook(lambda module, args: seen.append(args[0][:, 0]))
+                try:
+                    self.model(input_ids=ids, attention_mask=mask)
+                finally:
+                    handle.remove()
+            out.append(seen.pop())
+            self.forward_rows += len(chunk)
+            self.seconds += time.monotonic() - began
+        return torch.cat(out)
+
     def trigger_gradient(self, encs: Sequence[Encoded], trigger: Sequence[int],
                          loss_fn: Callable[[torch.Tensor], torch.Tensor]) -> tuple[torch.Tensor, float]:
         """Gradient of the loss with respect to the trigger tokens' input embeddings.
