@@ -277,7 +277,8 @@ def task_folder(task: Task, path: Path) -> str:
 
 
 def _trace(result):
-    return [(e["type"], e["iteration"], e.get("trigger_ids"), round(e["batch_loss_before"], 5) if "batch_loss_before" in e else None)
+    return [(e["type"], e["iteration"], e.get("trigger_ids"), e["passes"],
+             round(e["batch_loss_before"], 5) if "batch_loss_before" in e else None)
             for e in events(result) if e["type"] in ("trigger", "autoprompt_step")]
 
 

@@ -343,6 +343,9 @@ class AutoPromptSearch:
             trigger = tuple(accepted[-1]["trigger_ids"])
             start = done[-1]["iteration"] + 1
             stale = done[-1].get("stale", 0)
+            passes = done[-1].get("passes", {})  # pass counts in events are cumulative over sessions
+            model.forward_rows += passes.get("forward", 0)
+            model.backward_rows += passes.get("backward", 0)
         else:
             trigger = self._initial()
             self._accept(ctx, trigger, 0, None)
