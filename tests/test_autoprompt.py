@@ -470,3 +470,10 @@ def test_readme_autoprompt_example_runs():
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)
     assert namespace["result"].status == "complete" and namespace["result"].best.test.n == 20
+
+
+def test_label_words_must_name_the_task_classes(tmp_path):
+    spec = save(*tiny("bert"), tmp_path / "bert")
+    with pytest.raises(UsageError, match="not classes of the label words"):
+        optimize(sentiment_task(), target=spec, searcher="autoprompt", label_words={"pos": ["good"], "neg": ["bad"]},
+                 iterations=1)

@@ -296,6 +296,13 @@ class AutoPromptSearch:
             self.evaluator.verbalizer = Verbalizer(self.model, words, normalize=cfg.loss)
             if not found:
                 ctx.record({"type": "label_words", "label_words": words, "auto": True})
+        classes = self.evaluator.verbalizer.classes
+        if classes is not None:
+            unknown = sorted({ex.output for ex in ctx.task.train} - set(classes))
+            if unknown:
+                raise UsageError(f"task {ctx.task.name!r} has outputs {unknown[:5]} that are not classes of the label "
+                                 f"words ({', '.join(classes)}); fix: name every class, e.g. --label-words "
+                                 f"'{';'.join(f'{c}=word' for c in sorted({ex.output for ex in ctx.task.train})[:4])}'")
         ctx.evaluator = self.evaluator
 
     def _initial(self) -> tuple[int, ...]:
