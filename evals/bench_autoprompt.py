@@ -46,6 +46,11 @@ SETTINGS = {
     "sst2-smollm2": dict(task="sst2", target="embedded", template="{sentence} [T] [T] [T] [P]",
                          label_words=SST2_WORDS, candidates=8, iterations=20, batch_size=16, eval_batch_size=16,
                          dev_size=50, train_eval_size=32, loss="labels"),
+    # SmolLM2 again, with 4x larger batches, starting from a hand-written phrase instead of "the the the"
+    # (the search only accepts replacements that lower the training loss).
+    "sst2-smollm2-init": dict(task="sst2", target="embedded", template="{sentence} [T] [T] [T] [P]",
+                              label_words=SST2_WORDS, candidates=8, iterations=12, batch_size=64, eval_batch_size=64,
+                              dev_size=50, train_eval_size=32, loss="labels", initial_trigger="Overall it was"),
     "lama-splade": dict(target="embedded:splade-tiny", template="[X] [T] [T] [T] [T] [T] [P] .",
                         candidates=50, iterations=60, batch_size=32, eval_batch_size=32, dev_size=100),
 }
