@@ -130,7 +130,7 @@ def test_gradient_reaches_trigger_embeddings(arch):
     grad, loss = cm.trigger_gradient(encs, trigger, lambda lp: label_loss(lp, gold, verb))
     assert grad.shape == (2, cm.embeddings.weight.shape[1])
     assert torch.isfinite(grad).all() and grad.abs().sum() > 0
-    # the gradient is that of the loss: a small step against it lowers the loss (first order)
+    # the loss returned with the gradient is the batch's label loss, as computed without gradients
     assert loss == pytest.approx(-verb.score(cm.logprobs(encs), gold)[0].mean().item(), rel=1e-4)
 
 
