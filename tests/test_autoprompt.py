@@ -477,3 +477,23 @@ def test_label_words_must_name_the_task_classes(tmp_path):
     with pytest.raises(UsageError, match="not classes of the label words"):
         optimize(sentiment_task(), target=spec, searcher="autoprompt", label_words={"pos": ["good"], "neg": ["bad"]},
                  iterations=1)
+
+
+def test_cli_runs_autoprompt_and_routes_its_options(tmp_path, capsys):
+    spec = save(*tiny("bert"), tmp_path / "bert")
+    task = task_folder(sentiment_task(), tmp_path / "task")
+    code = main(["optimize", task, "--searcher", "autoprompt", "--model", spec, "--cloze-template",
+                 "{sentence} [T] [T] [P] .", "--label-words", "negative=bad;positive=good", "--candidates", "4",
+                 "--iterations", "2", "--batch-size-grad", "8", "--eval-batch-size", "8", "--position", "round_robin",
+                 "--dev-size", "8", "--json"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    result = json.loads(out)
+    assert result["searcher"] == "autoprompt" and result["status"] == "complete"
+    config = json.loads((Path(result["run_dir"]) / "config.json").read_text())["config"]
+    ap = config["autoprompt"]
+    assert (ap["candidates"], ap["iterations"], ap["batch_size"], ap["position"]) == (4, 2, 8, "round_robin")
+    assert ap["label_words"] == {"negative": ["bad"], "positive": ["good"]} and config["ape"]["candidates"] == 12
+    steps = [json.loads(x) for x in (Path(result["run_dir"]) / "events.jsonl").read_text().splitlines()]
+    assert [e["position"] for e in steps if e["type"] in ("trigger", "autoprompt_step") and "position" in e] == [0, 1]
+    assert main(["optimize", task, "--searcher", "autoprompt", "--model", spec, "--label-words", "oops"]) == 2

@@ -162,6 +162,7 @@ class ClozeEvaluator:
         self.batch_size = batch_size
         self.prompts: dict[str, tuple[ClozeTemplate, tuple[int, ...]]] = {}
         self.on_scored = None
+        self.client = None  # the target's ModelClient (its ledger shows the spend in progress displays)
 
     def render(self, trigger: Sequence[int], taken: set[str] = frozenset()) -> str:
         """A unique display text for a trigger in the search template, registered for scoring."""
@@ -303,6 +304,7 @@ class AutoPromptSearch:
                 raise UsageError(f"task {ctx.task.name!r} has outputs {unknown[:5]} that are not classes of the label "
                                  f"words ({', '.join(classes)}); fix: name every class, e.g. --label-words "
                                  f"'{';'.join(f'{c}=word' for c in sorted({ex.output for ex in ctx.task.train})[:4])}'")
+        self.evaluator.client = ctx.target
         ctx.evaluator = self.evaluator
 
     def _initial(self) -> tuple[int, ...]:
