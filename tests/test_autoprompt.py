@@ -132,6 +132,21 @@ def test_gradient_reaches_trigger_embeddings(arch):
     assert torch.isfinite(grad).all() and grad.abs().sum() > 0
     # the loss returned with the gradient is the batch's label loss, as computed without gradients
     assert loss == pytest.approx(-verb.score(cm.logprobs(encs), gold)[0].mean().item(), rel=1e-4)
+    # and the gradient is that loss's: a central finite difference along a random direction agrees
+    ids, mask, predict = cm._batch(encs)
+
+    def loss_at(delta):
+        emb = cm.embeddings(ids).detach().clone()
+        for i, e in enumerate(encs):
+            for slot, pos in enumerate(e.triggers):
+                emb[i, pos] += delta[slot]
+        with torch.no_grad():
+            return label_loss(cm._forward(mask, predict, embeds=emb), gold, verb).item()
+
+    direction = torch.randn(grad.shape, generator=torch.Generator().manual_seed(1))
+    eps = 2e-3  # small against the embeddings' scale (std 0.02), large against float32 rounding
+    numeric = (loss_at(eps * direction) - loss_at(-eps * direction)) / (2 * eps)
+    assert numeric == pytest.approx((grad * direction).sum().item(), rel=0.1, abs=1e-4)
 
 
 @pytest.mark.parametrize("arch", ["bert", "roberta"])
