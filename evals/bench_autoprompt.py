@@ -51,6 +51,10 @@ SETTINGS = {
     "sst2-smollm2-init": dict(task="sst2", target="embedded", template="{sentence} [T] [T] [T] [P]",
                               label_words=SST2_WORDS, candidates=8, iterations=12, batch_size=64, eval_batch_size=64,
                               dev_size=50, train_eval_size=32, loss="labels", initial_trigger="Overall it was"),
+    # The starting trigger alone (no search iteration): what the search itself added to sst2-smollm2-init.
+    "sst2-smollm2-start": dict(task="sst2", target="embedded", template="{sentence} [T] [T] [T] [P]",
+                               label_words=SST2_WORDS, candidates=8, iterations=0, batch_size=64, eval_batch_size=64,
+                               dev_size=50, train_eval_size=32, loss="labels", initial_trigger="Overall it was"),
     "lama-splade": dict(target="embedded:splade-tiny", template="[X] [T] [T] [T] [T] [T] [P] .",
                         candidates=50, iterations=60, batch_size=32, eval_batch_size=32, dev_size=100),
     # A longer search (for a relation where 60 iterations lowered the loss but not P@1).
