@@ -512,3 +512,14 @@ def test_cli_runs_autoprompt_and_routes_its_options(tmp_path, capsys):
     steps = [json.loads(x) for x in (Path(result["run_dir"]) / "events.jsonl").read_text().splitlines()]
     assert [e["position"] for e in steps if e["type"] in ("trigger", "autoprompt_step") and "position" in e] == [0, 1]
     assert main(["optimize", task, "--searcher", "autoprompt", "--model", spec, "--label-words", "oops"]) == 2
+
+
+def test_two_input_template_encodes_fields_in_order():
+    model, tok = tiny("bert")
+    cm = ClozeModel(model, tok, kind="masked")
+    template = parse_template("{premise} [P] [T] [T] {hypothesis}")
+    trigger = (cm.word_id("very"), cm.word_id("really"))
+    enc = cm.encode(template, json.dumps({"premise": "the cat sat", "hypothesis": "a dog ran"}), trigger)
+    tokens = tok.convert_ids_to_tokens(list(enc.ids))
+    assert tokens == ["[CLS]", "the", "cat", "sat", "[MASK]", "very", "really", "a", "dog", "ran", "[SEP]"]
+    assert enc.predict == 4 and enc.triggers == (5, 6)
