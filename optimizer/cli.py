@@ -23,7 +23,8 @@ EPILOG = """examples:
 def _add_task_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("task", help="bundled task name (apo tasks list), a task folder/file, or an "
                                 "instruction-induction task name with --data-dir")
-    p.add_argument("--data-dir", help="folder of external task data (instruction-induction layout: induce/, execute/, annotations/)")
+    p.add_argument("--data-dir", help="folder of external task data (instruction-induction layout: induce/, execute/, annotations/; "
+                                      "sst2/ and lama_trex/ for the tasks sst2 and lama:P17, lama:P19, …)")
 
 
 def build_parser() -> argparse.ArgumentParser:

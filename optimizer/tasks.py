@@ -420,14 +420,14 @@ def load_task(
     if isinstance(spec, Path) or looks_like_path:
         raise TaskError(f"{text}: no such file or folder")
     root_dir = _resolve_data_dir(data_dir)
-    if is_cloze_task(text):  # sst2, lama:P17 (AutoPrompt's benchmarks)
-        return _make_task(cloze_task_fields(text, root_dir, seed), options, text)
     known = _discover(root_dir)
     if text in known:
         kind, file, root = known[text]
         if kind == "yaml":
             return _load_yaml(file, dev_size, seed, options)
         return _load_induction(text, root, dev_size, seed, options)
+    if is_cloze_task(text):  # sst2, lama:P17 (AutoPrompt's benchmarks)
+        return _make_task(cloze_task_fields(text, root_dir, seed), options, text)
     looked = [f"{r}/{text}/task.yaml" for r in [*task_roots(), *([root_dir] if root_dir else [])]]
     looked += [f"{r}/induce/{text}.json" for r in _induction_roots(root_dir)]
     hint = "" if root_dir else " No data_dir was given (pass data_dir= / --data-dir, or set APO_DATA_DIR)."
