@@ -42,6 +42,13 @@ SETTINGS = {
     "sst2-splade-b128": dict(task="sst2", target="embedded:splade-tiny", template="{sentence} [T] [T] [T] [P] .",
                              label_words=SST2_WORDS, candidates=30, iterations=60, batch_size=128,
                              eval_batch_size=128, dev_size=200, loss="labels"),
+    # SPLADE-tiny from the same hand-written start as sst2-smollm2-init, and that start alone.
+    "sst2-splade-start": dict(task="sst2", target="embedded:splade-tiny", template="{sentence} [T] [T] [T] [P] .",
+                              label_words=SST2_WORDS, candidates=30, iterations=0, batch_size=128,
+                              eval_batch_size=128, dev_size=200, loss="labels", initial_trigger="overall it was"),
+    "sst2-splade-init": dict(task="sst2", target="embedded:splade-tiny", template="{sentence} [T] [T] [T] [P] .",
+                             label_words=SST2_WORDS, candidates=30, iterations=60, batch_size=128,
+                             eval_batch_size=128, dev_size=200, loss="labels", initial_trigger="overall it was"),
     # SmolLM2 (135M, causal) is ~100x slower per pass here: fewer candidates, iterations and dev examples.
     "sst2-smollm2": dict(task="sst2", target="embedded", template="{sentence} [T] [T] [T] [P]",
                          label_words=SST2_WORDS, candidates=8, iterations=20, batch_size=16, eval_batch_size=16,
