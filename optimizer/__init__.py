@@ -15,7 +15,7 @@ or from Python::
 
 from optimizer.api import EvalResult, evaluate, optimize
 from optimizer.backends.fake import FakeModel, register_fake
-from optimizer.config import APEConfig, Budget, RunConfig
+from optimizer.config import APEConfig, AutoPromptConfig, Budget, RunConfig
 from optimizer.errors import ApoError, BudgetExceeded, CapabilityError, ModelUnavailable, TaskError, UsageError
 from optimizer.report import Leaderboard, LeaderboardRow, build_leaderboard
 from optimizer.tasks import Task, list_tasks, load_task
@@ -24,6 +24,7 @@ from optimizer.types import Candidate, DevScore, Example, RunResult, ScoredPromp
 __all__ = [
     "APEConfig",
     "ApoError",
+    "AutoPromptConfig",
     "Budget",
     "BudgetExceeded",
     "Candidate",

@@ -64,7 +64,10 @@ def optimize(
         data_dir: folder of external task data (instruction-induction layout).
         progress: show a rich progress display on stderr.
         **options: any other RunConfig field (``seed``, ``shots``, ``scoring``, ``dev_size`` …) or
-            APE parameter (``rounds``, ``candidates``, ``top_k`` …).
+            APE parameter (``rounds``, ``candidates``, ``top_k`` …). With ``searcher="autoprompt"``,
+            AutoPrompt parameters instead (``template``, ``trigger_tokens``, ``label_words``,
+            ``candidates``, ``iterations`` …, see :class:`~optimizer.config.AutoPromptConfig`), or
+            ``autoprompt=AutoPromptConfig(...)``.
 
     Returns:
         The RunResult (best instruction, dev and test scores, baselines, usage).
@@ -74,6 +77,13 @@ def optimize(
 
     seed = int(options.get("seed", 0))
     loaded = _task(task, data_dir, seed)
+    if options.get("searcher") == "autoprompt":  # AutoPrompt parameters (candidates, template…) go to it
+        from optimizer.config import AutoPromptConfig
+
+        given = options.pop("autoprompt", None)
+        fields = dict(given.model_dump() if isinstance(given, AutoPromptConfig) else given or {})
+        fields.update({k: options.pop(k) for k in list(options) if k in AutoPromptConfig.model_fields})
+        options["autoprompt"] = AutoPromptConfig(**fields)
     ape = {k: options.pop(k) for k in list(options) if k in APEConfig.model_fields}
     unknown = set(options) - set(RunConfig.model_fields)
     if unknown:

@@ -13,6 +13,8 @@ EPILOG = """examples:
   apo optimize capitalize_words                       # APE on the embedded SmolLM2, default budget
   apo optimize antonyms --data-dir ../shared/data/instruction_induction --rounds 1 --budget-time 600
   apo eval past_tense --prompt "Write the past tense of the verb." --split test
+  apo optimize sst2 --data-dir ../shared/data --searcher autoprompt --model embedded:splade-tiny \
+      --label-words 'positive=good;negative=bad' --candidates 100 --iterations 50   # AutoPrompt
   apo runs list ; apo runs show RUN_ID ; apo resume RUN_ID
   apo leaderboard runs/ --format html --out leaderboard.html
   apo tasks list ; apo models pull ; apo cache stats
@@ -22,7 +24,8 @@ EPILOG = """examples:
 def _add_task_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("task", help="bundled task name (apo tasks list), a task folder/file, or an "
                                 "instruction-induction task name with --data-dir")
-    p.add_argument("--data-dir", help="folder of external task data (instruction-induction layout: induce/, execute/, annotations/)")
+    p.add_argument("--data-dir", help="folder of external task data (instruction-induction layout: induce/, execute/, annotations/; "
+                                      "sst2/ and lama_trex/ for the tasks sst2 and lama:P17, lama:P19, …)")
 
 
 LEADERBOARD_HELP = """One row per (task, searcher, target model): the best prompt by dev score over the
@@ -72,8 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
                                      "with the target model, refine the best, and report dev and test scores "
                                      "against the no-instruction and human baselines.")
     _add_task_args(opt)
-    opt.add_argument("--searcher", default="ape", choices=["ape"], help="search strategy (default: ape)")
-    opt.add_argument("--target", default="embedded", help="model that runs the prompts (default: embedded = SmolLM2-135M-Instruct; also embedded:NAME, hf:PATH, openai:MODEL, openai-completions:MODEL, anthropic:MODEL, fake:NAME)")
+    opt.add_argument("--searcher", default="ape", choices=["ape", "autoprompt"],
+                     help="search strategy: ape (instructions written by a proposer LM; default) or autoprompt "
+                          "(gradient-searched trigger tokens in a cloze template; needs a local masked or causal LM)")
+    opt.add_argument("--target", "--model", dest="target", default="embedded", help="model that runs the prompts (default: embedded = SmolLM2-135M-Instruct; also embedded:NAME, hf:PATH, openai:MODEL, openai-completions:MODEL, anthropic:MODEL, fake:NAME)")
     opt.add_argument("--proposer", help="model that writes instructions (default: the target)")
     opt.add_argument("--base-url", help="OpenAI-compatible server for openai:MODEL (default: $OPENAI_BASE_URL)")
     opt.add_argument("--concurrency", type=int, default=4, help="requests in flight per API provider (default: 4)")
@@ -85,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--scoring", choices=["accuracy", "logprob"], default="accuracy",
                      help="candidate score on dev: execution accuracy or gold log-probability (default: accuracy)")
     opt.add_argument("--rounds", type=int, help="refinement rounds after the first (default: 2)")
-    opt.add_argument("--candidates", type=int, help="instructions proposed in the first round (default: 12)")
+    opt.add_argument("--candidates", type=int, help="APE: instructions proposed in the first round (default: 12); "
+                                                    "AutoPrompt: candidate tokens tried per iteration (default: 10)")
     opt.add_argument("--top-k", type=int, help="candidates varied each round (default: 3)")
     opt.add_argument("--variations", type=int, help="variations per top-k candidate each round (default: 3)")
     opt.add_argument("--dev-size", type=int, help="dev examples used for selection (default: 50)")
@@ -102,6 +108,34 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--json", action="store_true", help="print result.json to stdout instead of a table")
     opt.add_argument("--dry-run", action="store_true",
                      help="print the expected model calls and tokens (an upper bound) and exit without running")
+    ap = opt.add_argument_group(
+        "AutoPrompt (--searcher autoprompt)",
+        "Searches trigger tokens [T] in a cloze template by gradients through a white-box model: a masked LM "
+        "(embedded:splade-tiny, or hf:/path/to/bert|roberta|distilbert) predicts the [P] slot; a causal LM "
+        "(embedded = SmolLM2, hf:PATH) predicts the token after the prompt. Example:\n"
+        "  apo optimize sst2 --data-dir ../shared/data --searcher autoprompt --model embedded:splade-tiny "
+        "--cloze-template '{sentence} [T] [T] [T] [P] .' --label-words 'positive=good;negative=bad' "
+        "--candidates 100 --iterations 50")
+    ap.add_argument("--cloze-template", help="template with [T] trigger slots and one [P] prediction slot; the input "
+                                             "is [X], {sentence} or {input} (default: '[X] [T] [T] [T] [P] .')")
+    ap.add_argument("--trigger-tokens", type=int, help="trigger slots in the default template (default: 3)")
+    ap.add_argument("--label-words", help="verbalizer 'CLASS=word,word;CLASS=word' (single tokens; a class's words "
+                                          "have their probabilities summed). Default: the task's labels themselves, "
+                                          "or, without labels, the gold output over the whole vocabulary (LAMA)")
+    ap.add_argument("--auto-label-words", type=int, metavar="K",
+                    help="find K label words per class automatically (logistic classifier on the [P] hidden state)")
+    ap.add_argument("--iterations", type=int, help="search iterations, one slot updated at most each (default: 50)")
+    ap.add_argument("--batch-size-grad", dest="ap_batch_size", type=int,
+                    help="training examples per gradient batch (default: 32)")
+    ap.add_argument("--eval-batch-size", type=int,
+                    help="training examples in the fresh batch that compares candidates (default: 32)")
+    ap.add_argument("--position", choices=["random", "round_robin"], help="which slot to update each iteration")
+    ap.add_argument("--patience", type=int, help="stop after N iterations in a row without an accepted replacement")
+    ap.add_argument("--keep-subwords", action="store_true", help="allow word pieces (##ing) as trigger candidates")
+    ap.add_argument("--initial-trigger", help="starting trigger words (default: the mask token; 'the' for a causal LM)")
+    ap.add_argument("--loss", choices=["vocab", "labels"],
+                    help="vocab: class probability under the softmax over the whole vocabulary (the paper; default); "
+                         "labels: renormalized over the classes")
 
     ev = sub.add_parser("eval", help="score one instruction on a split")
     _add_task_args(ev)

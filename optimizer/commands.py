@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from optimizer.config import APEConfig, Budget, RunConfig
+from optimizer.config import APEConfig, AutoPromptConfig, Budget, RunConfig
 from optimizer.errors import UsageError
 from optimizer.store import RunStore, runs_dir
 
@@ -51,14 +51,16 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     from optimizer.engine import run
     from optimizer.progress import RichReporter
 
-    ape = {k: getattr(args, k) for k in ("rounds", "candidates", "top_k", "variations") if getattr(args, k) is not None}
+    autoprompt = _autoprompt_options(args) if args.searcher == "autoprompt" else {}
+    ape = {k: getattr(args, k) for k in ("rounds", "candidates", "top_k", "variations")
+           if getattr(args, k) is not None and not (autoprompt and k == "candidates")}
     extra = {k: getattr(args, k) for k in ("dev_size", "test_size", "shots", "metric") if getattr(args, k) is not None}
     try:
         config = RunConfig(
             task=args.task, data_dir=args.data_dir, searcher=args.searcher, target=args.target,
             proposer=args.proposer, template=args.template, scoring=args.scoring, seed=args.seed,
             base_url=args.base_url, concurrency=args.concurrency, request_timeout=args.request_timeout,
-            cache=not args.no_cache, ape=APEConfig(**ape),
+            cache=not args.no_cache, ape=APEConfig(**ape), autoprompt=AutoPromptConfig(**autoprompt),
             budget=Budget(max_calls=args.budget_calls, max_tokens=args.budget_tokens, max_seconds=args.budget_time,
                           max_cost=args.max_cost),
             prices=args.prices,
@@ -66,6 +68,14 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise UsageError(f"invalid option: {exc}") from exc
+    if args.dry_run and config.searcher == "autoprompt":
+        ap = config.autoprompt
+        per_iter = 2 * ap.batch_size + (ap.candidates + 1) * ap.eval_batch_size
+        out.print(f"at most {ap.iterations * per_iter:,} example passes in {ap.iterations} iterations "
+                  f"({per_iter} per iteration: a forward+backward gradient batch of {ap.batch_size}, "
+                  f"{ap.candidates + 1} triggers on {ap.eval_batch_size} examples), plus dev scoring of each "
+                  "accepted trigger and the final test scoring", highlight=False)
+        return 0
     if args.dry_run:
         from optimizer.estimate import estimate
         from optimizer.tasks import load_task
@@ -87,6 +97,22 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     else:
         render_result(data)
     return 0
+
+
+def _autoprompt_options(args: argparse.Namespace) -> dict:
+    """AutoPromptConfig fields from the optimize arguments that were given."""
+    from optimizer.cloze import parse_label_words
+
+    names = {"cloze_template": "template", "trigger_tokens": "trigger_tokens", "auto_label_words": "auto_label_words",
+             "candidates": "candidates", "iterations": "iterations", "ap_batch_size": "batch_size",
+             "eval_batch_size": "eval_batch_size", "position": "position", "patience": "patience",
+             "initial_trigger": "initial_trigger", "loss": "loss"}
+    fields = {field: getattr(args, arg) for arg, field in names.items() if getattr(args, arg, None) is not None}
+    if args.label_words is not None:
+        fields["label_words"] = parse_label_words(args.label_words)
+    if args.keep_subwords:
+        fields["filter_subwords"] = False
+    return fields
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -231,6 +257,11 @@ def cmd_models(args: argparse.Namespace) -> int:
     """apo models list|pull."""
     from optimizer.backends import embedded
 
+    from optimizer.backends import embedded_mlm
+
+    if args.action == "pull" and args.name == embedded_mlm.MLM_NAME:
+        out.print(f"{args.name}: {embedded_mlm.ensure_mlm(progress=out.print)}")
+        return 0
     if args.action == "pull":
         name = args.name or embedded.DEFAULT_EMBEDDED
         path = embedded.ensure(name)
@@ -244,6 +275,10 @@ def cmd_models(args: argparse.Namespace) -> int:
         packages = ", ".join(p.requirement for p in spec.parts[:1]) + (f" (+{len(spec.parts) - 1} parts)" if len(spec.parts) > 1 else "")
         table.add_row(name + (" (default)" if name == embedded.DEFAULT_EMBEDDED else ""), spec.description, spec.license,
                       f"{spec.download_mb:.0f}", packages, str(where) if where else "no (apo models pull " + name + ")")
+    mlm = embedded_mlm.locate_mlm()
+    table.add_row(embedded_mlm.MLM_NAME, "SPLADE-tiny BertForMaskedLM, 2 layers, hidden 128, uncased (masked LM for "
+                  "--searcher autoprompt; small, its fill-mask is weak)", "Apache-2.0", "18",
+                  embedded_mlm.MLM_WHEEL.requirement, str(mlm) if mlm else f"no (apo models pull {embedded_mlm.MLM_NAME})")
     out.print(table)
     return 0
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["APEConfig", "Budget", "RunConfig"]
+__all__ = ["APEConfig", "AutoPromptConfig", "Budget", "RunConfig"]
 
 
 class Budget(BaseModel):
@@ -55,6 +55,51 @@ class APEConfig(BaseModel):
     """Longer proposals are cut here."""
 
 
+class AutoPromptConfig(BaseModel):
+    """Parameters of the AutoPrompt searcher (Shin et al. 2020): gradient-guided trigger tokens."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    template: str | None = None
+    """Cloze template with [T] trigger slots and one [P] prediction slot, e.g. ``{sentence} [T] [T] [T] [P] .``
+    (default: ``[X]``, ``trigger_tokens`` slots, ``[P] .``)."""
+    trigger_tokens: int = Field(default=3, ge=1)
+    """Trigger slots in the default template (ignored when ``template`` is given)."""
+    label_words: dict[str, list[str]] | None = None
+    """Verbalizer: label words per class, each a single token, e.g. ``{"positive": ["good"], "negative": ["bad"]}``;
+    several words per class have their probabilities summed. Default: the task's labels as their own words, or
+    (no labels) the gold output itself predicted over the whole vocabulary (fact retrieval)."""
+    loss: Literal["vocab", "labels"] = "vocab"
+    """Class probability for the loss and the reported log-probability: ``vocab`` (the paper: summed probability
+    of the class's label words under the softmax over the whole vocabulary) or ``labels`` (renormalized over
+    the classes only, so the search optimizes discrimination rather than the label words' overall mass).
+    Accuracy is the same either way."""
+    auto_label_words: int | None = Field(default=None, ge=1)
+    """Find this many label words per class automatically (the paper's label search: a logistic classifier on
+    the [P] hidden state, vocabulary ranked by it) instead of ``label_words``."""
+    candidates: int = Field(default=10, ge=1)
+    """Candidate tokens per iteration: the top-k by -gradient . embedding at the chosen slot."""
+    iterations: int = Field(default=50, ge=0)
+    """Search iterations (one slot updated at most per iteration)."""
+    batch_size: int = Field(default=32, ge=1)
+    """Training examples in the gradient batch."""
+    eval_batch_size: int = Field(default=32, ge=1)
+    """Training examples in the fresh batch on which the candidates are compared with the current trigger."""
+    position: Literal["random", "round_robin"] = "random"
+    """How the slot to update is chosen each iteration."""
+    patience: int | None = Field(default=None, ge=1)
+    """Stop after this many consecutive iterations without an accepted replacement (None: never)."""
+    filter_subwords: bool = True
+    """Exclude word pieces that continue a word (``##ing``, BPE tokens without a leading space) from candidates."""
+    initial_trigger: str | None = None
+    """Space-separated starting trigger words, one token each (default: the mask token for a masked LM, ``the``
+    for a causal LM)."""
+    train_eval_size: int = Field(default=64, ge=1)
+    """Training examples of the fixed subset on which every accepted trigger's train loss is reported."""
+    max_rows: int = Field(default=128, ge=1)
+    """Most rows (examples x candidates) in one forward pass."""
+
+
 class RunConfig(BaseModel):
     """Everything that defines an optimization job. Stored as ``runs/<id>/config.json``."""
 
@@ -64,8 +109,9 @@ class RunConfig(BaseModel):
     """A bundled task name, a task folder/file, or an instruction-induction task under data_dir."""
     data_dir: str | None = None
     """Folder of external task data (e.g. ../shared/data/instruction_induction)."""
-    searcher: Literal["ape"] = "ape"
-    """Which search strategy."""
+    searcher: Literal["ape", "autoprompt"] = "ape"
+    """Which search strategy: ``ape`` (instructions written by a proposer LM) or ``autoprompt`` (gradient-searched
+    trigger tokens; needs a white-box model: a masked LM such as ``embedded:splade-tiny``, or a local causal LM)."""
     target: str = "embedded"
     """The model that executes candidate prompts (``embedded``, ``hf:PATH``, ``fake:NAME``)."""
     proposer: str | None = None
@@ -88,6 +134,8 @@ class RunConfig(BaseModel):
     """Seeds demonstration sampling, proposals and sampling; same seed, same result."""
     ape: APEConfig = Field(default_factory=APEConfig)
     """APE parameters."""
+    autoprompt: AutoPromptConfig = Field(default_factory=AutoPromptConfig)
+    """AutoPrompt parameters (used with ``searcher="autoprompt"``)."""
     budget: Budget = Field(default_factory=Budget)
     """Limits on calls, tokens and time."""
     cache: bool = True

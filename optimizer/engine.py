@@ -160,7 +160,21 @@ def _lp_is_cheap(config: RunConfig, target: ModelClient) -> bool:
 def _searcher(config: RunConfig):
     if config.searcher == "ape":
         return APESearch(config.ape)
+    if config.searcher == "autoprompt":
+        from optimizer.search.autoprompt import AutoPromptSearch
+
+        return AutoPromptSearch(config.autoprompt)
     raise CapabilityError(f"unknown searcher {config.searcher!r}")
+
+
+def _check_whitebox(config: RunConfig) -> None:
+    """Refuse, before loading anything, a model that cannot give AutoPrompt gradients."""
+    provider = parse_model(config.target)[0]
+    if provider in API_PROVIDERS or provider == "fake":
+        raise UsageError(f"--searcher autoprompt needs gradients through a local model, and {config.target!r} is "
+                         f"{'an API model' if provider in API_PROVIDERS else 'the fake model'}; use a masked LM such as "
+                         "--model embedded:splade-tiny or hf:/path/to/bert, or a local causal LM such as --model "
+                         "embedded (SmolLM2)")
 
 
 def _clients(config: RunConfig, ledger: Ledger) -> tuple[ModelClient, ModelClient]:
@@ -200,6 +214,8 @@ def run(config: RunConfig, *, runs_dir=None, reporter: Reporter | None = None, t
         The result, also written to ``runs/<id>/result.json``.
     """
     reporter = reporter or Reporter()
+    if config.searcher == "autoprompt":
+        _check_whitebox(config)
     task = task or load_task(config.task, data_dir=config.data_dir, seed=config.seed)
     resuming = store is not None
     journal = Journal()
@@ -230,6 +246,8 @@ def run(config: RunConfig, *, runs_dir=None, reporter: Reporter | None = None, t
                             "provenance": provenance(config, task, target.adapter, proposer.adapter)})
     store.append({"type": "session", "resume": resuming})
     ctx = SearchContext(config, task, store, journal, ledger, target, proposer, reporter, metric)
+    if hasattr(searcher, "prepare"):  # e.g. AutoPrompt scores cloze prompts with its own evaluator
+        searcher.prepare(ctx)
     reporter.start_scoring(ctx.evaluator)
     started = time.monotonic()
     stop_reason = None

@@ -9,7 +9,9 @@
    then under ``data_dir``;
 3. an instruction-induction task ``<name>`` (Honovich et al. 2022) under ``data_dir`` or
    ``data_dir/instruction_induction``: ``induce/<name>.json``, ``execute/<name>.json`` and
-   optionally ``annotations/<name>.json``.
+   optionally ``annotations/<name>.json``;
+4. ``sst2`` or ``lama:P<id>`` (AutoPrompt's cloze benchmarks) under ``data_dir``
+   (see :mod:`optimizer.cloze_tasks`).
 
 A ``task.yaml`` (data paths are relative to it)::
 
@@ -37,6 +39,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from optimizer.cloze_tasks import cloze_task_fields, is_cloze_task
 from optimizer.errors import TaskError, UsageError
 from optimizer.metrics import METRICS, Metric, resolve_metric
 from optimizer.task_files import (
@@ -423,6 +426,8 @@ def load_task(
         if kind == "yaml":
             return _load_yaml(file, dev_size, seed, options)
         return _load_induction(text, root, dev_size, seed, options)
+    if is_cloze_task(text):  # sst2, lama:P17 (AutoPrompt's benchmarks)
+        return _make_task(cloze_task_fields(text, root_dir, seed), options, text)
     looked = [f"{r}/{text}/task.yaml" for r in [*task_roots(), *([root_dir] if root_dir else [])]]
     looked += [f"{r}/induce/{text}.json" for r in _induction_roots(root_dir)]
     hint = "" if root_dir else " No data_dir was given (pass data_dir= / --data-dir, or set APO_DATA_DIR)."

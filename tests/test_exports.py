@@ -3,7 +3,7 @@
 import optimizer
 
 EXPECTED = [
-    "APEConfig", "ApoError", "Budget", "BudgetExceeded", "Candidate", "CapabilityError", "DevScore", "EvalResult",
+    "APEConfig", "ApoError", "AutoPromptConfig", "Budget", "BudgetExceeded", "Candidate", "CapabilityError", "DevScore", "EvalResult",
     "Example", "FakeModel", "ModelUnavailable", "RunConfig", "RunResult", "ScoredPrompt", "Task", "TaskError",
     "UsageError", "evaluate", "list_tasks", "load_task", "optimize", "register_fake", "resume",
 ]
@@ -17,9 +17,9 @@ def test_public_names_are_pinned():
 
 
 def test_every_config_field_is_documented():
-    from optimizer.config import APEConfig, Budget, RunConfig
+    from optimizer.config import APEConfig, AutoPromptConfig, Budget, RunConfig
 
-    for model in (APEConfig, Budget, RunConfig):
+    for model in (APEConfig, AutoPromptConfig, Budget, RunConfig):
         for name, field in model.model_fields.items():
             assert field.description, f"{model.__name__}.{name} has no docstring"
 

@@ -1,8 +1,9 @@
 """Model strings to adapters. Each provider is imported only when chosen.
 
 Forms:
-    ``embedded`` (the default, SmolLM2-135M-Instruct), ``embedded:NAME`` (see ``apo models list``),
-    ``hf:PATH`` (a local transformers causal-LM folder, a ``.gguf`` file, or a Hub name where
+    ``embedded`` (the default, SmolLM2-135M-Instruct), ``embedded:NAME`` (see ``apo models list``;
+    ``embedded:splade-tiny`` is the embedded masked LM, for AutoPrompt),
+    ``hf:PATH`` (a local transformers causal-LM or masked-LM folder, a ``.gguf`` file, or a Hub name where
     the Hub is reachable), ``openai:MODEL`` (the OpenAI API, or any OpenAI-compatible server
     with a base URL, through ``/chat/completions``), ``openai-completions:MODEL`` (the same
     through the raw-text ``/completions`` endpoint, for base models), ``anthropic:MODEL`` (the Anthropic Messages API), ``fake:NAME`` (the
@@ -68,7 +69,14 @@ def load_model(spec: str, *, base_url: str | None = None, timeout: float = 120.0
 
         return AnthropicAdapter(rest, timeout=timeout)
     from optimizer.backends.hf import load_hf
+    from optimizer.backends.mlm import is_masked_lm, load_mlm
 
+    if provider == "embedded" and rest == "splade-tiny":
+        from optimizer.backends.embedded_mlm import ensure_mlm
+
+        return load_mlm(str(ensure_mlm()), name=spec)
+    if provider == "hf" and is_masked_lm(rest):
+        return load_mlm(rest, name=spec)
     if provider == "embedded":
         from optimizer.backends.embedded import DEFAULT_EMBEDDED, ensure
 

@@ -35,3 +35,7 @@ class Searcher(Protocol):
     def run(self, ctx: "SearchContext") -> None:
         """Search until done; may be interrupted by BudgetExceeded at any model call."""
         ...
+
+    # Optional: ``prepare(ctx)``, called by the engine before any scoring, may replace
+    # ``ctx.evaluator`` with one that scores the searcher's kind of prompt (AutoPrompt scores
+    # cloze prompts through a white-box model); it must keep Evaluator.score's interface.
