@@ -26,7 +26,7 @@ from optimizer.errors import ModelUnavailable, UsageError
 if TYPE_CHECKING:
     from optimizer.backends.hf import HFAdapter
 
-__all__ = ["DEFAULT_BATCH_SIZE", "load_hf", "unload_all"]
+__all__ = ["DEFAULT_BATCH_SIZE", "load_hf", "quiet_loading", "unload_all"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +55,13 @@ def _resolve(path_or_name: str) -> tuple[str, str, str | None]:
     if spec.startswith(("/", "./", "../", "~")) or spec.lower().endswith(".gguf") or spec.count("/") > 1:
         raise ModelUnavailable(f"model path {spec} does not exist")
     return spec, spec, None
+
+
+def quiet_loading() -> None:
+    """Turn off transformers' per-load "Loading weights" bar: apo's progress line says what loads."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
 
 def _pick_device(device: str | None) -> str:
@@ -158,6 +165,7 @@ def _load(source: str, gguf_file: str | None, device: str, dtype: Any) -> tuple[
         converted.parent.mkdir(parents=True, exist_ok=True)
         if (converted / "config.json").exists():
             source, extra, converted = str(converted), {}, None
+    quiet_loading()
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **extra)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **extra)
