@@ -31,6 +31,8 @@ from optimizer.provenance import git_commit
 from optimizer.stats import bootstrap_ci, paired_bootstrap_ci
 
 SST2_WORDS = {"negative": ["bad"], "positive": ["good"]}
+# Five label words per class, as in the paper (their probabilities are summed per class).
+SST2_WORDS5 = "positive=good,great,excellent,wonderful,perfect;negative=bad,terrible,awful,poor,horrible"
 
 SETTINGS = {
     # SPLADE-tiny is small and fast: the paper's 100 candidates.
@@ -49,6 +51,10 @@ SETTINGS = {
     "sst2-splade-init": dict(task="sst2", target="embedded:splade-tiny", template="{sentence} [T] [T] [T] [P] .",
                              label_words=SST2_WORDS, candidates=30, iterations=60, batch_size=128,
                              eval_batch_size=128, dev_size=200, loss="labels", initial_trigger="overall it was"),
+    # sst2-splade-b128 with five label words per class for the manual template and the search alike.
+    "sst2-splade-5w": dict(task="sst2", target="embedded:splade-tiny", template="{sentence} [T] [T] [T] [P] .",
+                           label_words=SST2_WORDS5, candidates=30, iterations=60, batch_size=128,
+                           eval_batch_size=128, dev_size=200, loss="labels"),
     # SmolLM2 (135M, causal) is ~100x slower per pass here: fewer candidates, iterations and dev examples.
     "sst2-smollm2": dict(task="sst2", target="embedded", template="{sentence} [T] [T] [T] [P]",
                          label_words=SST2_WORDS, candidates=8, iterations=20, batch_size=16, eval_batch_size=16,
