@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = ["APEConfig", "AutoPromptConfig", "Budget", "RunConfig"]
 
@@ -67,7 +67,8 @@ class AutoPromptConfig(BaseModel):
     """Trigger slots in the default template (ignored when ``template`` is given)."""
     label_words: dict[str, list[str]] | None = None
     """Verbalizer: label words per class, each a single token, e.g. ``{"positive": ["good"], "negative": ["bad"]}``;
-    several words per class have their probabilities summed. Default: the task's labels as their own words, or
+    several words per class have their probabilities summed; the command line's string form
+    ``"positive=good,great;negative=bad"`` is accepted too. Default: the task's labels as their own words, or
     (no labels) the gold output itself predicted over the whole vocabulary (fact retrieval)."""
     loss: Literal["vocab", "labels"] = "vocab"
     """Class probability for the loss and the reported log-probability: ``vocab`` (the paper: summed probability
@@ -99,6 +100,15 @@ class AutoPromptConfig(BaseModel):
     max_rows: int = Field(default=128, ge=1)
     """Most rows (examples x candidates) in one forward pass."""
 
+
+    @field_validator("label_words", mode="before")
+    @classmethod
+    def _parse_label_words(cls, value):
+        if isinstance(value, str):
+            from optimizer.cloze import parse_label_words
+
+            return parse_label_words(value)
+        return value
 
 class RunConfig(BaseModel):
     """Everything that defines an optimization job. Stored as ``runs/<id>/config.json``."""

@@ -523,3 +523,12 @@ def test_two_input_template_encodes_fields_in_order():
     tokens = tok.convert_ids_to_tokens(list(enc.ids))
     assert tokens == ["[CLS]", "the", "cat", "sat", "[MASK]", "very", "really", "a", "dog", "ran", "[SEP]"]
     assert enc.predict == 4 and enc.triggers == (5, 6)
+
+
+def test_label_words_string_form_in_the_python_api():
+    from optimizer import AutoPromptConfig, UsageError
+
+    assert AutoPromptConfig(label_words="positive=good,great;negative=bad").label_words == {
+        "positive": ["good", "great"], "negative": ["bad"]}
+    with pytest.raises(UsageError, match="CLASS=word"):
+        AutoPromptConfig(label_words="positive")
