@@ -14,8 +14,8 @@ from optimizer.config import APEConfig, AutoPromptConfig, Budget, RunConfig
 from optimizer.errors import UsageError
 from optimizer.store import RunStore, runs_dir
 
-__all__ = ["cmd_cache", "cmd_eval", "cmd_models", "cmd_optimize", "cmd_resume", "cmd_runs", "cmd_tasks", "render_result"]
-__all__ += ["cmd_leaderboard"]
+__all__ = ["cmd_cache", "cmd_eval", "cmd_leaderboard", "cmd_models", "cmd_optimize", "cmd_resume", "cmd_runs",
+           "cmd_tasks", "render_result"]
 
 out = Console()
 
@@ -227,8 +227,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from optimizer.report import build_leaderboard
     from optimizer.report_text import render_markdown, render_table
 
-    board = build_leaderboard(args.paths or [runs_dir(args.runs_dir)], task=args.task, searcher=args.searcher,
-                              model=args.model)
+    board = build_leaderboard(args.paths or args.runs_dir, task=args.task, searcher=args.searcher, model=args.model)
     if args.format == "table":
         if args.out:
             with open(args.out, "w", encoding="utf-8") as fh:

@@ -136,7 +136,7 @@ class Evaluator:
         for name, value in fields.items():
             setattr(rec, name, value)
         event = {"type": "score", "split": split, "ih": key[1], "ex": ex.id}
-        event.update({"out" if k == "output" else k: v for k, v in fields.items() if v is not None or k not in ("error", "lp_exact")})
+        event.update({"out" if k == "output" else k: v for k, v in fields.items() if v is not None})
         return event
 
     def _run_gen(self, chunk: list[tuple[str, Example]], split: str) -> None:
