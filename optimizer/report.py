@@ -26,7 +26,7 @@ from optimizer.errors import UsageError
 from optimizer.report_models import (SORT_ORDER, Comparison, Leaderboard, LeaderboardRow, LineageStep, RunSummary,
                                      SeedSpread, SkippedRun, WrongExample, WrongExamples)
 from optimizer.stats import bootstrap_ci, paired_bootstrap_ci
-from optimizer.store import RunStore
+from optimizer.store import RunStore, runs_dir
 from optimizer.types import Candidate, DevScore, RunResult
 
 __all__ = [
@@ -82,19 +82,22 @@ def _fingerprint(config: dict) -> str:
     return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def _paired(best: list[float], base: list[float]) -> tuple[float, float] | None:
-    if not best or len(best) != len(base):
-        return None
-    lo, hi = paired_bootstrap_ci(best, base)
-    return (round(lo, 4), round(hi, 4))
+def _round_ci(ci: tuple[float, float]) -> tuple[float, float]:
+    return (round(ci[0], 4), round(ci[1], 4))
 
 
 def _comparison(best, base) -> Comparison:
     test = base.test
     diff = (best.test.acc - test.acc) if (best.test and test and best.test.acc is not None
                                           and test.acc is not None) else None
-    return Comparison(baseline=base.name, text=base.text, test_acc=test.acc if test else None, diff=diff,
-                      ci=_paired(best.test_acc, base.test_acc), n=len(base.test_acc))
+    ci = (_round_ci(paired_bootstrap_ci(best.test_acc, base.test_acc))
+          if best.test_acc and len(best.test_acc) == len(base.test_acc) else None)
+    return Comparison(baseline=base.name, text=base.text, test_acc=test.acc if test else None, diff=diff, ci=ci,
+                      n=len(base.test_acc))
+
+
+def _calls(usage_event: dict) -> int:
+    return sum(int(u.get("calls", 0)) for u in usage_event.get("usage", {}).values())
 
 
 def _trajectory(events: Iterable[dict]) -> list[tuple[int, float]]:
@@ -102,7 +105,7 @@ def _trajectory(events: Iterable[dict]) -> list[tuple[int, float]]:
     calls = 0
     for e in events:
         if e.get("type") == "usage":
-            calls = sum(int(u.get("calls", 0)) for u in e.get("usage", {}).values())
+            calls = _calls(e)
         elif e.get("type") == "rung" and e.get("round", 0) >= 0 and "n" in e:  # round -1 races the human ones
             rungs.append((calls, e))
     if not rungs:
@@ -123,13 +126,12 @@ def _usage_from_events(events: list[dict]) -> tuple[int | None, int | None, floa
     last = next((e for e in reversed(events) if e.get("type") == "usage"), None)
     if last is None:
         return None, None, None
-    roles = last.get("usage", {}).values()
-    calls = sum(int(u.get("calls", 0)) for u in roles)
-    tokens = sum(int(u.get("prompt_tokens", 0)) + int(u.get("completion_tokens", 0)) for u in roles)
-    return calls, tokens, last.get("elapsed")
+    tokens = sum(int(u.get("prompt_tokens", 0)) + int(u.get("completion_tokens", 0))
+                 for u in last.get("usage", {}).values())
+    return _calls(last), tokens, last.get("elapsed")
 
 
-def _interrupted_candidates(events: list[dict]) -> list[Candidate]:
+def _interrupted_candidates(events: list[dict], scoring: str) -> list[Candidate]:
     cands: dict[str, Candidate] = {}
     for e in events:
         if e.get("type") == "candidate":
@@ -139,7 +141,7 @@ def _interrupted_candidates(events: list[dict]) -> list[Candidate]:
             for cid, (acc, lp) in e.get("scores", {}).items():
                 if cid in cands and int(e["n"]) >= cands[cid].dev.n:
                     cands[cid].dev = DevScore(acc=acc, lp=lp, n=int(e["n"]))
-    return sorted(cands.values(), key=lambda c: (c.dev.n, _rank(c.dev, "accuracy")), reverse=True)
+    return sorted(cands.values(), key=lambda c: (c.dev.n, _rank(c.dev, scoring)), reverse=True)
 
 
 def _rank(score: DevScore | None, scoring: str) -> tuple[float, float]:
@@ -171,7 +173,7 @@ def summarize_run(path: str | Path) -> RunSummary:
     if data is None:
         task = (stored.get("provenance", {}).get("task", {}) or {}).get("name") or config.get("task", "?")
         calls, tokens, elapsed = _usage_from_events(events)
-        cands = _interrupted_candidates(events)
+        cands = _interrupted_candidates(events, base["scoring"])
         top = cands[0] if cands else None
         return RunSummary(**base, task=task, status="interrupted", calls=calls, tokens=tokens, wall_s=elapsed,
                           best_text=top.text if top else None, best_candidate=top.id if top else None,
@@ -190,8 +192,7 @@ def summarize_run(path: str | Path) -> RunSummary:
         wall_s=result.timings.get("total_s"), candidates=result.candidates,
     )
     if best is not None and best.test is not None and best.test_acc:
-        lo, hi = bootstrap_ci(best.test_acc)
-        summary.test_ci = (round(lo, 4), round(hi, 4))
+        summary.test_ci = _round_ci(bootstrap_ci(best.test_acc))
         if "no_instruction" in baselines:
             summary.vs_none = _comparison(best, baselines["no_instruction"])
         if "best_human" in baselines:
@@ -258,13 +259,13 @@ def _row(runs: list[RunSummary]) -> LeaderboardRow:
         accs = [r.test.acc for r in same]
         spread = SeedSpread(n=len(accs), mean=statistics.fmean(accs), sd=statistics.stdev(accs), min=min(accs),
                             max=max(accs))
-    wall = [r.wall_s for r in runs]
+    wall = _sum([r.wall_s for r in runs])
     return LeaderboardRow(
         task=winner.task, searcher=winner.searcher, target=winner.target, status=winner.status,
         incomplete=[r.run_id for r in ordered if r.status != "complete"], best=winner,
         seeds=sorted({r.seed for r in runs}), run_ids=[r.run_id for r in ordered], seed_spread=spread,
         calls=_sum([r.calls for r in runs]), tokens=_sum([r.tokens for r in runs]),
-        cost_usd=_sum([r.cost_usd for r in runs]), wall_s=round(_sum(wall), 2) if _sum(wall) is not None else None,
+        cost_usd=_sum([r.cost_usd for r in runs]), wall_s=None if wall is None else round(wall, 2),
         lineage=lineage(winner.candidates, winner.best_candidate), runs=ordered,
     )
 
@@ -302,8 +303,6 @@ def build_leaderboard(
     Raises:
         UsageError: when a folder is missing or empty, or no run matches the filters.
     """
-    from optimizer.store import runs_dir
-
     if paths is None or isinstance(paths, (str, Path)):
         paths = [runs_dir(paths)]
     filters = {"task": _split(task), "searcher": _split(searcher), "model": _split(model)}
@@ -347,7 +346,7 @@ def wrong_test_examples(path: str | Path) -> WrongExamples | None:
         The wrong examples, or None when the run has no best prompt scored on test.
     """
     from optimizer.errors import ApoError
-    from optimizer.scoring import instruction_hash
+    from optimizer.scoring import Journal, instruction_hash
 
     store = RunStore(Path(path))
     data = store.read_result()
@@ -355,10 +354,9 @@ def wrong_test_examples(path: str | Path) -> WrongExamples | None:
         return None
     text = data["best"]["text"]
     ih = instruction_hash(text)
-    records: dict[str, dict] = {}
-    for e in store.events():
-        if e.get("type") == "score" and e.get("split") == "test" and e.get("ih") == ih:
-            records.setdefault(e["ex"], {}).update({k: v for k, v in e.items() if k in ("acc", "out", "error")})
+    journal = Journal()
+    journal.replay(store.events())
+    records = {ex: rec for (split, h, ex), rec in journal.scores.items() if split == "test" and h == ih}
     config = store.read_config().get("config", {})
     examples, note = {}, None
     try:
@@ -372,10 +370,10 @@ def wrong_test_examples(path: str | Path) -> WrongExamples | None:
                 "ran in, or pass the same --data-dir")
     wrong = []
     for ex_id, rec in records.items():
-        if rec.get("acc") is None or rec["acc"] >= 1:
+        if rec.acc is None or rec.acc >= 1:
             continue
         ex = examples.get(ex_id)
         wrong.append(WrongExample(id=ex_id, input=ex.input if ex else None, gold=ex.output if ex else None,
-                                  output=rec.get("out"), score=rec["acc"], error=rec.get("error")))
-    return WrongExamples(prompt=text, n_test=sum(1 for r in records.values() if r.get("acc") is not None),
+                                  output=rec.output, score=rec.acc, error=rec.error))
+    return WrongExamples(prompt=text, n_test=sum(1 for r in records.values() if r.acc is not None),
                          wrong=wrong, note=note)

@@ -14,7 +14,7 @@ import hashlib
 import html
 import math
 
-from optimizer.report import Leaderboard, LeaderboardRow, RunSummary
+from optimizer.report import Leaderboard, LeaderboardRow
 from optimizer.report_text import COLUMNS, fmt_ci, row_cells, sources_text, status_text
 
 __all__ = ["render_html"]
@@ -232,17 +232,14 @@ def _distribution_svg(lb: Leaderboard) -> str:
             f'</figcaption>{"".join(parts)}</figure>')
 
 
-def _lineage_svg(run: RunSummary, index: int) -> str:
-    by_id = {c.id: c for c in run.candidates}
-    path, cid = [], run.best_candidate
-    while cid in by_id and cid not in path:
-        path.append(cid)
-        cid = by_id[cid].parent
-    if not path:
+def _lineage_svg(row: LeaderboardRow, index: int) -> str:
+    if not row.lineage:
         return '<p class="note">The best prompt is not among the searched candidates: no lineage.</p>'
-    root = path[-1]
+    candidates = row.best.candidates
+    by_id = {c.id: c for c in candidates}
+    root = row.lineage[0].id
     children: dict[str, list[str]] = {}
-    for c in run.candidates:
+    for c in candidates:
         if c.parent is not None:
             children.setdefault(c.parent, []).append(c.id)
     levels: list[list[str]] = [[root]]
@@ -257,7 +254,7 @@ def _lineage_svg(run: RunSummary, index: int) -> str:
     h = rows * (box_h + gap_y) + 4
     pos = {cid: (10 + d * (box_w + gap_x), 2 + k * (box_h + gap_y))
            for d, level in enumerate(levels) for k, cid in enumerate(level)}
-    on_path = set(path)
+    on_path = {s.id for s in row.lineage}
     parts = [f'<svg class="plot lineage" id="lineage-{index}" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
              'role="img" aria-label="lineage tree of the best prompt">']
     for cid, (px, py) in pos.items():
@@ -338,7 +335,7 @@ def _details(row: LeaderboardRow, index: int) -> str:
     out.append(_runs_table(row))
     out.append('<div class="plots">')
     out.append(_trajectory_svg(row, index))
-    out.append(_lineage_svg(b, index))
+    out.append(_lineage_svg(row, index))
     out.append("</div>")
     out.append(_diff_html(row))
     out.append("</section>")

@@ -84,6 +84,19 @@ def test_all_correct_and_all_wrong_give_degenerate_intervals(tmp_path):
     assert s.vs_human.diff == 0.0 and s.vs_human.ci == (0.0, 0.0)
 
 
+def test_interrupted_run_ranks_its_candidates_by_its_own_scoring(tmp_path):
+    run = tmp_path / "r-lp"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"schema": 1, "config": {"task": "t", "scoring": "logprob"}}))
+    events = [{"type": "candidate", "id": "c000", "text": "High accuracy.", "origin": "forward"},
+              {"type": "candidate", "id": "c001", "text": "High log-probability.", "origin": "forward"},
+              {"type": "rung", "round": 0, "n": 10, "scores": {"c000": [0.9, -5.0], "c001": [0.5, -1.0]}}]
+    (run / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    s = summarize_run(run)
+    assert s.status == "interrupted" and s.best_candidate == "c001"
+    assert [c.id for c in s.candidates] == ["c001", "c000"]
+
+
 def test_seeds_of_one_configuration_are_summarised(runs):
     row = build_leaderboard(runs, task="alpha", model="fake:a").rows[0]
     assert row.seeds == [0, 1, 2] and len(row.run_ids) == 3
