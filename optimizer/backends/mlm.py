@@ -103,10 +103,10 @@ def load_mlm(path_or_name: str, *, device: str | None = None, name: str | None =
     import torch
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-    from optimizer.backends.hf_loading import quiet_loading
+    from optimizer.backends.hf_loading import _pick_device, quiet_loading
 
     spec = path_or_name.removeprefix("hf:")
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = _pick_device(device)
     key = (str(Path(spec).expanduser().resolve()) if Path(spec).expanduser().exists() else spec, device)
     with _LOCK:
         if key not in _LOADED:

@@ -32,7 +32,7 @@ from optimizer.cloze import ClozeTemplate, default_template, parse_template
 from optimizer.config import AutoPromptConfig
 from optimizer.errors import UsageError
 from optimizer.scoring import ScoreRecord, instruction_hash
-from optimizer.search.cloze_model import ClozeModel, Encoded, Verbalizer
+from optimizer.search.cloze_model import ClozeModel, Encoded, Verbalizer, special_ids
 from optimizer.templates import normalize_instruction
 from optimizer.types import Example
 
@@ -79,8 +79,7 @@ def token_filter(tokenizer, vocab_size: int, *, exclude: set[int] = frozenset(),
                            or (style == "sp" and not tok.startswith("▁"))):
             mask[i] = True
     mask[len(tokens):] = True
-    special = set(tokenizer.all_special_ids) | set(exclude)
-    mask[[i for i in special if i is not None and 0 <= i < vocab_size]] = True
+    mask[list(special_ids(tokenizer, vocab_size) | {i for i in exclude if 0 <= i < vocab_size})] = True
     return mask
 
 
@@ -282,28 +281,28 @@ class AutoPromptSearch:
         template = parse_template(cfg.template or default_template(cfg.trigger_tokens))
         if template.n_triggers == 0:
             raise UsageError(f"template {template.text!r} has no [T] trigger slot; add at least one")
-        label_words = cfg.label_words
-        if label_words is None and cfg.auto_label_words is None and ctx.task.labels:
-            label_words = {label: [label] for label in ctx.task.labels}
-        verbalizer = Verbalizer(self.model, label_words, normalize=cfg.loss) if cfg.auto_label_words is None else None
-        self.evaluator = ClozeEvaluator(self.model, template, verbalizer, ctx.journal, ctx.record,
-                                        batch_size=ctx.config.batch_size)
-        if verbalizer is None:
+        if cfg.auto_label_words is not None:
             from optimizer.search.label_search import find_label_words
 
             found = next((e for e in ctx.store.events() if e.get("type") == "label_words"), None)
-            words = found["label_words"] if found else find_label_words(
+            label_words = found["label_words"] if found else find_label_words(
                 self.model, template, ctx.task, cfg.auto_label_words, seed=ctx.seed)
-            self.evaluator.verbalizer = Verbalizer(self.model, words, normalize=cfg.loss)
             if not found:
-                ctx.record({"type": "label_words", "label_words": words, "auto": True})
-        classes = self.evaluator.verbalizer.classes
-        if classes is not None:
-            unknown = sorted({ex.output for ex in ctx.task.train} - set(classes))
+                ctx.record({"type": "label_words", "label_words": label_words, "auto": True})
+        else:
+            label_words = cfg.label_words
+            if label_words is None and ctx.task.labels:
+                label_words = {label: [label] for label in ctx.task.labels}
+        verbalizer = Verbalizer(self.model, label_words, normalize=cfg.loss)
+        if verbalizer.classes is not None:
+            outputs = sorted({ex.output for ex in ctx.task.train})
+            unknown = [o for o in outputs if o not in verbalizer.classes]
             if unknown:
                 raise UsageError(f"task {ctx.task.name!r} has outputs {unknown[:5]} that are not classes of the label "
-                                 f"words ({', '.join(classes)}); fix: name every class, e.g. --label-words "
-                                 f"'{';'.join(f'{c}=word' for c in sorted({ex.output for ex in ctx.task.train})[:4])}'")
+                                 f"words ({', '.join(verbalizer.classes)}); fix: name every class, e.g. --label-words "
+                                 f"'{';'.join(f'{c}=word' for c in outputs[:4])}'")
+        self.evaluator = ClozeEvaluator(self.model, template, verbalizer, ctx.journal, ctx.record,
+                                        batch_size=ctx.config.batch_size)
         self.evaluator.client = ctx.target
         ctx.evaluator = self.evaluator
 
@@ -321,9 +320,7 @@ class AutoPromptSearch:
                     raise UsageError(f"initial trigger word {w!r} is not a single token of this model")
                 ids.append(tid)
             return tuple(ids)
-        if model.kind == "masked":
-            return (model.tokenizer.mask_token_id,) * n
-        return (model.word_id("the"),) * n
+        return (model.filler_id,) * n
 
     # -- loop ---------------------------------------------------------------------------------
     def run(self, ctx: "SearchContext") -> None:
@@ -332,11 +329,10 @@ class AutoPromptSearch:
         if self.model is None:
             self.prepare(ctx)
         model, ev = self.model, self.evaluator
-        gold_ok = [ex for ex, g in zip(ctx.task.train, ev.gold(ctx.task.train)) if g is not None]
-        if not gold_ok:
+        train = [ex for ex, g in zip(ctx.task.train, ev.gold(ctx.task.train)) if g is not None]
+        if not train:
             raise UsageError(f"task {ctx.task.name!r}: no training example has a gold output that is a label "
                              "(or a single token of this model); check --label-words")
-        train = list(gold_ok)
         train_eval = list(train)
         ctx.rng("autoprompt-train-eval").shuffle(train_eval)
         train_eval = train_eval[: cfg.train_eval_size]
@@ -357,7 +353,7 @@ class AutoPromptSearch:
             model.backward_rows += passes.get("backward", 0)
         else:
             trigger = self._initial()
-            self._accept(ctx, trigger, 0, None)
+            self._accept(ctx, trigger, 0, None, train_eval=train_eval)
             start, stale = 1, 0
 
         n = len(trigger)
@@ -399,10 +395,6 @@ class AutoPromptSearch:
         cand.dev = ctx.evaluate([text], ctx.dev, "dev")[text]
         if replay:
             return
-        if not train_eval:
-            train = [ex for ex, g in zip(ctx.task.train, ev.gold(ctx.task.train)) if g is not None]
-            ctx.rng("autoprompt-train-eval").shuffle(train)
-            train_eval = train[: self.config.train_eval_size]
         train_loss = ev.losses(train_eval, [trigger])[0]
         ctx.record({
             "type": "trigger", "iteration": iteration, "accepted": True, **(step or {}),

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -22,7 +22,13 @@ import torch
 from optimizer.cloze import ClozeTemplate
 from optimizer.errors import UsageError
 
-__all__ = ["ClozeModel", "Encoded", "Verbalizer"]
+__all__ = ["ClozeModel", "Encoded", "Verbalizer", "special_ids"]
+
+
+def special_ids(tokenizer, vocab_size: int) -> set[int]:
+    """Ids of the tokenizer's special and added tokens that are rows of a ``vocab_size`` embedding."""
+    special = set(tokenizer.all_special_ids) | set(getattr(tokenizer, "added_tokens_decoder", {}) or {})
+    return {i for i in special if i is not None and 0 <= i < vocab_size}
 
 
 @dataclass(frozen=True)
@@ -140,10 +146,8 @@ class ClozeModel:
         self.device = self.embeddings.weight.device
         self.vocab_size = self.embeddings.weight.shape[0]
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
-        special = set(tokenizer.all_special_ids) | set(getattr(tokenizer, "added_tokens_decoder", {}) or {})
-        self.special_ids = {i for i in special if i is not None and i < self.vocab_size}
         self.special_mask = torch.zeros(self.vocab_size, dtype=torch.bool, device=self.device)
-        self.special_mask[list(self.special_ids)] = True
+        self.special_mask[list(special_ids(tokenizer, self.vocab_size))] = True
         # The special tokens the tokenizer adds around a text ([CLS] … [SEP], <s> … </s>, a BOS):
         with_special = tokenizer("a", add_special_tokens=True)["input_ids"]
         plain = tokenizer("a", add_special_tokens=False)["input_ids"]
@@ -165,6 +169,11 @@ class ClozeModel:
         ids = self.tokenizer(self.word_text(word), add_special_tokens=False)["input_ids"]
         unk = self.tokenizer.unk_token_id
         return ids[0] if len(ids) == 1 and (unk is None or ids[0] != unk) else None
+
+    @property
+    def filler_id(self) -> int | None:
+        """The token a trigger slot holds before the search: the mask token, or ``the`` for a causal LM."""
+        return self.tokenizer.mask_token_id if self.kind == "masked" else self.word_id("the")
 
     def token_text(self, token_id: int) -> str:
         """A token's text for display."""
@@ -207,12 +216,11 @@ class ClozeModel:
                 parts.append(("predict", [self.tokenizer.mask_token_id] if self.kind == "masked" else []))
         budget = self.max_length - 4 - sum(len(p) for k, p in parts if k != "field")
         field_len = sum(len(p) for k, p in parts if k == "field")
-        if field_len > budget:  # cut long inputs so the whole prompt fits the model
-            for k, p in parts:
-                if k == "field" and field_len > budget:
-                    cut = min(len(p), field_len - budget)
-                    del p[len(p) - cut:]
-                    field_len -= cut
+        for k, p in parts:  # cut long inputs so the whole prompt fits the model
+            if k == "field" and field_len > budget:
+                cut = min(len(p), field_len - budget)
+                del p[len(p) - cut:]
+                field_len -= cut
         body: list[int] = []
         triggers, predict = [], -1
         for kind, piece in parts:
@@ -259,41 +267,37 @@ class ClozeModel:
         return torch.log_softmax(out.logits[:, 0, :].float(), dim=-1)
 
     def _locked(self):
-        return self.lock if self.lock is not None else _NoLock()
+        return self.lock if self.lock is not None else nullcontext()
 
-    def logprobs(self, encs: Sequence[Encoded]) -> torch.Tensor:
-        """Log-softmax over the vocabulary at each example's prediction slot (no gradient)."""
-        out = []
+    def _forward_chunks(self, encs: Sequence[Encoded]):
+        """Batches of at most ``max_rows`` examples as (ids, mask, predict), each booked and timed as a forward pass."""
         for start in range(0, len(encs), self.max_rows):
             chunk = encs[start : start + self.max_rows]
             self.account(len(chunk), sum(len(e.ids) for e in chunk))
             began = time.monotonic()
-            ids, mask, predict = self._batch(chunk)
-            with self._locked(), torch.no_grad():
-                out.append(self._forward(mask, predict, ids=ids))
+            yield self._batch(chunk)
             self.forward_rows += len(chunk)
             self.seconds += time.monotonic() - began
+
+    def logprobs(self, encs: Sequence[Encoded]) -> torch.Tensor:
+        """Log-softmax over the vocabulary at each example's prediction slot (no gradient)."""
+        out = []
+        for ids, mask, predict in self._forward_chunks(encs):
+            with self._locked(), torch.no_grad():
+                out.append(self._forward(mask, predict, ids=ids))
         return torch.cat(out)
 
     def predict_hidden(self, encs: Sequence[Encoded]) -> torch.Tensor:
         """The hidden state the LM head reads at each example's prediction slot (B x hidden, no gradient)."""
         seen: list[torch.Tensor] = []
-        out = []
-        for start in range(0, len(encs), self.max_rows):
-            chunk = encs[start : start + self.max_rows]
-            self.account(len(chunk), sum(len(e.ids) for e in chunk))
-            began = time.monotonic()
-            ids, mask, predict = self._batch(chunk)
+        for ids, mask, predict in self._forward_chunks(encs):
             with self._locked(), torch.no_grad(), self._only_predict(predict):
                 handle = self.head.register_forward_pre_hook(lambda module, args: seen.append(args[0][:, 0]))
                 try:
                     self.model(input_ids=ids, attention_mask=mask)
                 finally:
                     handle.remove()
-            out.append(seen.pop())
-            self.forward_rows += len(chunk)
-            self.seconds += time.monotonic() - began
-        return torch.cat(out)
+        return torch.cat(seen)
 
     def trigger_gradient(self, encs: Sequence[Encoded], trigger: Sequence[int],
                          loss_fn: Callable[[torch.Tensor], torch.Tensor]) -> tuple[torch.Tensor, float]:
@@ -324,11 +328,3 @@ class ClozeModel:
         self.backward_rows += n
         self.seconds += time.monotonic() - began
         return grad.detach(), float(loss.detach())
-
-
-class _NoLock:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False

@@ -48,8 +48,7 @@ def find_label_words(model: ClozeModel, template: ClozeTemplate, task, k: int, *
     if len({ex.output for ex in train}) < 2:
         raise UsageError(f"task {task.name!r}: automatic label words need a classification task with at least two "
                          "classes among the training outputs; pass --label-words instead")
-    fill = model.tokenizer.mask_token_id if model.kind == "masked" else model.word_id("the")
-    trigger = (fill,) * template.n_triggers
+    trigger = (model.filler_id,) * template.n_triggers
     hidden = model.predict_hidden([model.encode(template, ex.input, trigger) for ex in train]).float()
     y = torch.tensor([classes.index(ex.output) for ex in train], device=hidden.device)
     mean, scale = hidden.mean(0), hidden.std() + 1e-6  # one scale for all dimensions keeps the geometry
