@@ -87,7 +87,7 @@ class HFAdapter:
         self.name = name
         self.batch_size = batch_size
         self.batch_tokens = DEFAULT_BATCH_TOKENS
-        self._lock = lock or threading.Lock()
+        self.lock = lock or threading.Lock()
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -196,7 +196,7 @@ class HFAdapter:
                 torch.Generator(device=self.device).manual_seed(_seed_for(r.seed, r.sample_index)) for r in requests
             ]
             processors.append(_SeededSampler(temperature, gens))
-        with self._lock, torch.inference_mode():
+        with self.lock, torch.inference_mode():
             out = self.model.generate(
                 input_ids=input_ids.to(self.device),
                 attention_mask=mask.to(self.device),
@@ -275,7 +275,7 @@ class HFAdapter:
             kwargs = {"logits_to_keep": torch.arange(lo, hi, device=self.device)} if self._keep_logits else {}
             # Right padding under a causal mask: real tokens never attend to the padding after
             # them, so no attention mask is needed (and the fast causal kernel applies).
-            with self._lock, torch.inference_mode():
+            with self.lock, torch.inference_mode():
                 logits = self.model(input_ids=input_ids.to(self.device), use_cache=False, **kwargs).logits
             if not self._keep_logits:
                 logits = logits[:, lo:hi]

@@ -275,8 +275,7 @@ class AutoPromptSearch:
             usage.seconds += self.model.seconds - seen[0]  # time of the passes since the last call
             seen[0] = self.model.seconds
 
-        lock = getattr(adapter, "lock", None) or getattr(adapter, "_lock", None)
-        self.model = ClozeModel(adapter.model, adapter.tokenizer, kind=kind, lock=lock, account=account,
+        self.model = ClozeModel(adapter.model, adapter.tokenizer, kind=kind, lock=adapter.lock, account=account,
                                 max_rows=cfg.max_rows)
         template = parse_template(cfg.template or default_template(cfg.trigger_tokens))
         if template.n_triggers == 0:
