@@ -19,7 +19,7 @@ import time
 import urllib.request
 
 from optimizer import optimize
-from optimizer.backends.embedded import ensure
+from optimizer.models.embedded import ensure
 
 
 def start_server(threads: int) -> tuple[subprocess.Popen, str]:

@@ -18,12 +18,12 @@ import json
 import sys
 import time
 
-from optimizer.backends.client import Ledger, ModelClient
-from optimizer.backends.registry import load_model
-from optimizer.scoring import Evaluator, Journal
-from optimizer.metrics import resolve_metric
-from optimizer.tasks import load_task
-from optimizer.templates import execution_template
+from optimizer.models.client import Ledger, ModelClient
+from optimizer.models.registry import load_model
+from optimizer.run.scoring import Evaluator, Journal
+from optimizer.tasks.metrics import resolve_metric
+from optimizer.tasks.task import load_task
+from optimizer.tasks.templates import execution_template
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,11 +14,11 @@ or from Python::
 """
 
 from optimizer.api import EvalResult, evaluate, optimize
-from optimizer.backends.fake import FakeModel, register_fake
+from optimizer.models.providers.fake import FakeModel, register_fake
 from optimizer.config import APEConfig, AutoPromptConfig, Budget, RunConfig
 from optimizer.errors import ApoError, BudgetExceeded, CapabilityError, ModelUnavailable, TaskError, UsageError
-from optimizer.report import Leaderboard, LeaderboardRow, build_leaderboard
-from optimizer.tasks import Task, list_tasks, load_task
+from optimizer.report.build import Leaderboard, LeaderboardRow, build_leaderboard
+from optimizer.tasks.task import Task, list_tasks, load_task
 from optimizer.types import Candidate, DevScore, Example, RunResult, ScoredPrompt
 
 __all__ = [
@@ -63,7 +63,7 @@ def resume(run_id: str, *, runs_dir=None, progress: bool = False) -> RunResult:
     Returns:
         The finished result.
     """
-    from optimizer.engine import resume as _resume
-    from optimizer.progress import Reporter, RichReporter
+    from optimizer.run.engine import resume as _resume
+    from optimizer.run.progress import Reporter, RichReporter
 
     return _resume(run_id, runs_dir=runs_dir, reporter=RichReporter() if progress else Reporter())

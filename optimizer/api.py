@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from optimizer.config import APEConfig, Budget, RunConfig
 from optimizer.errors import UsageError
-from optimizer.tasks import Task, load_task
+from optimizer.tasks.task import Task, load_task
 
 __all__ = ["EvalResult", "evaluate", "optimize"]
 
@@ -72,8 +72,8 @@ def optimize(
     Returns:
         The RunResult (best instruction, dev and test scores, baselines, usage).
     """
-    from optimizer.engine import run
-    from optimizer.progress import Reporter, RichReporter
+    from optimizer.run.engine import run
+    from optimizer.run.progress import Reporter, RichReporter
 
     seed = int(options.get("seed", 0))
     loaded = _task(task, data_dir, seed)
@@ -129,13 +129,13 @@ def evaluate(
     Returns:
         The mean scores and every example's prediction.
     """
-    from optimizer.backends.base import LOGPROB
-    from optimizer.backends.cache import ResponseCache
-    from optimizer.backends.client import Ledger, ModelClient
-    from optimizer.backends.registry import load_model
-    from optimizer.scoring import Evaluator, Journal, summarize
-    from optimizer.metrics import resolve_metric
-    from optimizer.templates import execution_template
+    from optimizer.models.base import LOGPROB
+    from optimizer.models.cache import ResponseCache
+    from optimizer.models.client import Ledger, ModelClient
+    from optimizer.models.registry import load_model
+    from optimizer.run.scoring import Evaluator, Journal, summarize
+    from optimizer.tasks.metrics import resolve_metric
+    from optimizer.tasks.templates import execution_template
 
     if split not in ("train", "dev", "test"):
         raise UsageError(f"split must be train, dev or test, not {split!r}")

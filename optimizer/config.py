@@ -105,7 +105,7 @@ class AutoPromptConfig(BaseModel):
     @classmethod
     def _parse_label_words(cls, value):
         if isinstance(value, str):
-            from optimizer.cloze import parse_label_words
+            from optimizer.tasks.cloze import parse_label_words
 
             return parse_label_words(value)
         return value

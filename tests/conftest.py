@@ -17,6 +17,6 @@ def _isolated(tmp_path, monkeypatch):
 
     Downloaded and converted models stay in the user's cache, shared between test runs.
     """
-    monkeypatch.setattr("optimizer.backends.cache.default_cache_path", lambda: tmp_path / "responses.sqlite")
+    monkeypatch.setattr("optimizer.models.cache.default_cache_path", lambda: tmp_path / "responses.sqlite")
     monkeypatch.setenv("APO_RUNS_DIR", str(tmp_path / "runs"))
     yield

@@ -8,8 +8,8 @@ from collections import Counter
 import pytest
 
 from optimizer import optimize
-from optimizer.backends.fake import FakeModel, last_input, register_fake
-from optimizer.tasks import Task
+from optimizer.models.providers.fake import FakeModel, last_input, register_fake
+from optimizer.tasks.task import Task
 from optimizer.types import Example
 
 PLANTED = "Reverse the letters of the word."

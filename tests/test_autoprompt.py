@@ -15,12 +15,12 @@ import pytest
 import torch
 
 from optimizer import optimize, resume
-from optimizer.cli import main
-from optimizer.cloze import default_template, parse_label_words, parse_template
+from optimizer.cli.main import main
+from optimizer.tasks.cloze import default_template, parse_label_words, parse_template
 from optimizer.errors import UsageError
-from optimizer.search.autoprompt import candidate_tokens, label_loss, replace_trigger, token_filter
-from optimizer.search.cloze_model import ClozeModel, Verbalizer
-from optimizer.tasks import Task
+from optimizer.search.autoprompt.search import candidate_tokens, label_loss, replace_trigger, token_filter
+from optimizer.search.autoprompt.cloze_model import ClozeModel, Verbalizer
+from optimizer.tasks.task import Task
 from optimizer.types import Example
 
 WORDS = ("the a movie film was good bad great awful yes no magic other cat dog red blue ran sat on it "
@@ -298,7 +298,7 @@ def _trace(result):
 
 
 def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, monkeypatch):
-    from optimizer.search import autoprompt as ap
+    from optimizer.search.autoprompt import search as ap
 
     spec = save(*tiny("bert"), tmp_path / "bert")
     kw = dict(target=spec, searcher="autoprompt", template="{sentence} [T] [T] [P] .", candidates=6, iterations=7,
@@ -360,7 +360,7 @@ def test_causal_template_must_end_with_prediction():
 
 
 def test_automatic_label_words_recover_the_words_the_model_predicts(tmp_path):
-    from optimizer.search.label_search import find_label_words
+    from optimizer.search.autoprompt.label_search import find_label_words
 
     model, tok = trained_magic_bert()
     cm = ClozeModel(model, tok, kind="masked")
@@ -382,7 +382,7 @@ needs_lama = pytest.mark.skipif(not (DATA / "lama_trex" / "trex_lms_vocab").is_d
 
 @needs_sst2
 def test_sst2_loader():
-    from optimizer.tasks import load_task
+    from optimizer.tasks.task import load_task
 
     task = load_task("sst2", data_dir=DATA)
     assert (len(task.train), len(task.dev), len(task.test)) == (800, 200, 872)
@@ -394,7 +394,7 @@ def test_sst2_loader():
 
 @needs_lama
 def test_lama_loader():
-    from optimizer.tasks import load_task
+    from optimizer.tasks.task import load_task
 
     task = load_task("lama:P17", data_dir=DATA)
     assert task.name == "lama-P17" and task.instructions == ["[X] is located in [Y] ."]
@@ -405,7 +405,7 @@ def test_lama_loader():
 
 
 def test_cloze_task_without_data_dir_says_how_to_fix(monkeypatch):
-    from optimizer.tasks import load_task
+    from optimizer.tasks.task import load_task
 
     monkeypatch.delenv("APO_DATA_DIR", raising=False)
     with pytest.raises(UsageError, match="--data-dir"):
@@ -445,7 +445,7 @@ def test_causal_search_on_embedded_smollm2_completes():
 def test_embedded_mlm_fetch_checks_sha256_and_says_how_to_fix(tmp_path, monkeypatch):
     import zipfile
 
-    from optimizer.backends import embedded_mlm
+    from optimizer.models import embedded_mlm
     from optimizer.errors import ModelUnavailable
 
     monkeypatch.setattr(embedded_mlm, "cache_dir", lambda: tmp_path / "cache")

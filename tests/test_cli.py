@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from optimizer.cli import main
+from optimizer.cli.main import main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -24,7 +24,7 @@ def run_cli(*args: str, env_extra: dict | None = None, timeout: float = 120) -> 
 
 
 def test_help_does_not_import_torch():
-    code = ("import sys\nfrom optimizer.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+    code = ("import sys\nfrom optimizer.cli.main import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
             "for sub in ('optimize', 'runs', 'tasks'):\n    try:\n        main([sub, '--help'])\n    except SystemExit:\n        pass\n"
             "heavy = [m for m in ('torch', 'transformers', 'datasets') if m in sys.modules]\n"
             "assert not heavy, heavy\nprint('light')")

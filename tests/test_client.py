@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from optimizer.backends.cache import ResponseCache
-from optimizer.backends.client import Ledger, ModelClient, ProviderLimit
-from optimizer.backends.fake import FakeModel
+from optimizer.models.cache import ResponseCache
+from optimizer.models.client import Ledger, ModelClient, ProviderLimit
+from optimizer.models.providers.fake import FakeModel
 from optimizer.config import Budget
 from optimizer.errors import BudgetExceeded
 from optimizer.types import GenerateRequest

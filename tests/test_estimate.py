@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from optimizer import RunConfig, load_task, optimize
-from optimizer.estimate import estimate, race_cost
+from optimizer.run.estimate import estimate, race_cost
 
 
 def test_race_cost_by_hand():

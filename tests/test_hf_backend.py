@@ -15,15 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from optimizer.backends import embedded
-from optimizer.backends.base import CHAT, GENERATE, LOGPROB, WHITEBOX, LogprobAdapter
+from optimizer.models import embedded
+from optimizer.models.base import CHAT, GENERATE, LOGPROB, WHITEBOX, LogprobAdapter
 from optimizer.errors import CapabilityError, ModelUnavailable, UsageError
 from optimizer.types import GenerateRequest, LogprobRequest, Message
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from optimizer.backends.hf import HFAdapter, load_hf  # noqa: E402
+from optimizer.models.providers.hf import HFAdapter, load_hf  # noqa: E402
 
 CORPUS = [
     "The quick brown fox jumps over the lazy dog.",
@@ -255,7 +255,7 @@ def test_logprob_truncates_long_context_from_the_left(lm: HFAdapter) -> None:
 
 
 def test_batches_respect_row_and_token_limits() -> None:
-    from optimizer.backends.hf import _chunks
+    from optimizer.models.providers.hf import _chunks
 
     lengths = [10, 10, 10, 50, 50, 5]
     assert _chunks([0, 1, 2, 5], lengths, batch_size=2, batch_tokens=1000) == [[0, 1], [2, 5]]
@@ -277,7 +277,7 @@ def test_embedded_registry_pins() -> None:
 
 
 def test_embedded_modules_do_not_import_torch() -> None:
-    code = "import sys, optimizer.backends.embedded, optimizer.backends.hf; print('torch' in sys.modules)"
+    code = "import sys, optimizer.models.embedded, optimizer.models.providers.hf; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -29,7 +29,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory):
-    from optimizer.backends.embedded import ensure
+    from optimizer.models.embedded import ensure
 
     gguf = ensure("smollm2-135m-instruct")
     port = _free_port()
@@ -83,7 +83,7 @@ def test_ape_job_against_llama_cpp_server(llama_server, tmp_path):
 def test_completion_logprobs_match_the_local_model(llama_server):
     """The same GGUF scored two ways: llama.cpp's generated-token log-probabilities, followed along
     the continuation, against transformers' forward pass over the dequantized weights."""
-    from optimizer.backends.registry import load_model
+    from optimizer.models.registry import load_model
     from optimizer.types import GenerateRequest, LogprobRequest
 
     served = load_model("openai-completions:smollm2", base_url=llama_server)

@@ -1,11 +1,11 @@
-"""Tests of optimizer.metrics: each metric on matches, mismatches and edge cases."""
+"""Tests of optimizer.tasks.metrics: each metric on matches, mismatches and edge cases."""
 
 from __future__ import annotations
 
 import pytest
 
 from optimizer.errors import UsageError
-from optimizer.metrics import (
+from optimizer.tasks.metrics import (
     METRICS,
     contains,
     exact_match,

@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from optimizer import optimize
-from optimizer.backends.fake import FakeModel, last_input
+from optimizer.models.providers.fake import FakeModel, last_input
 
 FAKE = FakeModel("server", proposals=["Start every word of the input with capital letters.", "Repeat the input.", "Say nothing."],
                  answer=lambda p: last_input(p).title() if "capital letters" in p.lower() else last_input(p))

@@ -19,10 +19,10 @@ from rich.console import Console
 
 from optimizer import build_leaderboard
 from optimizer.errors import UsageError
-from optimizer.report import lineage, summarize_run, word_diff
-from optimizer.report_text import md_escape, render_markdown, render_table
-from optimizer.scoring import instruction_hash
-from optimizer.stats import bootstrap_ci, paired_bootstrap_ci
+from optimizer.report.build import lineage, summarize_run, word_diff
+from optimizer.report.text import md_escape, render_markdown, render_table
+from optimizer.run.scoring import instruction_hash
+from optimizer.report.stats import bootstrap_ci, paired_bootstrap_ci
 from optimizer.types import Candidate, DevScore
 from report_runs import seeded, snapshot_runs, write_run
 
@@ -206,7 +206,7 @@ def test_runs_show_prints_lineage_and_wrong_test_examples(tmp_path):
 
 
 def test_leaderboard_imports_no_torch(runs):
-    code = ("import sys\nfrom optimizer.cli import main\n"
+    code = ("import sys\nfrom optimizer.cli.main import main\n"
             f"assert main(['leaderboard', {str(runs)!r}, '--format', 'html', '--out', {str(runs / 'x.html')!r}]) == 0\n"
             "heavy = [m for m in ('torch', 'transformers') if m in sys.modules]\nassert not heavy, heavy\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from optimizer import build_leaderboard, optimize
-from optimizer.backends.fake import FakeModel, last_input, register_fake
-from optimizer.report_html import SCRIPT, render_html
-from optimizer.tasks import Task
+from optimizer.models.providers.fake import FakeModel, last_input, register_fake
+from optimizer.report.html import SCRIPT, render_html
+from optimizer.tasks.task import Task
 from optimizer.types import Example
 from report_runs import snapshot_runs
 

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from optimizer.stats import bootstrap_ci, paired_bootstrap_ci
+from optimizer.report.stats import bootstrap_ci, paired_bootstrap_ci
 
 
 def test_all_correct_and_all_wrong_have_degenerate_intervals():

@@ -1,4 +1,4 @@
-"""Tests of optimizer.tasks: every loader, the error messages, the bundled and benchmark tasks."""
+"""Tests of optimizer.tasks.task: every loader, the error messages, the bundled and benchmark tasks."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from optimizer.errors import TaskError, UsageError
-from optimizer.metrics import METRICS
-from optimizer.tasks import INDUCTION_METRICS, Task, TaskSpec, list_tasks, load_task, task_roots
+from optimizer.tasks.metrics import METRICS
+from optimizer.tasks.task import INDUCTION_METRICS, Task, TaskSpec, list_tasks, load_task, task_roots
 from optimizer.types import Example
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,7 +1,7 @@
 """The searcher protocol: strategies propose candidates and observe scores through a context.
 
 Searchers never open files, call models directly or own retries: the engine's
-:class:`~optimizer.engine.SearchContext` does that, journals every result and enforces the budget.
+:class:`~optimizer.run.engine.SearchContext` does that, journals every result and enforces the budget.
 
 Example:
     A searcher that only tries the task's own instructions::
@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from optimizer.engine import SearchContext
+    from optimizer.run.engine import SearchContext
 
 __all__ = ["Searcher"]
 
@@ -30,7 +30,7 @@ class Searcher(Protocol):
     name: str
     """The name used on the command line (``--searcher NAME``)."""
     requires: frozenset[str]
-    """Capabilities the target must have (see optimizer.backends.base)."""
+    """Capabilities the target must have (see optimizer.models.base)."""
 
     def run(self, ctx: "SearchContext") -> None:
         """Search until done; may be interrupted by BudgetExceeded at any model call."""

@@ -1,0 +1,109 @@
+"""A pre-run estimate of a job's model calls and tokens (``apo optimize … --dry-run``).
+
+Calls are an upper bound: it assumes no duplicate proposals, no cache hits and that every
+race runs to the full dev set; tokens are approximate (4 characters a token).
+"""
+
+from __future__ import annotations
+
+import math
+
+from pydantic import BaseModel
+
+from optimizer.models.registry import API_PROVIDERS, parse_model
+from optimizer.models.prices import cost, load_prices, price_of
+from optimizer.config import RunConfig
+from optimizer.tasks.task import Task
+from optimizer.tasks.templates import execution_template, forward_prompt
+
+__all__ = ["Estimate", "estimate", "race_cost"]
+
+CHARS_PER_TOKEN = 4
+
+
+class Estimate(BaseModel):
+    """Expected usage of one job."""
+
+    proposer_calls: int
+    """Proposal and variation requests (at most)."""
+    target_calls: int
+    """Scoring requests on dev and test (at most)."""
+    tokens: int
+    """Prompt plus generated tokens, approximately."""
+    pairs: dict[str, int]
+    """(instruction, example) pairs scored per phase (at most)."""
+    cost_usd: float | None = None
+    """Estimated dollars from the price table (None when a model has no known price)."""
+
+    @property
+    def calls(self) -> int:
+        """Every request, proposer and target together."""
+        return self.proposer_calls + self.target_calls
+
+
+def race_cost(candidates: int, examples: int, first: int, eta: int) -> int:
+    """(candidate, example) evaluations of successive halving with a journal (no re-scoring).
+
+    Args:
+        candidates: how many start the race.
+        examples: dev examples available.
+        first: examples in the first rung.
+        eta: keep 1/eta, multiply examples by eta.
+
+    Returns:
+        The number of new evaluations.
+    """
+    if candidates <= 0 or examples <= 0:
+        return 0
+    alive, n, done, total = candidates, min(first, examples), 0, 0
+    while True:
+        total += alive * (n - done)
+        if n >= examples:
+            return total
+        done, alive, n = n, max(1, math.ceil(alive / eta)), min(n * eta, examples)
+
+
+def estimate(config: RunConfig, task: Task) -> Estimate:
+    """Upper bound on calls and approximate tokens of ``config`` on ``task``.
+
+    Args:
+        config: the job.
+        task: its task.
+
+    Returns:
+        The estimate.
+    """
+    ape = config.ape
+    dev = min(config.dev_size or len(task.dev), len(task.dev))
+    test = min(config.test_size or len(task.test), len(task.test))
+    humans = len(dict.fromkeys(task.instructions))
+    new_per_round = ape.top_k * ape.variations
+    pairs = {
+        "baselines": dev + race_cost(humans, dev, ape.race_min_examples, ape.race_eta),
+        "round 0": race_cost(ape.candidates, dev, ape.race_min_examples, ape.race_eta),
+        "refinement": ape.rounds * race_cost(ape.top_k + new_per_round, dev, ape.race_min_examples, ape.race_eta),
+        "test": 3 * test,
+    }
+    local = parse_model(config.target)[0] not in API_PROVIDERS
+    lp = config.scoring == "logprob" or (config.tiebreak_logprob and local)
+    per_pair = (1 if config.scoring == "accuracy" else 0) + (1 if lp else 0)
+    dev_pairs = sum(v for k, v in pairs.items() if k != "test")
+    target_calls = dev_pairs * per_pair + pairs["test"] * (1 + (1 if local or config.scoring == "logprob" else 0))
+    proposer_calls = ape.candidates + ape.rounds * new_per_round
+
+    template = execution_template(task, shots=config.shots, style=config.template, seed=config.seed)
+    sample = task.dev[0] if task.dev else task.train[0]
+    pair_in = len(template.context("x" * 60, sample)) // CHARS_PER_TOKEN
+    pair_out = task.max_output_tokens
+    demos = task.train[: ape.demos_per_proposal]
+    proposal_in = len(forward_prompt(demos, "completion", seed=0, sample_index=0, temperature=0).prompt or "") // CHARS_PER_TOKEN
+    proposal_out = 48
+    tokens = target_calls * (pair_in + pair_out) + proposer_calls * (proposal_in + proposal_out)
+    prices = load_prices(config.prices)
+    target_price = price_of(config.target, prices)
+    proposer_price = price_of(config.proposer or config.target, prices)
+    usd = None
+    if target_price is not None and proposer_price is not None:
+        usd = round(cost(target_price, target_calls * pair_in, target_calls * pair_out)
+                    + cost(proposer_price, proposer_calls * proposal_in, proposer_calls * proposal_out), 6)
+    return Estimate(proposer_calls=proposer_calls, target_calls=target_calls, tokens=tokens, pairs=pairs, cost_usd=usd)

@@ -1,0 +1,66 @@
+"""APE (Zhou et al. 2022, arXiv 2211.01910): forward generation, racing, iterative Monte Carlo.
+
+Round 0 shows the proposer several random demonstration subsets in the forward-generation
+meta-prompt and samples instructions from each; the candidates are raced over dev examples
+(successive halving). Each later round asks for variations of the current top-k that keep
+their meaning, and races them together with the top-k.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from optimizer.models.base import GENERATE
+from optimizer.config import APEConfig
+from optimizer.tasks.templates import forward_prompt, variation_prompt
+
+if TYPE_CHECKING:
+    from optimizer.run.engine import SearchContext
+
+__all__ = ["APESearch"]
+
+
+class APESearch:
+    """The APE searcher.
+
+    Args:
+        config: its parameters.
+    """
+
+    name = "ape"
+    requires = frozenset({GENERATE})
+
+    def __init__(self, config: APEConfig | None = None) -> None:
+        self.config = config or APEConfig()
+
+    def run(self, ctx: "SearchContext") -> None:
+        """Propose, race, then refine for ``rounds`` rounds."""
+        cfg = self.config
+        rng = ctx.rng("proposal-subsets")
+        train = ctx.task.train
+        per_subset = -(-cfg.candidates // cfg.subsets)
+        requests = []
+        for subset in range(cfg.subsets):
+            demos = rng.sample(train, min(cfg.demos_per_proposal, len(train)))
+            for sample in range(per_subset):
+                if len(requests) < cfg.candidates:
+                    requests.append(
+                        forward_prompt(demos, ctx.proposal_style, seed=ctx.seed + subset, sample_index=sample,
+                                       temperature=cfg.temperature)
+                    )
+        first = ctx.propose(requests, origin="forward", parents=[None] * len(requests), round=0)
+        ranked = ctx.race(first, round=0)
+        for round_ in range(1, cfg.rounds + 1):
+            top = ranked[: cfg.top_k]
+            if not top:
+                break
+            requests, parents = [], []
+            for parent in top:
+                for sample in range(cfg.variations):
+                    requests.append(
+                        variation_prompt(parent.text, ctx.proposal_style, seed=ctx.seed + 1000 * round_,
+                                         sample_index=sample, temperature=cfg.temperature)
+                    )
+                    parents.append(parent.id)
+            fresh = ctx.propose(requests, origin="variation", parents=parents, round=round_)
+            ranked = ctx.race(top + fresh, round=round_)
