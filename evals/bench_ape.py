@@ -144,8 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== {name}", file=sys.stderr, flush=True)
         result = optimize(name, data_dir=args.data_dir, target=args.target, proposer=args.proposer, seed=args.seed,
                           rounds=args.rounds, candidates=args.candidates, top_k=args.top_k,
-                          variations=args.variations, dev_size=args.dev_size,
-                          test_size=args.test_size, scoring=args.scoring, runs_dir=args.runs_dir, cache=not args.no_cache,
+                          variations=args.variations, dev_limit=args.dev_size,
+                          test_limit=args.test_size, scoring=args.scoring, runs_dir=args.runs_dir, cache=not args.no_cache,
                           budget={"max_seconds": args.budget_time} if args.budget_time else None)
         rows.append(summarize(result))
         r = rows[-1]["prompts"]

@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     cache_dir = tempfile.mkdtemp()
     os.environ["APO_CACHE_DIR"] = cache_dir
     job = dict(target="openai:smollm2", base_url=url, rounds=1, candidates=4, subsets=2, top_k=1, variations=2,
-               dev_size=10, test_size=10, runs_dir=tempfile.mkdtemp())
+               dev_limit=10, test_limit=10, runs_dir=tempfile.mkdtemp())
     figures = {}
     try:
         for name, extra in (("concurrency_1", dict(concurrency=1, cache=False)),

@@ -15,11 +15,11 @@ or from Python::
 
 from optimizer.api import EvalResult, evaluate, optimize
 from optimizer.models.providers.fake import FakeModel, register_fake
-from optimizer.config import APEConfig, AutoPromptConfig, Budget, RunConfig
+from optimizer.config import APEConfig, AutoPromptConfig, Budget, RacingConfig, RunConfig
 from optimizer.errors import ApoError, BudgetExceeded, CapabilityError, ModelUnavailable, TaskError, UsageError
 from optimizer.report.build import Leaderboard, LeaderboardRow, build_leaderboard
 from optimizer.tasks.task import Task, list_tasks, load_task
-from optimizer.types import Candidate, DevScore, Example, RunResult, ScoredPrompt
+from optimizer.types import Candidate, Score, Example, RunResult, ScoredPrompt
 
 __all__ = [
     "APEConfig",
@@ -29,15 +29,16 @@ __all__ = [
     "BudgetExceeded",
     "Candidate",
     "CapabilityError",
-    "DevScore",
     "EvalResult",
     "Example",
     "FakeModel",
     "Leaderboard",
     "LeaderboardRow",
     "ModelUnavailable",
+    "RacingConfig",
     "RunConfig",
     "RunResult",
+    "Score",
     "ScoredPrompt",
     "Task",
     "TaskError",

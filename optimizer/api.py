@@ -80,10 +80,20 @@ def optimize(
     if options.get("searcher") == "autoprompt":  # AutoPrompt parameters (candidates, template…) go to it
         from optimizer.config import AutoPromptConfig
 
+        from optimizer.config import migrate_config as _migrate
+
         given = options.pop("autoprompt", None)
         fields = dict(given.model_dump() if isinstance(given, AutoPromptConfig) else given or {})
-        fields.update({k: options.pop(k) for k in list(options) if k in AutoPromptConfig.model_fields})
+        flat = _migrate({"autoprompt": {k: options.pop(k) for k in list(options)
+                                        if k in AutoPromptConfig.model_fields or k in ("template", "candidates", "batch_size")}})
+        fields.update(flat["autoprompt"])
         options["autoprompt"] = AutoPromptConfig(**fields)
+    from optimizer.config import RacingConfig, migrate_config
+
+    racing = {k.removeprefix("race_"): options.pop(k) for k in ("race_min_examples", "race_eta") if k in options}
+    if racing:
+        options["racing"] = RacingConfig(**racing)
+    options = migrate_config(options)
     ape = {k: options.pop(k) for k in list(options) if k in APEConfig.model_fields}
     unknown = set(options) - set(RunConfig.model_fields)
     if unknown:

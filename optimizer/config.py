@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing import Any
 
-__all__ = ["APEConfig", "AutoPromptConfig", "Budget", "RunConfig"]
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = ["APEConfig", "AutoPromptConfig", "Budget", "RacingConfig", "RunConfig", "migrate_config"]
 
 
 class Budget(BaseModel):
@@ -47,12 +49,19 @@ class APEConfig(BaseModel):
     """Meta-prompt style: completion (APE's own: the proposer continues "The instruction was to"),
     chat (one user message; for chat-only APIs), or auto (chat when the proposer has a chat template).
     Completion gave usable instructions from the embedded SmolLM2, chat mostly echoed the request."""
-    race_min_examples: int = Field(default=5, ge=1)
-    """Dev examples in the first rung of successive halving."""
-    race_eta: int = Field(default=2, ge=2)
-    """Successive-halving factor: keep 1/eta of the candidates, multiply examples by eta."""
     max_instruction_chars: int = Field(default=300, ge=10)
     """Longer proposals are cut here."""
+
+
+class RacingConfig(BaseModel):
+    """How candidates are raced over dev examples (successive halving), for every searcher."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    min_examples: int = Field(default=5, ge=1)
+    """Dev examples in the first rung of successive halving."""
+    eta: int = Field(default=2, ge=2)
+    """Successive-halving factor: keep 1/eta of the candidates, multiply examples by eta."""
 
 
 class AutoPromptConfig(BaseModel):
@@ -60,7 +69,7 @@ class AutoPromptConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
-    template: str | None = None
+    cloze_template: str | None = None
     """Cloze template with [T] trigger slots and one [P] prediction slot, e.g. ``{sentence} [T] [T] [T] [P] .``
     (default: ``[X]``, ``trigger_tokens`` slots, ``[P] .``)."""
     trigger_tokens: int = Field(default=3, ge=1)
@@ -78,11 +87,11 @@ class AutoPromptConfig(BaseModel):
     auto_label_words: int | None = Field(default=None, ge=1)
     """Find this many label words per class automatically (the paper's label search: a logistic classifier on
     the [P] hidden state, vocabulary ranked by it) instead of ``label_words``."""
-    candidates: int = Field(default=10, ge=1)
+    token_candidates: int = Field(default=10, ge=1)
     """Candidate tokens per iteration: the top-k by -gradient . embedding at the chosen slot."""
     iterations: int = Field(default=50, ge=0)
     """Search iterations (one slot updated at most per iteration)."""
-    batch_size: int = Field(default=32, ge=1)
+    gradient_batch_size: int = Field(default=32, ge=1)
     """Training examples in the gradient batch."""
     eval_batch_size: int = Field(default=32, ge=1)
     """Training examples in the fresh batch on which the candidates are compared with the current trigger."""
@@ -130,18 +139,21 @@ class RunConfig(BaseModel):
     """Override the task's metric."""
     shots: int | None = Field(default=None, ge=0)
     """Demonstrations in the execution template; defaults to the task's."""
-    template: Literal["completion", "chat"] = "completion"
-    """Execution template style."""
+    execution_style: Literal["completion", "chat"] = "completion"
+    """How a prompt is shown to the target: ``completion`` (raw text continued by the model) or ``chat`` (one user
+    message through the model's chat template)."""
     scoring: Literal["accuracy", "logprob"] = "accuracy"
     """Candidate score: execution accuracy under the metric, or the gold output's log-probability."""
     tiebreak_logprob: bool = True
     """With accuracy scoring, also compute the gold log-probability and break ties with it."""
-    dev_size: int | None = Field(default=50, ge=1)
+    dev_limit: int | None = Field(default=50, ge=1)
     """Most dev examples used for selection (the first N of the task's dev split)."""
-    test_size: int | None = Field(default=None, ge=1)
+    test_limit: int | None = Field(default=None, ge=1)
     """Most test examples in the final report (None: all)."""
     seed: int = 0
     """Seeds demonstration sampling, proposals and sampling; same seed, same result."""
+    racing: RacingConfig = Field(default_factory=RacingConfig)
+    """Successive-halving racing of candidates over dev examples (every searcher, and the human baselines)."""
     ape: APEConfig = Field(default_factory=APEConfig)
     """APE parameters."""
     autoprompt: AutoPromptConfig = Field(default_factory=AutoPromptConfig)
@@ -158,5 +170,43 @@ class RunConfig(BaseModel):
     """JSON file of model prices overriding the built-in table (default: $APO_PRICES)."""
     concurrency: int = Field(default=4, ge=1)
     """Requests in flight at once per API provider, proposer and target together (local models batch instead)."""
-    batch_size: int = Field(default=64, ge=1)
-    """Requests sent to the model client at once."""
+    score_batch_size: int = Field(default=64, ge=1)
+    """Scoring requests (prompt x example) sent to the model client at once."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _migrate(cls, value: Any) -> Any:
+        return migrate_config(value) if isinstance(value, dict) else value
+
+
+_RENAMED = {"template": "execution_style", "dev_size": "dev_limit", "test_size": "test_limit",
+            "batch_size": "score_batch_size"}
+_RENAMED_AUTOPROMPT = {"template": "cloze_template", "candidates": "token_candidates",
+                       "batch_size": "gradient_batch_size"}
+
+
+def migrate_config(data: dict[str, Any]) -> dict[str, Any]:
+    """A stored run configuration in today's field names.
+
+    Configurations written before the field renames (schema 1: ``template``, ``dev_size``,
+    ``test_size``, ``batch_size``, racing inside ``ape``) still load, so old runs resume.
+
+    Args:
+        data: a ``RunConfig`` as stored in ``config.json``.
+
+    Returns:
+        The same configuration with today's names (a new dict; ``data`` is not changed).
+    """
+    out = {_RENAMED.get(k, k): v for k, v in data.items()}
+    ape = dict(out.get("ape") or {})
+    racing = dict(out.get("racing") or {})
+    for old, new in (("race_min_examples", "min_examples"), ("race_eta", "eta")):
+        if old in ape:
+            racing.setdefault(new, ape.pop(old))
+    if ape or "ape" in out:
+        out["ape"] = ape
+    if racing:
+        out["racing"] = racing
+    if isinstance(out.get("autoprompt"), dict):
+        out["autoprompt"] = {_RENAMED_AUTOPROMPT.get(k, k): v for k, v in out["autoprompt"].items()}
+    return out

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "Candidate",
-    "DevScore",
+    "Score",
     "RunResult",
     "ScoredPrompt",
     "Example",
@@ -122,8 +122,8 @@ class LogprobResult(BaseModel):
     """Whether this came from the response cache."""
 
 
-class DevScore(BaseModel):
-    """Scores of one instruction on a set of examples."""
+class Score(BaseModel):
+    """Mean scores of one prompt on a set of examples (dev or test)."""
 
     acc: float | None = None
     """Mean metric score (execution accuracy)."""
@@ -146,7 +146,7 @@ class Candidate(BaseModel):
     """The id of the candidate this one varies."""
     round: int = 0
     """Search round that produced it."""
-    dev: DevScore = Field(default_factory=DevScore)
+    dev: Score = Field(default_factory=Score)
     """Its dev score with the most examples evaluated."""
 
 
@@ -159,9 +159,9 @@ class ScoredPrompt(BaseModel):
     """The instruction ("" for none)."""
     candidate: str | None = None
     """The candidate id."""
-    dev: DevScore = Field(default_factory=DevScore)
+    dev: Score = Field(default_factory=Score)
     """Score on the dev examples used for selection."""
-    test: DevScore | None = None
+    test: Score | None = None
     """Score on the test split (None when the budget ran out first)."""
     test_acc: list[float] = []
     """Per-example test metric scores, in test order (for confidence intervals)."""

@@ -211,9 +211,9 @@ def events(result) -> list[dict]:
 @pytest.mark.parametrize("arch", ["bert", "roberta"])
 def test_accepted_trigger_never_raises_the_batch_loss(arch, tmp_path):
     spec = save(*tiny(arch), tmp_path / arch)
-    result = optimize(sentiment_task(), target=spec, searcher="autoprompt", template="{sentence} [T] [T] [P] .",
-                      label_words={"negative": ["bad"], "positive": ["good"]}, candidates=8, iterations=8,
-                      batch_size=8, eval_batch_size=8, dev_size=8)
+    result = optimize(sentiment_task(), target=spec, searcher="autoprompt", cloze_template="{sentence} [T] [T] [P] .",
+                      label_words={"negative": ["bad"], "positive": ["good"]}, token_candidates=8, iterations=8,
+                      gradient_batch_size=8, eval_batch_size=8, dev_limit=8)
     assert result.status == "complete" and result.searcher == "autoprompt"
     trig = [e for e in events(result) if e["type"] == "trigger"]
     steps = [e for e in events(result) if e["type"] in ("trigger", "autoprompt_step")]
@@ -267,8 +267,8 @@ def test_search_finds_the_token_that_makes_the_label_predictable(tmp_path):
     rows = [Example(input="cat" if i % 2 else "dog", output="positive" if i % 2 else "negative", id=str(i))
             for i in range(16)]
     task = Task(name="magic", train=rows, dev=rows[:8], test=rows[8:], metric="label", labels=["negative", "positive"])
-    result = optimize(task, target=spec, searcher="autoprompt", template="[X] [T] [P]", candidates=10,
-                      iterations=3, batch_size=16, eval_batch_size=16, dev_size=8,
+    result = optimize(task, target=spec, searcher="autoprompt", cloze_template="[X] [T] [P]", token_candidates=10,
+                      iterations=3, gradient_batch_size=16, eval_batch_size=16, dev_limit=8,
                       label_words={"negative": ["no"], "positive": ["yes"]})
     trig = [e for e in events(result) if e["type"] == "trigger"]
     assert trig[-1]["trigger_tokens"] == ["magic"]
@@ -301,8 +301,8 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, monkeypatch)
     from optimizer.search.autoprompt import search as ap
 
     spec = save(*tiny("bert"), tmp_path / "bert")
-    kw = dict(target=spec, searcher="autoprompt", template="{sentence} [T] [T] [P] .", candidates=6, iterations=7,
-              batch_size=8, eval_batch_size=8, dev_size=8, label_words={"negative": ["bad"], "positive": ["good"]})
+    kw = dict(target=spec, searcher="autoprompt", cloze_template="{sentence} [T] [T] [P] .", token_candidates=6, iterations=7,
+              gradient_batch_size=8, eval_batch_size=8, dev_limit=8, label_words={"negative": ["bad"], "positive": ["good"]})
     task = task_folder(sentiment_task(), tmp_path / "task")
     whole = optimize(task, runs_dir=tmp_path / "a", **kw)
 
@@ -334,8 +334,8 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, monkeypatch)
 
 def test_budget_counts_passes_and_stops_with_a_partial_result(tmp_path):
     spec = save(*tiny("bert"), tmp_path / "bert")
-    result = optimize(sentiment_task(), target=spec, searcher="autoprompt", template="{sentence} [T] [P] .",
-                      candidates=6, iterations=50, batch_size=8, eval_batch_size=8, dev_size=8,
+    result = optimize(sentiment_task(), target=spec, searcher="autoprompt", cloze_template="{sentence} [T] [P] .",
+                      token_candidates=6, iterations=50, gradient_batch_size=8, eval_batch_size=8, dev_limit=8,
                       label_words={"negative": ["bad"], "positive": ["good"]}, budget={"max_calls": 400})
     assert result.status == "partial" and "calls" in result.stop_reason
     assert result.calls <= 400
@@ -416,8 +416,8 @@ def test_cloze_task_without_data_dir_says_how_to_fix(monkeypatch):
 @needs_sst2
 def test_short_search_on_splade_tiny_lowers_the_train_loss():
     result = optimize("sst2", data_dir=DATA, target="embedded:splade-tiny", searcher="autoprompt",
-                      template="{sentence} [T] [T] [P] .", label_words={"negative": ["bad"], "positive": ["good"]},
-                      candidates=20, iterations=6, batch_size=16, eval_batch_size=16, dev_size=30, test_size=40)
+                      cloze_template="{sentence} [T] [T] [P] .", label_words={"negative": ["bad"], "positive": ["good"]},
+                      token_candidates=20, iterations=6, gradient_batch_size=16, eval_batch_size=16, dev_limit=30, test_limit=40)
     assert result.status == "complete" and result.target == "embedded:splade-tiny"
     config = json.loads((Path(result.run_dir) / "config.json").read_text())
     assert config["provenance"]["models"]["target"]["path"].endswith("splade-tiny")
@@ -430,9 +430,9 @@ def test_short_search_on_splade_tiny_lowers_the_train_loss():
 @pytest.mark.integration
 @needs_sst2
 def test_causal_search_on_embedded_smollm2_completes():
-    result = optimize("sst2", data_dir=DATA, target="embedded", searcher="autoprompt", template="{sentence} [T] [P]",
-                      label_words={"negative": ["bad"], "positive": ["good"]}, candidates=4, iterations=2,
-                      batch_size=4, eval_batch_size=4, dev_size=6, test_size=6, train_eval_size=8)
+    result = optimize("sst2", data_dir=DATA, target="embedded", searcher="autoprompt", cloze_template="{sentence} [T] [P]",
+                      label_words={"negative": ["bad"], "positive": ["good"]}, token_candidates=4, iterations=2,
+                      gradient_batch_size=4, eval_batch_size=4, dev_limit=6, test_limit=6, train_eval_size=8)
     assert result.status == "complete"
     trig = [e for e in events(result) if e["type"] == "trigger"]
     assert trig[0]["trigger_tokens"] == ["the"]
@@ -481,7 +481,7 @@ def test_readme_autoprompt_example_runs():
     code = re.search(r"## AutoPrompt.*?```python\n(.*?)```", text, re.S).group(1)
     assert 'searcher="autoprompt"' in code
     code = code.replace('data_dir="../shared/data"', f"data_dir={str(DATA)!r}")
-    code = code.replace("candidates=20, iterations=10, dev_size=50", "candidates=5, iterations=2, dev_size=10, test_size=20")
+    code = code.replace("token_candidates=20, iterations=10, dev_limit=50", "token_candidates=5, iterations=2, dev_limit=10, test_limit=20")
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)
     assert namespace["result"].status == "complete" and namespace["result"].best.test.n == 20
@@ -507,7 +507,7 @@ def test_cli_runs_autoprompt_and_routes_its_options(tmp_path, capsys):
     assert result["searcher"] == "autoprompt" and result["status"] == "complete"
     config = json.loads((Path(result["run_dir"]) / "config.json").read_text())["config"]
     ap = config["autoprompt"]
-    assert (ap["candidates"], ap["iterations"], ap["batch_size"], ap["position"]) == (4, 2, 8, "round_robin")
+    assert (ap["token_candidates"], ap["iterations"], ap["gradient_batch_size"], ap["position"]) == (4, 2, 8, "round_robin")
     assert ap["label_words"] == {"negative": ["bad"], "positive": ["good"]} and config["ape"]["candidates"] == 12
     steps = [json.loads(x) for x in (Path(result["run_dir"]) / "events.jsonl").read_text().splitlines()]
     assert [e["position"] for e in steps if e["type"] in ("trigger", "autoprompt_step") and "position" in e] == [0, 1]

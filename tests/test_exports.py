@@ -3,8 +3,8 @@
 import optimizer
 
 EXPECTED = [
-    "APEConfig", "ApoError", "AutoPromptConfig", "Budget", "BudgetExceeded", "Candidate", "CapabilityError", "DevScore", "EvalResult",
-    "Example", "FakeModel", "ModelUnavailable", "RunConfig", "RunResult", "ScoredPrompt", "Task", "TaskError",
+    "APEConfig", "ApoError", "AutoPromptConfig", "Budget", "BudgetExceeded", "Candidate", "CapabilityError", "EvalResult",
+    "Example", "FakeModel", "ModelUnavailable", "RacingConfig", "RunConfig", "RunResult", "Score", "ScoredPrompt", "Task", "TaskError",
     "UsageError", "evaluate", "list_tasks", "load_task", "optimize", "register_fake", "resume",
 ]
 EXPECTED += ["Leaderboard", "LeaderboardRow", "build_leaderboard"]  # leaderboard reports (optimizer.report.build)

@@ -69,7 +69,7 @@ def test_ape_job_against_llama_cpp_server(llama_server, tmp_path):
     from optimizer import optimize
 
     result = optimize("capitalize_words", target="openai:smollm2", base_url=llama_server, rounds=1, candidates=3,
-                      subsets=1, top_k=1, variations=2, dev_size=4, test_size=4, race_min_examples=2,
+                      subsets=1, top_k=1, variations=2, dev_limit=4, test_limit=4, race_min_examples=2,
                       concurrency=2, runs_dir=tmp_path / "runs")
     assert result.status == "complete"
     run_dir = Path(result.run_dir)
@@ -104,7 +104,7 @@ def test_ape_job_scored_by_chat_logprobs(llama_server, tmp_path):
     from optimizer import optimize
 
     result = optimize("topic", target="openai:smollm2", base_url=llama_server, rounds=0, candidates=2,
-                      subsets=1, dev_size=3, test_size=3, race_min_examples=3, scoring="logprob",
+                      subsets=1, dev_limit=3, test_limit=3, race_min_examples=3, scoring="logprob",
                       runs_dir=tmp_path / "runs")
     assert result.status == "complete"
     assert result.best.dev.lp is not None and len(result.best.test_lp) == 3

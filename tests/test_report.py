@@ -23,7 +23,7 @@ from optimizer.report.build import lineage, summarize_run, word_diff
 from optimizer.report.text import md_escape, render_markdown, render_table
 from optimizer.run.scoring import instruction_hash
 from optimizer.report.stats import bootstrap_ci, paired_bootstrap_ci
-from optimizer.types import Candidate, DevScore
+from optimizer.types import Candidate, Score
 from report_runs import seeded, snapshot_runs, write_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -151,7 +151,7 @@ def test_unreadable_run_is_listed_not_dropped(runs):
 
 
 def test_lineage_follows_parents_and_diffs_words():
-    cands = [Candidate(id="c000", text="Repeat the input.", origin="forward", dev=DevScore(acc=0.2, n=10)),
+    cands = [Candidate(id="c000", text="Repeat the input.", origin="forward", dev=Score(acc=0.2, n=10)),
              Candidate(id="c003", text="Repeat the input loudly.", origin="variation", parent="c000", round=1),
              Candidate(id="c007", text="Shout the input loudly.", origin="variation", parent="c003", round=2),
              Candidate(id="c001", text="Other.", origin="forward")]

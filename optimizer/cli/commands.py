@@ -54,11 +54,12 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     autoprompt = _autoprompt_options(args) if args.searcher == "autoprompt" else {}
     ape = {k: getattr(args, k) for k in ("rounds", "candidates", "top_k", "variations")
            if getattr(args, k) is not None and not (autoprompt and k == "candidates")}
-    extra = {k: getattr(args, k) for k in ("dev_size", "test_size", "shots", "metric") if getattr(args, k) is not None}
+    extra = {new: getattr(args, k) for k, new in (("dev_size", "dev_limit"), ("test_size", "test_limit"), ("shots", "shots"),
+                                                  ("metric", "metric")) if getattr(args, k) is not None}
     try:
         config = RunConfig(
             task=args.task, data_dir=args.data_dir, searcher=args.searcher, target=args.target,
-            proposer=args.proposer, template=args.template, scoring=args.scoring, seed=args.seed,
+            proposer=args.proposer, execution_style=args.template, scoring=args.scoring, seed=args.seed,
             base_url=args.base_url, concurrency=args.concurrency, request_timeout=args.request_timeout,
             cache=not args.no_cache, ape=APEConfig(**ape), autoprompt=AutoPromptConfig(**autoprompt),
             budget=Budget(max_calls=args.budget_calls, max_tokens=args.budget_tokens, max_seconds=args.budget_time,
@@ -70,10 +71,10 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         raise UsageError(f"invalid option: {exc}") from exc
     if args.dry_run and config.searcher == "autoprompt":
         ap = config.autoprompt
-        per_iter = 2 * ap.batch_size + (ap.candidates + 1) * ap.eval_batch_size
+        per_iter = 2 * ap.gradient_batch_size + (ap.token_candidates + 1) * ap.eval_batch_size
         out.print(f"at most {ap.iterations * per_iter:,} example passes in {ap.iterations} iterations "
-                  f"({per_iter} per iteration: a forward+backward gradient batch of {ap.batch_size}, "
-                  f"{ap.candidates + 1} triggers on {ap.eval_batch_size} examples), plus dev scoring of each "
+                  f"({per_iter} per iteration: a forward+backward gradient batch of {ap.gradient_batch_size}, "
+                  f"{ap.token_candidates + 1} triggers on {ap.eval_batch_size} examples), plus dev scoring of each "
                   "accepted trigger and the final test scoring", highlight=False)
         return 0
     if args.dry_run:
@@ -103,8 +104,8 @@ def _autoprompt_options(args: argparse.Namespace) -> dict:
     """AutoPromptConfig fields from the optimize arguments that were given."""
     from optimizer.tasks.cloze import parse_label_words
 
-    names = {"cloze_template": "template", "trigger_tokens": "trigger_tokens", "auto_label_words": "auto_label_words",
-             "candidates": "candidates", "iterations": "iterations", "ap_batch_size": "batch_size",
+    names = {"cloze_template": "cloze_template", "trigger_tokens": "trigger_tokens", "auto_label_words": "auto_label_words",
+             "candidates": "token_candidates", "iterations": "iterations", "ap_batch_size": "gradient_batch_size",
              "eval_batch_size": "eval_batch_size", "position": "position", "patience": "patience",
              "initial_trigger": "initial_trigger", "loss": "loss"}
     fields = {field: getattr(args, arg) for arg, field in names.items() if getattr(args, arg, None) is not None}

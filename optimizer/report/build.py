@@ -27,7 +27,7 @@ from optimizer.report.models import (SORT_ORDER, Comparison, Leaderboard, Leader
                                      SeedSpread, SkippedRun, WrongExample, WrongExamples)
 from optimizer.report.stats import bootstrap_ci, paired_bootstrap_ci
 from optimizer.run.store import RunStore, runs_dir
-from optimizer.types import Candidate, DevScore, RunResult
+from optimizer.types import Candidate, Score, RunResult
 
 __all__ = [
     "Comparison",
@@ -140,11 +140,11 @@ def _interrupted_candidates(events: list[dict], scoring: str) -> list[Candidate]
         elif e.get("type") == "rung":
             for cid, (acc, lp) in e.get("scores", {}).items():
                 if cid in cands and int(e["n"]) >= cands[cid].dev.n:
-                    cands[cid].dev = DevScore(acc=acc, lp=lp, n=int(e["n"]))
+                    cands[cid].dev = Score(acc=acc, lp=lp, n=int(e["n"]))
     return sorted(cands.values(), key=lambda c: (c.dev.n, _rank(c.dev, scoring)), reverse=True)
 
 
-def _rank(score: DevScore | None, scoring: str) -> tuple[float, float]:
+def _rank(score: Score | None, scoring: str) -> tuple[float, float]:
     if score is None:
         return (-math.inf, -math.inf)
     acc = score.acc if score.acc is not None else -math.inf

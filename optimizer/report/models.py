@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from optimizer.types import Candidate, DevScore
+from optimizer.types import Candidate, Score
 
 __all__ = ["Comparison", "Leaderboard", "LeaderboardRow", "LineageStep", "RunSummary", "SORT_ORDER", "SeedSpread",
            "SkippedRun", "WrongExample", "WrongExamples"]
@@ -50,7 +50,7 @@ class LineageStep(BaseModel):
     """``forward`` (proposed from demonstrations), ``variation``, ``human`` …"""
     round: int
     """Search round that produced it."""
-    dev: DevScore
+    dev: Score
     """Its dev score."""
     diff: list[tuple[Literal["same", "add", "del"], str]] = []
     """Word differences from the previous step (empty for the first)."""
@@ -104,9 +104,9 @@ class RunSummary(BaseModel):
     """The run's best instruction by dev score."""
     best_candidate: str | None = None
     """Its candidate id."""
-    dev: DevScore | None = None
+    dev: Score | None = None
     """Its dev score."""
-    test: DevScore | None = None
+    test: Score | None = None
     """Its test score (None when the test evaluation did not happen)."""
     test_ci: tuple[float, float] | None = None
     """Bootstrap 95% interval of its test accuracy."""

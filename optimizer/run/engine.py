@@ -27,7 +27,7 @@ from optimizer.search.ape.search import APESearch
 from optimizer.run.store import RunStore
 from optimizer.tasks.task import Task, load_task
 from optimizer.tasks.templates import clean_instruction, execution_template, normalize_instruction
-from optimizer.types import Candidate, DevScore, GenerateRequest, RunResult, ScoredPrompt
+from optimizer.types import Candidate, Score, GenerateRequest, RunResult, ScoredPrompt
 
 __all__ = ["SearchContext", "resume", "run"]
 
@@ -51,10 +51,10 @@ class SearchContext:
         self._recorded_ids = {e["id"] for e in store.events() if e.get("type") == "candidate"}
         dev = list(task.dev)
         self.rng("dev-order").shuffle(dev)
-        self.dev = dev[: config.dev_size] if config.dev_size else dev
-        self.template = execution_template(task, shots=config.shots, style=config.template, seed=config.seed)
+        self.dev = dev[: config.dev_limit] if config.dev_limit else dev
+        self.template = execution_template(task, shots=config.shots, style=config.execution_style, seed=config.seed)
         self.evaluator = Evaluator(target, self.template, resolve_metric(metric or config.metric or task.metric, task.labels),
-                                   journal, self.record, batch_size=config.batch_size)
+                                   journal, self.record, batch_size=config.score_batch_size)
         self.want_lp = config.scoring == "logprob" or (config.tiebreak_logprob and _lp_is_cheap(config, target))
         style = config.ape.proposal_style
         self.proposal_style = ("chat" if proposer.supports(CHAT) else "completion") if style == "auto" else style
@@ -105,13 +105,13 @@ class SearchContext:
         return cand
 
     # -- racing ------------------------------------------------------------------------------
-    def rank_key(self, score: DevScore) -> tuple[float, float]:
+    def rank_key(self, score: Score) -> tuple[float, float]:
         """Sort key of a dev score: the chosen score first, the other as tie-breaker."""
         acc = score.acc if score.acc is not None else -math.inf
         lp = score.lp if score.lp is not None else -math.inf
         return (lp, acc) if self.config.scoring == "logprob" else (acc, lp)
 
-    def evaluate(self, texts: Sequence[str], examples, split: str) -> dict[str, DevScore]:
+    def evaluate(self, texts: Sequence[str], examples, split: str) -> dict[str, Score]:
         """Score instructions on examples with the run's scoring (journalled) and summarise each."""
         raw = self.evaluator.score(texts, examples, split, accuracy=self.config.scoring == "accuracy",
                                    logprob=self.want_lp)
@@ -124,9 +124,8 @@ class SearchContext:
         times as many, until the full dev set. Every candidate keeps the score of the most
         examples it was evaluated on.
         """
-        cfg = self.config.ape
         alive = list({c.id: c for c in cands}.values())
-        n = min(cfg.race_min_examples, len(self.dev))
+        n = min(self.config.racing.min_examples, len(self.dev))
         while alive:
             self.reporter.status(f"round {round}: racing {len(alive)} candidates on {n} dev examples")
             scores = self.evaluate([c.text for c in alive], self.dev[:n], "dev")
@@ -138,8 +137,8 @@ class SearchContext:
                                "scores": {c.id: [c.dev.acc, c.dev.lp] for c in alive}})
             if n >= len(self.dev):
                 break
-            alive = alive[: max(1, math.ceil(len(alive) / cfg.race_eta))]
-            n = min(n * cfg.race_eta, len(self.dev))
+            alive = alive[: max(1, math.ceil(len(alive) / self.config.racing.eta))]
+            n = min(n * self.config.racing.eta, len(self.dev))
         return alive
 
     def ranked(self) -> list[Candidate]:
@@ -251,7 +250,7 @@ def run(config: RunConfig, *, runs_dir=None, reporter: Reporter | None = None, t
     reporter.start_scoring(ctx.evaluator)
     started = time.monotonic()
     stop_reason = None
-    none_score = DevScore()
+    none_score = Score()
     humans = [Candidate(id=f"h{i:02d}", text=t, origin="human") for i, t in enumerate(dict.fromkeys(task.instructions))]
     try:
         reporter.status("scoring baselines on dev")
@@ -273,7 +272,7 @@ def run(config: RunConfig, *, runs_dir=None, reporter: Reporter | None = None, t
     return result
 
 
-def _finish(ctx: SearchContext, none_score: DevScore, human: list[Candidate], stop_reason,
+def _finish(ctx: SearchContext, none_score: Score, human: list[Candidate], stop_reason,
             reporter: Reporter) -> RunResult:
     config, task = ctx.config, ctx.task
     full = [c for c in ctx.ranked() if c.dev.n >= len(ctx.dev)]
@@ -287,7 +286,7 @@ def _finish(ctx: SearchContext, none_score: DevScore, human: list[Candidate], st
     if scored_humans:
         top = max(scored_humans, key=lambda h: ctx.rank_key(h.dev))
         prompts.append(ScoredPrompt(name="best_human", text=top.text, candidate=top.id, dev=top.dev))
-    test = task.test[: config.test_size] if config.test_size else task.test
+    test = task.test[: config.test_limit] if config.test_limit else task.test
     try:
         reporter.status(f"scoring {len(prompts)} prompts on {len(test)} test examples")
         raw = ctx.evaluator.score([p.text for p in prompts], test, "test", accuracy=True,

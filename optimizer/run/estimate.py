@@ -74,14 +74,14 @@ def estimate(config: RunConfig, task: Task) -> Estimate:
         The estimate.
     """
     ape = config.ape
-    dev = min(config.dev_size or len(task.dev), len(task.dev))
-    test = min(config.test_size or len(task.test), len(task.test))
+    dev = min(config.dev_limit or len(task.dev), len(task.dev))
+    test = min(config.test_limit or len(task.test), len(task.test))
     humans = len(dict.fromkeys(task.instructions))
     new_per_round = ape.top_k * ape.variations
     pairs = {
-        "baselines": dev + race_cost(humans, dev, ape.race_min_examples, ape.race_eta),
-        "round 0": race_cost(ape.candidates, dev, ape.race_min_examples, ape.race_eta),
-        "refinement": ape.rounds * race_cost(ape.top_k + new_per_round, dev, ape.race_min_examples, ape.race_eta),
+        "baselines": dev + race_cost(humans, dev, config.racing.min_examples, config.racing.eta),
+        "round 0": race_cost(ape.candidates, dev, config.racing.min_examples, config.racing.eta),
+        "refinement": ape.rounds * race_cost(ape.top_k + new_per_round, dev, config.racing.min_examples, config.racing.eta),
         "test": 3 * test,
     }
     local = parse_model(config.target)[0] not in API_PROVIDERS
@@ -91,7 +91,7 @@ def estimate(config: RunConfig, task: Task) -> Estimate:
     target_calls = dev_pairs * per_pair + pairs["test"] * (1 + (1 if local or config.scoring == "logprob" else 0))
     proposer_calls = ape.candidates + ape.rounds * new_per_round
 
-    template = execution_template(task, shots=config.shots, style=config.template, seed=config.seed)
+    template = execution_template(task, shots=config.shots, style=config.execution_style, seed=config.seed)
     sample = task.dev[0] if task.dev else task.train[0]
     pair_in = len(template.context("x" * 60, sample)) // CHARS_PER_TOKEN
     pair_out = task.max_output_tokens

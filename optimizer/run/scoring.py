@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from optimizer.models.client import ModelClient
 from optimizer.tasks.metrics import first_line
 from optimizer.tasks.templates import ExecutionTemplate
-from optimizer.types import DevScore, Example
+from optimizer.types import Score, Example
 
 __all__ = ["Evaluator", "Journal", "ScoreRecord", "instruction_hash", "summarize"]
 
@@ -162,11 +162,11 @@ class Evaluator:
             self.on_scored(len(chunk))
 
 
-def summarize(records: dict[str, ScoreRecord]) -> DevScore:
+def summarize(records: dict[str, ScoreRecord]) -> Score:
     """Means of a candidate's records (None where a kind of score is missing)."""
     accs = [r.acc for r in records.values() if r.acc is not None]
     lps = [r.lp for r in records.values() if r.lp is not None and math.isfinite(r.lp)]
-    return DevScore(
+    return Score(
         acc=sum(accs) / len(accs) if accs else None,
         lp=sum(lps) / len(lps) if lps else None,
         n=len(records),

@@ -277,7 +277,7 @@ class AutoPromptSearch:
 
         self.model = ClozeModel(adapter.model, adapter.tokenizer, kind=kind, lock=adapter.lock, account=account,
                                 max_rows=cfg.max_rows)
-        template = parse_template(cfg.template or default_template(cfg.trigger_tokens))
+        template = parse_template(cfg.cloze_template or default_template(cfg.trigger_tokens))
         if template.n_triggers == 0:
             raise UsageError(f"template {template.text!r} has no [T] trigger slot; add at least one")
         if cfg.auto_label_words is not None:
@@ -301,7 +301,7 @@ class AutoPromptSearch:
                                  f"words ({', '.join(verbalizer.classes)}); fix: name every class, e.g. --label-words "
                                  f"'{';'.join(f'{c}=word' for c in outputs[:4])}'")
         self.evaluator = ClozeEvaluator(self.model, template, verbalizer, ctx.journal, ctx.record,
-                                        batch_size=ctx.config.batch_size)
+                                        batch_size=ctx.config.score_batch_size)
         self.evaluator.client = ctx.target
         ctx.evaluator = self.evaluator
 
@@ -360,7 +360,7 @@ class AutoPromptSearch:
             if cfg.patience is not None and stale >= cfg.patience:
                 break
             rng = random.Random(f"{ctx.seed}:autoprompt:{it}")
-            grad_batch = rng.sample(train, min(cfg.batch_size, len(train)))
+            grad_batch = rng.sample(train, min(cfg.gradient_batch_size, len(train)))
             eval_batch = rng.sample(train, min(cfg.eval_batch_size, len(train)))
             pos = rng.randrange(n) if cfg.position == "random" else (it - 1) % n
             ctx.reporter.status(f"autoprompt iteration {it}/{cfg.iterations}: slot {pos}, trigger "
@@ -368,7 +368,7 @@ class AutoPromptSearch:
             encs = [model.encode(ev.template, ex.input, trigger) for ex in grad_batch]
             gold = ev.gold(grad_batch)
             grad, _ = model.trigger_gradient(encs, trigger, lambda lp: label_loss(lp, gold, ev.verbalizer))
-            cands = [c for c in candidate_tokens(grad[pos], embeddings, cfg.candidates, excluded) if c != trigger[pos]]
+            cands = [c for c in candidate_tokens(grad[pos], embeddings, cfg.token_candidates, excluded) if c != trigger[pos]]
             losses = ev.losses(eval_batch, [trigger] + [replace_trigger(trigger, pos, c) for c in cands])
             current, rest = losses[0], losses[1:]
             best = min(range(len(rest)), key=rest.__getitem__) if rest else None
