@@ -20,11 +20,12 @@ Example:
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+import threading
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from optimizer.types import GenerateRequest, Generation, LogprobRequest, LogprobResult
 
-__all__ = ["Adapter", "LogprobAdapter", "GENERATE", "LOGPROB", "CHAT", "WHITEBOX"]
+__all__ = ["Adapter", "LogprobAdapter", "WhiteBoxAdapter", "GENERATE", "LOGPROB", "CHAT", "WHITEBOX"]
 
 GENERATE = "generate"
 """Capability: text generation from a raw prompt."""
@@ -57,3 +58,22 @@ class LogprobAdapter(Adapter, Protocol):
     def logprob(self, requests: list[LogprobRequest]) -> list[LogprobResult]:
         """Log-probability of each continuation given its context, in order."""
         ...
+
+
+@runtime_checkable
+class WhiteBoxAdapter(Adapter, Protocol):
+    """A local model whose weights searchers may read and differentiate through (capability WHITEBOX).
+
+    Searchers reach it only through :meth:`optimizer.models.client.ModelClient.whitebox`, and
+    book every pass they run with :meth:`~optimizer.models.client.ModelClient.book_passes`, so
+    that the budget and the usage figures cover gradient searches as well.
+    """
+
+    model: Any
+    """The transformers model (``get_input_embeddings()``, forward and backward)."""
+    tokenizer: Any
+    """Its tokenizer."""
+    lock: threading.Lock
+    """Held around every pass, as the adapter itself does (the model may be shared)."""
+    kind: Literal["masked", "causal"]
+    """``masked`` (the prediction is read at the mask token) or ``causal`` (the next token)."""

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from optimizer.models.base import LOGPROB, Adapter
+from optimizer.models.base import LOGPROB, WHITEBOX, Adapter, WhiteBoxAdapter
 from optimizer.models.cache import ResponseCache, request_key
 from optimizer.models.prices import cost
 from optimizer.config import Budget
@@ -153,6 +153,36 @@ class ModelClient:
     def supports(self, capability: str) -> bool:
         """Whether the adapter has ``capability``."""
         return capability in self.adapter.capabilities
+
+    def whitebox(self) -> WhiteBoxAdapter:
+        """The adapter's weights and tokenizer, for searchers that take gradients (AutoPrompt).
+
+        Every pass run on them must be booked with :meth:`book_passes`.
+
+        Raises:
+            CapabilityError: the model is not a local white-box model.
+        """
+        if not self.supports(WHITEBOX):
+            raise CapabilityError(f"model {self.name!r} gives no access to its weights; a local model is needed "
+                                  "(embedded, embedded:splade-tiny or hf:PATH)")
+        return self.adapter  # type: ignore[return-value]
+
+    def book_passes(self, rows: int, tokens: int, seconds: float = 0.0) -> None:
+        """Book passes run directly on the white-box model, checking the budget first.
+
+        Args:
+            rows: examples passed through the model (a backward pass counts again); each is one call.
+            tokens: input tokens over those rows.
+            seconds: time the passes took.
+
+        Raises:
+            BudgetExceeded: the passes would break the budget (nothing is booked then).
+        """
+        self.ledger.check(rows)
+        usage = self.ledger.role(self.role)
+        usage.calls += rows
+        usage.prompt_tokens += tokens
+        usage.seconds += seconds
 
     def generate(self, requests: list[GenerateRequest]) -> list[Generation]:
         """Answer every request, from the cache where possible."""

@@ -73,6 +73,9 @@ class HFAdapter:
         lock: serialises forward passes when several adapters share the model.
     """
 
+    kind = "causal"
+    """White-box reading: the prediction is the next token."""
+
     def __init__(
         self,
         model: Any,
