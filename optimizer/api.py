@@ -121,6 +121,9 @@ def evaluate(
     data_dir: str | Path | None = None,
     seed: int = 0,
     limit: int | None = None,
+    base_url: str | None = None,
+    request_timeout: float = 120.0,
+    concurrency: int = 4,
 ) -> EvalResult:
     """Score one instruction on a split of a task.
 
@@ -135,27 +138,24 @@ def evaluate(
         data_dir: folder of external task data.
         seed: picks the demonstrations exactly as ``optimize`` does with the same seed.
         limit: score only the first N examples.
+        base_url: an OpenAI-compatible server for ``openai:`` models.
+        request_timeout: seconds to wait for one API response.
+        concurrency: API requests in flight at once.
 
     Returns:
         The mean scores and every example's prediction.
     """
-    from optimizer.models.base import LOGPROB
-    from optimizer.models.cache import ResponseCache
-    from optimizer.models.client import Ledger, ModelClient
-    from optimizer.models.registry import load_model
-    from optimizer.run.scoring import Evaluator, Journal, summarize
-    from optimizer.tasks.metrics import resolve_metric
-    from optimizer.tasks.templates import execution_template
+    from optimizer.run.engine import evaluate_prompt
+    from optimizer.run.scoring import summarize
 
     if split not in ("train", "dev", "test"):
         raise UsageError(f"split must be train, dev or test, not {split!r}")
-    loaded = _task(task, data_dir, seed)
-    examples = loaded.split(split)[:limit] if limit else loaded.split(split)
-    client = ModelClient(load_model(model), "target", Ledger(), ResponseCache())
-    tmpl = execution_template(loaded, shots=shots, style=template, seed=seed)
-    evaluator = Evaluator(client, tmpl, resolve_metric(metric or loaded.metric, loaded.labels), Journal(),
-                          lambda *events: None)
-    raw = evaluator.score([prompt], examples, split, accuracy=True, logprob=client.supports(LOGPROB))[prompt]
+    if limit is not None and limit < 1:
+        raise UsageError(f"limit must be at least 1, got {limit}")
+    config = RunConfig(task=task.name if isinstance(task, Task) else str(task), target=model, shots=shots,
+                       metric=metric, execution_style=template, data_dir=str(data_dir) if data_dir else None,
+                       seed=seed, base_url=base_url, request_timeout=request_timeout, concurrency=concurrency)
+    loaded, examples, raw = evaluate_prompt(config, prompt, split=split, limit=limit, task=_task(task, data_dir, seed))
     s = summarize(raw)
     rows = [{"input": ex.input, "gold": ex.output, "prediction": raw[ex.id].output, "acc": raw[ex.id].acc,
              "lp": raw[ex.id].lp} for ex in examples]

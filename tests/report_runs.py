@@ -42,15 +42,31 @@ def write_run(root: Path, run_id: str, *, task: str, target: str = "fake:a", sea
     events = [{"t": 1.0, "type": "session", "resume": False}]
     for c in candidates:
         events.append({"t": 1.0, "type": "candidate", **{k: v for k, v in c.items() if k != "dev"}, "ih": c["id"]})
+    by_id = {c["id"]: c for c in candidates}
+
+    def scores(cid: str, examples: range) -> list[dict]:  # schema-1 score events matching the dev score
+        c = by_id.get(cid)
+        if c is None:
+            return []
+        n, acc, lp = c["dev"]["n"], c["dev"]["acc"], c["dev"]["lp"]
+        ones = round(acc * n)
+        return [{"t": 1.0, "type": "score", "split": "dev", "ih": cid, "ex": str(i), "acc": float(i < ones), "lp": lp}
+                for i in examples if i < n]
+
     events += [
         {"t": 1.0, "type": "usage", "usage": {"target": {"calls": calls // 4, "prompt_tokens": tokens // 4,
                                                          "completion_tokens": 0}}, "elapsed": 3.0},
+        *[e for c in candidates if c["round"] == 0 for e in scores(c["id"], range(5))],
         {"t": 1.0, "type": "rung", "round": 0, "n": 5, "scores": {c["id"]: [c["dev"]["acc"], c["dev"]["lp"]]
                                                                   for c in candidates if c["round"] == 0}},
+        *scores("c000", range(5, 10)),
         {"t": 1.0, "type": "rung", "round": 0, "n": 10, "scores": {"c000": [dev - 0.3, -2.0]}},
         {"t": 1.0, "type": "usage", "usage": {"target": {"calls": calls // 2, "prompt_tokens": tokens // 2,
                                                          "completion_tokens": 0}}, "elapsed": 6.0},
+        *scores("c001", range(10)),
         {"t": 1.0, "type": "rung", "round": 1, "n": 10, "scores": {"c001": [dev, -1.0], "c000": [dev - 0.3, -2.0]}},
+        {"t": 1.0, "type": "usage", "usage": {"target": {"calls": calls // 2, "prompt_tokens": tokens // 2,
+                                                         "completion_tokens": 0}}, "elapsed": 6.0},
     ]
     with open(path / "events.jsonl", "w", encoding="utf-8") as fh:
         fh.write("".join(json.dumps(e) + "\n" for e in events))

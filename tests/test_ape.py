@@ -64,9 +64,9 @@ def test_racing_spends_fewer_evaluations_on_bad_candidates(planted):
                       tiebreak_logprob=False, race_min_examples=3)
     events = [json.loads(line) for line in open(f"{result.run_dir}/events.jsonl")]
     humans = set(reversal_task().instructions)
-    ids = {e["ih"]: e["id"] for e in events if e["type"] == "candidate" and e["text"] not in humans}
-    per_candidate = Counter(ids[e["ih"]] for e in events if e["type"] == "score" and e["split"] == "dev"
-                            and e["ih"] in ids)
+    ids = {e["prompt_hash"]: e["id"] for e in events if e["type"] == "candidate" and e["text"] not in humans}
+    per_candidate = Counter(ids[e["prompt_hash"]] for e in events if e["type"] == "score" and e["split"] == "dev"
+                            and e["prompt_hash"] in ids)
     best_id = result.best.candidate
     assert per_candidate[best_id] == 24
     others = [n for cid, n in per_candidate.items() if cid != best_id]

@@ -18,7 +18,7 @@ from optimizer import optimize, resume
 from optimizer.cli.main import main
 from optimizer.tasks.cloze import default_template, parse_label_words, parse_template
 from optimizer.errors import UsageError
-from optimizer.search.autoprompt.search import candidate_tokens, label_loss, replace_trigger, token_filter
+from optimizer.search.autoprompt.tokens import candidate_tokens, label_loss, replace_trigger, token_filter
 from optimizer.search.autoprompt.cloze_model import ClozeModel, Verbalizer
 from optimizer.tasks.task import Task
 from optimizer.types import Example

@@ -139,8 +139,8 @@ def test_resume_after_sigkill_recomputes_nothing(tmp_path):
     # every score recorded before the kill is still there, unchanged
     assert after[: len(before)] == before
     # and none was computed again: each (split, instruction, example) is scored once
-    keys = [(e["split"], e["ih"], e["ex"], "acc" in e) for e in after if e["type"] == "score"]
-    first_session = {(e["split"], e["ih"], e["ex"], "acc" in e) for e in scores_before}
+    keys = [(e["split"], e["prompt_hash"], e["example"], "acc" in e) for e in after if e["type"] == "score"]
+    first_session = {(e["split"], e["prompt_hash"], e["example"], "acc" in e) for e in scores_before}
     later = [k for k in keys[len(scores_before):] if k in first_session]
     assert not later, f"{len(later)} scores were recomputed"
     # the resumed job made exactly the calls the uninterrupted one had left to make

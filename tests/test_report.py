@@ -21,7 +21,7 @@ from optimizer import build_leaderboard
 from optimizer.errors import UsageError
 from optimizer.report.build import lineage, summarize_run, word_diff
 from optimizer.report.text import md_escape, render_markdown, render_table
-from optimizer.run.scoring import instruction_hash
+from optimizer.run.scoring import prompt_hash as instruction_hash
 from optimizer.report.stats import bootstrap_ci, paired_bootstrap_ci
 from optimizer.types import Candidate, Score
 from report_runs import seeded, snapshot_runs, write_run
@@ -88,9 +88,12 @@ def test_interrupted_run_ranks_its_candidates_by_its_own_scoring(tmp_path):
     run = tmp_path / "r-lp"
     run.mkdir()
     (run / "config.json").write_text(json.dumps({"schema": 1, "config": {"task": "t", "scoring": "logprob"}}))
-    events = [{"type": "candidate", "id": "c000", "text": "High accuracy.", "origin": "forward"},
-              {"type": "candidate", "id": "c001", "text": "High log-probability.", "origin": "forward"},
-              {"type": "rung", "round": 0, "n": 10, "scores": {"c000": [0.9, -5.0], "c001": [0.5, -1.0]}}]
+    events = [{"type": "candidate", "id": "c000", "text": "High accuracy.", "origin": "forward", "ih": "h0"},
+              {"type": "candidate", "id": "c001", "text": "High log-probability.", "origin": "forward", "ih": "h1"}]
+    for ih, acc, lp in (("h0", 0.9, -5.0), ("h1", 0.5, -1.0)):  # schema-1 score events: 10 dev examples each
+        events += [{"type": "score", "split": "dev", "ih": ih, "ex": str(i), "acc": float(i < acc * 10), "lp": lp}
+                   for i in range(10)]
+    events.append({"type": "rung", "round": 0, "n": 10, "scores": {"c000": [0.9, -5.0], "c001": [0.5, -1.0]}})
     (run / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
     s = summarize_run(run)
     assert s.status == "interrupted" and s.best_candidate == "c001"

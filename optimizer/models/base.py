@@ -65,7 +65,7 @@ class WhiteBoxAdapter(Adapter, Protocol):
     """A local model whose weights searchers may read and differentiate through (capability WHITEBOX).
 
     Searchers reach it only through :meth:`optimizer.models.client.ModelClient.whitebox`, and
-    book every pass they run with :meth:`~optimizer.models.client.ModelClient.book_passes`, so
+    book every pass they run with :meth:`~optimizer.models.client.ModelClient.passes`, so
     that the budget and the usage figures cover gradient searches as well.
     """
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
@@ -157,7 +159,7 @@ class ModelClient:
     def whitebox(self) -> WhiteBoxAdapter:
         """The adapter's weights and tokenizer, for searchers that take gradients (AutoPrompt).
 
-        Every pass run on them must be booked with :meth:`book_passes`.
+        Every pass run on them must be booked with :meth:`passes`.
 
         Raises:
             CapabilityError: the model is not a local white-box model.
@@ -167,22 +169,31 @@ class ModelClient:
                                   "(embedded, embedded:splade-tiny or hf:PATH)")
         return self.adapter  # type: ignore[return-value]
 
-    def book_passes(self, rows: int, tokens: int, seconds: float = 0.0) -> None:
-        """Book passes run directly on the white-box model, checking the budget first.
+    @contextmanager
+    def passes(self, rows: int, tokens: int) -> Iterator[None]:
+        """Book passes run directly on the white-box model: the budget is checked first, time and usage booked after.
+
+        Example::
+
+            with client.passes(len(batch), n_tokens):
+                logits = model(input_ids=ids).logits
 
         Args:
             rows: examples passed through the model (a backward pass counts again); each is one call.
             tokens: input tokens over those rows.
-            seconds: time the passes took.
 
         Raises:
-            BudgetExceeded: the passes would break the budget (nothing is booked then).
+            BudgetExceeded: the passes would break the budget (nothing runs then).
         """
         self.ledger.check(rows)
-        usage = self.ledger.role(self.role)
-        usage.calls += rows
-        usage.prompt_tokens += tokens
-        usage.seconds += seconds
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            usage = self.ledger.role(self.role)
+            usage.calls += rows
+            usage.prompt_tokens += tokens
+            usage.seconds += time.monotonic() - start
 
     def generate(self, requests: list[GenerateRequest]) -> list[Generation]:
         """Answer every request, from the cache where possible."""

@@ -16,16 +16,18 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-import math
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
-from optimizer.errors import UsageError
+from optimizer.config import migrate_config
+from optimizer.errors import ApoError, UsageError
 from optimizer.report.models import (SORT_ORDER, Comparison, Leaderboard, LeaderboardRow, LineageStep, RunSummary,
                                      SeedSpread, SkippedRun, WrongExample, WrongExamples)
 from optimizer.report.stats import bootstrap_ci, paired_bootstrap_ci
+from optimizer.run.history import candidates_from_log, dev_trajectory, usage_from_log
+from optimizer.run.racing import rank_key
 from optimizer.run.store import RunStore, runs_dir
 from optimizer.types import Candidate, Score, RunResult
 
@@ -49,7 +51,7 @@ __all__ = [
 ]
 
 # config fields that do not change what a run searches for (seeds are summarised, not split on)
-_NOT_CONFIGURATION = {"seed", "cache", "concurrency", "batch_size", "base_url", "prices", "schema"}
+_NOT_CONFIGURATION = {"seed", "cache", "concurrency", "score_batch_size", "base_url", "prices", "schema"}
 
 
 # -- reading runs ----------------------------------------------------------------------------
@@ -78,7 +80,7 @@ def find_runs(paths: Sequence[str | Path]) -> list[Path]:
 
 
 def _fingerprint(config: dict) -> str:
-    kept = {k: v for k, v in config.items() if k not in _NOT_CONFIGURATION}
+    kept = {k: v for k, v in migrate_config(config).items() if k not in _NOT_CONFIGURATION}
     return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -96,62 +98,6 @@ def _comparison(best, base) -> Comparison:
                       n=len(base.test_acc))
 
 
-def _calls(usage_event: dict) -> int:
-    return sum(int(u.get("calls", 0)) for u in usage_event.get("usage", {}).values())
-
-
-def _trajectory(events: Iterable[dict]) -> list[tuple[int, float]]:
-    rungs: list[tuple[int, dict]] = []
-    calls = 0
-    for e in events:
-        if e.get("type") == "usage":
-            calls = _calls(e)
-        elif e.get("type") == "rung" and e.get("round", 0) >= 0 and "n" in e:  # round -1 races the human ones
-            rungs.append((calls, e))
-    if not rungs:
-        return []
-    full = max(int(e["n"]) for _, e in rungs)
-    best, points = None, []
-    for calls, e in rungs:
-        if int(e["n"]) == full:
-            accs = [s[0] for s in e.get("scores", {}).values() if s and s[0] is not None]
-            if accs and (best is None or max(accs) > best):
-                best = max(accs)
-        if best is not None and (not points or points[-1] != (calls, best)):
-            points.append((calls, best))
-    return points
-
-
-def _usage_from_events(events: list[dict]) -> tuple[int | None, int | None, float | None]:
-    last = next((e for e in reversed(events) if e.get("type") == "usage"), None)
-    if last is None:
-        return None, None, None
-    tokens = sum(int(u.get("prompt_tokens", 0)) + int(u.get("completion_tokens", 0))
-                 for u in last.get("usage", {}).values())
-    return _calls(last), tokens, last.get("elapsed")
-
-
-def _interrupted_candidates(events: list[dict], scoring: str) -> list[Candidate]:
-    cands: dict[str, Candidate] = {}
-    for e in events:
-        if e.get("type") == "candidate":
-            cands[e["id"]] = Candidate(id=e["id"], text=e.get("text", ""), origin=e.get("origin", "?"),
-                                       parent=e.get("parent"), round=e.get("round", 0))
-        elif e.get("type") == "rung":
-            for cid, (acc, lp) in e.get("scores", {}).items():
-                if cid in cands and int(e["n"]) >= cands[cid].dev.n:
-                    cands[cid].dev = Score(acc=acc, lp=lp, n=int(e["n"]))
-    return sorted(cands.values(), key=lambda c: (c.dev.n, _rank(c.dev, scoring)), reverse=True)
-
-
-def _rank(score: Score | None, scoring: str) -> tuple[float, float]:
-    if score is None:
-        return (-math.inf, -math.inf)
-    acc = score.acc if score.acc is not None else -math.inf
-    lp = score.lp if score.lp is not None and math.isfinite(score.lp) else -math.inf
-    return (lp, acc) if scoring == "logprob" else (acc, lp)
-
-
 def summarize_run(path: str | Path) -> RunSummary:
     """Read one run folder into a :class:`RunSummary` (finished, partial or interrupted).
 
@@ -164,16 +110,16 @@ def summarize_run(path: str | Path) -> RunSummary:
     store = RunStore(Path(path))
     stored = store.read_config()
     config = stored.get("config", stored)
-    events = list(store.events())
+    events = list(store.log.replay())
     data = store.read_result()
     base = dict(run_id=store.id, run_dir=str(store.path), searcher=config.get("searcher", "ape"),
                 target=config.get("target", "?"), proposer=config.get("proposer") or config.get("target", "?"),
                 seed=int(config.get("seed", 0)), scoring=config.get("scoring", "accuracy"),
-                configuration=_fingerprint(config), trajectory=_trajectory(events))
+                configuration=_fingerprint(config), trajectory=dev_trajectory(events))
     if data is None:
         task = (stored.get("provenance", {}).get("task", {}) or {}).get("name") or config.get("task", "?")
-        calls, tokens, elapsed = _usage_from_events(events)
-        cands = _interrupted_candidates(events, base["scoring"])
+        calls, tokens, elapsed = usage_from_log(events)
+        cands = candidates_from_log(events, base["scoring"])
         top = cands[0] if cands else None
         return RunSummary(**base, task=task, status="interrupted", calls=calls, tokens=tokens, wall_s=elapsed,
                           best_text=top.text if top else None, best_candidate=top.id if top else None,
@@ -251,7 +197,7 @@ def _row(runs: list[RunSummary]) -> LeaderboardRow:
     finished = [r for r in runs if r.status != "interrupted" and r.best_text is not None]
     pool = finished or runs
     # max() keeps the first of equals: ties go to the earliest run id
-    winner = max(sorted(pool, key=lambda r: r.run_id), key=lambda r: (_rank(r.dev, r.scoring), r.test is not None))
+    winner = max(sorted(pool, key=lambda r: r.run_id), key=lambda r: (rank_key(r.dev, r.scoring), r.test is not None))
     ordered = [winner] + sorted((r for r in runs if r is not winner), key=lambda r: r.run_id)
     same = [r for r in finished if r.configuration == winner.configuration and r.test and r.test.acc is not None]
     spread = None
@@ -311,7 +257,7 @@ def build_leaderboard(
     for path in find_runs(paths):
         try:
             summaries.append(summarize_run(path))
-        except (ValueError, KeyError, TypeError, OSError) as exc:  # json and pydantic errors are ValueErrors
+        except (ApoError, ValueError, KeyError, TypeError, OSError) as exc:  # json and pydantic errors are ValueErrors
             skipped.append(SkippedRun(path=str(path), reason=f"{type(exc).__name__}: {str(exc).splitlines()[0]}"))
     kept = [s for s in summaries
             if (not filters["task"] or s.task in filters["task"])
@@ -345,17 +291,16 @@ def wrong_test_examples(path: str | Path) -> WrongExamples | None:
     Returns:
         The wrong examples, or None when the run has no best prompt scored on test.
     """
-    from optimizer.errors import ApoError
-    from optimizer.run.scoring import Journal, instruction_hash
+    from optimizer.run.scoring import Journal, prompt_hash
 
     store = RunStore(Path(path))
     data = store.read_result()
     if not data or not data.get("best") or not data["best"].get("test"):
         return None
     text = data["best"]["text"]
-    ih = instruction_hash(text)
+    ih = prompt_hash(text)
     journal = Journal()
-    journal.replay(store.events())
+    journal.replay(store.log.replay())
     records = {ex: rec for (split, h, ex), rec in journal.scores.items() if split == "test" and h == ih}
     config = store.read_config().get("config", {})
     examples, note = {}, None

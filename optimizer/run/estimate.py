@@ -14,7 +14,8 @@ from optimizer.models.registry import API_PROVIDERS, parse_model
 from optimizer.models.prices import cost, load_prices, price_of
 from optimizer.config import RunConfig
 from optimizer.tasks.task import Task
-from optimizer.tasks.templates import execution_template, forward_prompt
+from optimizer.search.ape.prompts import forward_prompt
+from optimizer.tasks.templates import execution_template
 
 __all__ = ["Estimate", "estimate", "race_cost"]
 

@@ -16,8 +16,8 @@ class Reporter:
     def status(self, message: str) -> None:
         """A new phase has started."""
 
-    def start_scoring(self, evaluator: Any) -> None:
-        """Hook the evaluator's per-batch callback."""
+    def start_scoring(self, evaluator: Any, ledger: Any) -> None:
+        """Hook the evaluator's per-batch callback (``evaluator.on_scored``); ``ledger`` has the spend so far."""
 
     def done(self) -> None:
         """The job is over."""
@@ -28,7 +28,6 @@ class RichReporter(Reporter):
 
     Args:
         console: a rich Console (stderr by default).
-        ledger_source: a callable returning the run's Ledger, read for live spend.
     """
 
     def __init__(self, console=None) -> None:
@@ -47,12 +46,12 @@ class RichReporter(Reporter):
             transient=False,
         )
         self.task_id = None
-        self.evaluator = None
+        self.ledger: Any = None
 
     def _spend(self) -> str:
-        if self.evaluator is None:
+        if self.ledger is None:
             return ""
-        ledger = self.evaluator.client.ledger
+        ledger = self.ledger
         return f"calls {ledger.calls}  tokens {ledger.tokens}  ${ledger.cost:.4f}"
 
     def started(self, run_id: str, run_dir: str, resumed: bool) -> None:
@@ -66,8 +65,8 @@ class RichReporter(Reporter):
             self.task_id = self.progress.add_task(message, total=None, spend="")
         self.progress.update(self.task_id, description=message, spend=self._spend())
 
-    def start_scoring(self, evaluator: Any) -> None:
-        self.evaluator = evaluator
+    def start_scoring(self, evaluator: Any, ledger: Any) -> None:
+        self.ledger = ledger
 
         def advance(n: int) -> None:
             if self.task_id is not None:

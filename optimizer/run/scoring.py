@@ -1,44 +1,56 @@
-"""Batched scoring of instructions on task examples, with a journal that never scores twice.
+"""Scoring prompts on task examples, with one journal that never scores anything twice.
 
-Every (instruction, split, example) score is appended to the run's events as soon as its
-batch returns, and kept in an in-memory journal; asking again — later in the search, or in a
-resumed job — reads it back instead of calling the model.
+The :class:`Evaluator` protocol is what the engine and searchers call. There is one
+implementation, :class:`JournalledEvaluator`: it looks every (prompt, split, example) up in the
+run's :class:`Journal`, sends only what is missing to a :class:`PromptScorer` in batches,
+appends a :class:`~optimizer.run.events.ScoreRecorded` event per example as soon as its batch
+returns, and answers from the journal. A resumed job replays the journal from the log and asks
+nothing again. What differs between kinds of prompt (an instruction run by a generating model,
+a cloze prompt read off a masked LM, …) is only the scorer.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from optimizer.models.client import ModelClient
+from optimizer.run.events import ProposalReceived, ScoreRecorded
 from optimizer.tasks.metrics import first_line
 from optimizer.tasks.templates import ExecutionTemplate
-from optimizer.types import Score, Example
+from optimizer.types import Example, Score
 
-__all__ = ["Evaluator", "Journal", "ScoreRecord", "instruction_hash", "summarize"]
+__all__ = ["Evaluator", "InstructionScorer", "Journal", "JournalledEvaluator", "PromptScorer", "ScoreRecord",
+           "prompt_hash", "summarize"]
+
+ACC, LP = "acc", "lp"
 
 
-def instruction_hash(text: str) -> str:
-    """A short stable id of an instruction's exact text."""
+def prompt_hash(text: str) -> str:
+    """A short stable id of a prompt's exact text (the key of its scores in the journal)."""
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @dataclass
 class ScoreRecord:
-    """One instruction on one example."""
+    """One prompt on one example."""
 
     acc: float | None = None
-    """Metric score of the generated answer, or None when not computed."""
+    """Metric score of the answer, or None when not computed."""
     lp: float | None = None
     """Log-probability of the gold output, or None when not computed."""
     lp_exact: bool | None = None
     """False when ``lp`` is only an upper bound (see LogprobResult.exact); None when exact."""
     output: str | None = None
-    """The generated answer (first line)."""
+    """The answer (first line of a generation, or a predicted label)."""
     error: str | None = None
     """Why scoring this example failed, if it did (it then scores 0)."""
+
+
+_FIELDS = ("acc", "lp", "lp_exact", "output", "error")
 
 
 class Journal:
@@ -46,124 +58,158 @@ class Journal:
 
     def __init__(self) -> None:
         self.scores: dict[tuple[str, str, str], ScoreRecord] = {}
-        self.proposals: dict[str, list[str]] = {}
+        self.proposals: dict[str, str] = {}
 
-    def replay(self, events) -> None:
+    def replay(self, events: Iterable[object]) -> None:
         """Load the score and proposal events of an existing log."""
         for e in events:
-            if e.get("type") == "score":
-                rec = self.scores.setdefault((e["split"], e["ih"], e["ex"]), ScoreRecord())
-                for field, name in (("acc", "acc"), ("lp", "lp"), ("lp_exact", "lp_exact"), ("out", "output"),
-                                    ("error", "error")):
-                    if field in e:
-                        setattr(rec, name, e[field])
-            elif e.get("type") == "proposal":
-                self.proposals[e["key"]] = e["raw"]
+            if isinstance(e, ScoreRecorded):
+                self.store(ScoreRecord(**{f: getattr(e, f) for f in _FIELDS}), e.split, e.prompt_hash, e.example)
+            elif isinstance(e, ProposalReceived):
+                self.proposals[e.key] = e.raw
+
+    def get(self, split: str, text: str, example_id: str) -> ScoreRecord | None:
+        """The record of ``text`` on one example, if any."""
+        return self.scores.get((split, prompt_hash(text), example_id))
+
+    def store(self, fields: ScoreRecord, split: str, hash_: str, example_id: str) -> ScoreRecorded:
+        """Merge the set fields of ``fields`` into the record; return the event that records them."""
+        rec = self.scores.setdefault((split, hash_, example_id), ScoreRecord())
+        values = {f: getattr(fields, f) for f in _FIELDS if getattr(fields, f) is not None}
+        for name, value in values.items():
+            setattr(rec, name, value)
+        return ScoreRecorded(split=split, prompt_hash=hash_, example=example_id, **values)
 
 
-class Evaluator:
-    """Scores instructions with the target model through one template and one metric.
+@runtime_checkable
+class PromptScorer(Protocol):
+    """Computes scores of (prompt, example) pairs for one kind of prompt; knows nothing of journals.
 
-    Args:
-        client: the target model client.
-        template: the execution template (demonstrations fixed for the run).
-        metric: ``(prediction, answers) -> float``.
-        journal: recorded scores; updated as scores arrive.
-        record: called with the new events of each batch (the run store's ``append``).
-        batch_size: requests sent to the client at once.
+    Example:
+        A scorer that gives every answer full marks::
+
+            class Lenient:
+                joint = True
+
+                def compute(self, pairs, kinds):
+                    return [ScoreRecord(acc=1.0, output="") for _ in pairs]
     """
 
-    def __init__(
-        self,
-        client: ModelClient,
-        template: ExecutionTemplate,
-        metric: Callable[[str, Sequence[str]], float],
-        journal: Journal,
-        record: Callable[..., None],
-        batch_size: int = 64,
-    ) -> None:
-        self.client = client
-        self.template = template
-        self.metric = metric
+    joint: bool
+    """True when one pass yields every kind of score (a pair is then computed once, for all kinds);
+    False when accuracy and log-probability are separate passes, each asked for only when missing."""
+
+    def compute(self, pairs: Sequence[tuple[str, Example]], kinds: frozenset[str]) -> list[ScoreRecord]:
+        """Scores of each pair, in order; ``kinds`` holds ``"acc"`` and/or ``"lp"``.
+
+        A failure on one example is that example's ``error`` (scoring 0); only faults of the
+        whole system raise.
+        """
+        ...
+
+
+@runtime_checkable
+class Evaluator(Protocol):
+    """Scores prompts on examples for the engine and searchers."""
+
+    def score(self, prompts: Sequence[str], examples: Sequence[Example], split: str, *, accuracy: bool = True,
+              logprob: bool = False) -> dict[str, dict[str, ScoreRecord]]:
+        """Every prompt on every example: ``{prompt: {example id: ScoreRecord}}``."""
+        ...
+
+
+class JournalledEvaluator:
+    """The one :class:`Evaluator`: journal lookups, batched scoring, one event per scored example.
+
+    Args:
+        scorer: computes what is missing.
+        journal: recorded scores; updated as scores arrive.
+        record: called with the events of each batch (the engine appends them with a usage snapshot).
+        batch_size: pairs sent to the scorer at once.
+    """
+
+    def __init__(self, scorer: PromptScorer, journal: Journal, record: Callable[..., None], batch_size: int = 64) -> None:
+        self.scorer = scorer
         self.journal = journal
         self.record = record
         self.batch_size = batch_size
         self.on_scored: Callable[[int], None] | None = None
 
-    def score(
-        self,
-        instructions: Sequence[str],
-        examples: Sequence[Example],
-        split: str,
-        *,
-        accuracy: bool = True,
-        logprob: bool = False,
-    ) -> dict[str, dict[str, ScoreRecord]]:
-        """Score every instruction on every example, calling the model only for what is missing.
+    def score(self, prompts: Sequence[str], examples: Sequence[Example], split: str, *, accuracy: bool = True,
+              logprob: bool = False) -> dict[str, dict[str, ScoreRecord]]:
+        """Score every prompt on every example, calling the scorer only for what is missing.
 
         Args:
-            instructions: instruction texts ("" is the no-instruction baseline).
+            prompts: prompt texts ("" is the no-instruction baseline).
             examples: the examples.
             split: the split name, part of the journal key.
-            accuracy: compute the metric score of a greedy generation.
+            accuracy: compute the metric score of an answer.
             logprob: compute the gold output's log-probability.
 
         Returns:
-            ``{instruction: {example id: ScoreRecord}}``.
+            ``{prompt: {example id: ScoreRecord}}``.
         """
-        todo_gen: list[tuple[str, Example]] = []
-        todo_lp: list[tuple[str, Example]] = []
-        for text in dict.fromkeys(instructions):
-            ih = instruction_hash(text)
-            for ex in examples:
-                have = self.journal.scores.get((split, ih, ex.id))
-                if accuracy and (have is None or have.acc is None):
-                    todo_gen.append((text, ex))
-                if logprob and (have is None or have.lp is None):
-                    todo_lp.append((text, ex))
-        for start in range(0, len(todo_lp), self.batch_size):
-            self._run_lp(todo_lp[start : start + self.batch_size], split)
-        for start in range(0, len(todo_gen), self.batch_size):
-            self._run_gen(todo_gen[start : start + self.batch_size], split)
-        return {
-            text: {ex.id: self.journal.scores[(split, instruction_hash(text), ex.id)] for ex in examples}
-            for text in dict.fromkeys(instructions)
-        }
+        texts = list(dict.fromkeys(prompts))
+        if self.scorer.joint:
+            for text in texts:  # one prompt per batch: its rows share a template
+                todo = [(text, ex) for ex in examples if self._missing(split, text, ex, ACC)]
+                self._run(todo, split, frozenset({ACC, LP}))
+        else:
+            for kind, wanted in ((LP, logprob), (ACC, accuracy)):
+                if wanted:
+                    todo = [(t, ex) for t in texts for ex in examples if self._missing(split, t, ex, kind)]
+                    self._run(todo, split, frozenset({kind}))
+        return {t: {ex.id: self.journal.scores[(split, prompt_hash(t), ex.id)] for ex in examples} for t in texts}
 
-    def _store(self, split: str, text: str, ex: Example, **fields) -> dict:
-        key = (split, instruction_hash(text), ex.id)
-        rec = self.journal.scores.setdefault(key, ScoreRecord())
-        for name, value in fields.items():
-            setattr(rec, name, value)
-        event = {"type": "score", "split": split, "ih": key[1], "ex": ex.id}
-        event.update({"out" if k == "output" else k: v for k, v in fields.items() if v is not None})
-        return event
+    def _missing(self, split: str, text: str, ex: Example, kind: str) -> bool:
+        have = self.journal.get(split, text, ex.id)
+        return have is None or getattr(have, kind) is None
 
-    def _run_gen(self, chunk: list[tuple[str, Example]], split: str) -> None:
-        answers = self.client.generate([self.template.generate_request(t, ex) for t, ex in chunk])
-        events = []
-        for (text, ex), gen in zip(chunk, answers):
+    def _run(self, todo: list[tuple[str, Example]], split: str, kinds: frozenset[str]) -> None:
+        for start in range(0, len(todo), self.batch_size):
+            chunk = todo[start : start + self.batch_size]
+            records = self.scorer.compute(chunk, kinds)
+            self.record(*[self.journal.store(rec, split, prompt_hash(text), ex.id)
+                          for (text, ex), rec in zip(chunk, records)])
+            if self.on_scored:
+                self.on_scored(len(chunk))
+
+
+class InstructionScorer:
+    """Instructions executed by a target model through an execution template, scored by a metric.
+
+    Args:
+        client: the target model client.
+        template: the execution template (demonstrations fixed for the run).
+        metric: ``(prediction, answers) -> float``.
+    """
+
+    joint = False
+
+    def __init__(self, client: ModelClient, template: ExecutionTemplate,
+                 metric: Callable[[str, Sequence[str]], float]) -> None:
+        self.client = client
+        self.template = template
+        self.metric = metric
+
+    def compute(self, pairs: Sequence[tuple[str, Example]], kinds: frozenset[str]) -> list[ScoreRecord]:
+        """Greedy answers scored by the metric (``acc``), or gold log-probabilities (``lp``)."""
+        if LP in kinds:
+            results = self.client.logprob([self.template.logprob_request(t, ex) for t, ex in pairs])
+            return [ScoreRecord(lp=r.logprob, lp_exact=None if r.exact else False) for r in results]
+        answers = self.client.generate([self.template.generate_request(t, ex) for t, ex in pairs])
+        out = []
+        for (_, ex), gen in zip(pairs, answers):
             prediction = first_line(gen.text)
             try:
-                value, error = float(self.metric(prediction, ex.answers)), None
+                out.append(ScoreRecord(acc=float(self.metric(prediction, ex.answers)), output=prediction))
             except Exception as exc:  # a user metric failing on one example scores 0
-                value, error = 0.0, f"{type(exc).__name__}: {exc}"
-            events.append(self._store(split, text, ex, acc=value, output=prediction, error=error))
-        self.record(*events)
-        if self.on_scored:
-            self.on_scored(len(chunk))
-
-    def _run_lp(self, chunk: list[tuple[str, Example]], split: str) -> None:
-        results = self.client.logprob([self.template.logprob_request(t, ex) for t, ex in chunk])
-        events = [self._store(split, t, ex, lp=r.logprob, lp_exact=None if r.exact else False)
-                  for (t, ex), r in zip(chunk, results)]
-        self.record(*events)
-        if self.on_scored:
-            self.on_scored(len(chunk))
+                out.append(ScoreRecord(acc=0.0, output=prediction, error=f"{type(exc).__name__}: {exc}"))
+        return out
 
 
 def summarize(records: dict[str, ScoreRecord]) -> Score:
-    """Means of a candidate's records (None where a kind of score is missing)."""
+    """Means of a prompt's records (None where a kind of score is missing)."""
     accs = [r.acc for r in records.values() if r.acc is not None]
     lps = [r.lp for r in records.values() if r.lp is not None and math.isfinite(r.lp)]
     return Score(

@@ -1,8 +1,7 @@
-"""The run store: ``runs/<id>/`` with config.json, events.jsonl (append-only) and result.json.
+"""The run store: ``runs/<id>/`` with config.json, events.jsonl (the :class:`~optimizer.run.events.RunLog`) and result.json.
 
-Every event is one JSON line, written with a single ``write`` and flushed with fsync, so a job
-killed at any moment leaves a readable log (at worst a torn last line, which is ignored).
-``result.json`` and ``config.json`` are written atomically (temporary file + rename).
+``result.json`` and ``config.json`` are written atomically (temporary file + rename) and carry
+the schema version, checked when a run is opened.
 """
 
 from __future__ import annotations
@@ -11,12 +10,12 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["RunStore", "runs_dir", "write_json_atomic"]
+from optimizer.errors import UsageError
+from optimizer.run.events import SCHEMA_VERSION, RunLog, check_schema
 
-SCHEMA_VERSION = 1
+__all__ = ["RunStore", "runs_dir", "write_json_atomic"]
 
 
 def runs_dir(path: str | Path | None = None) -> Path:
@@ -45,7 +44,7 @@ class RunStore:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.id = self.path.name
-        self._fh = None
+        self.log = RunLog(self.path / "events.jsonl")
 
     @classmethod
     def create(cls, root: str | Path | None, task_name: str) -> "RunStore":
@@ -64,8 +63,6 @@ class RunStore:
         candidate = Path(run_id)
         path = candidate if (candidate / "config.json").exists() else runs_dir(root) / run_id
         if not (path / "config.json").exists():
-            from optimizer.errors import UsageError
-
             raise UsageError(f"no run {run_id!r} under {runs_dir(root)}/ (see `apo runs list`)")
         return cls(path)
 
@@ -89,8 +86,10 @@ class RunStore:
         write_json_atomic(self.config_path, {"schema": SCHEMA_VERSION, **data})
 
     def read_config(self) -> dict:
-        """config.json as data."""
-        return json.loads(self.config_path.read_text(encoding="utf-8"))
+        """config.json as data (its schema checked)."""
+        data = _read_json(self.config_path)
+        check_schema(data.get("schema"), str(self.config_path))
+        return data
 
     def write_result(self, data: dict) -> None:
         """Write result.json atomically."""
@@ -100,45 +99,20 @@ class RunStore:
         """result.json as data, or None when the run has not finished one."""
         if not self.result_path.exists():
             return None
-        return json.loads(self.result_path.read_text(encoding="utf-8"))
-
-    def append(self, *events: dict) -> None:
-        """Append events (each gets a ``t`` timestamp) in one write, then fsync."""
-        if not events:
-            return
-        if self._fh is None:
-            self._fh = open(self.events_path, "a", encoding="utf-8")
-        now = round(time.time(), 3)
-        text = "".join(json.dumps({"t": now, **e}, ensure_ascii=False) + "\n" for e in events)
-        self._fh.write(text)
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-
-    def events(self) -> Iterator[dict]:
-        """Every complete event in order; a torn last line (from a kill) is skipped."""
-        if not self.events_path.exists():
-            return
-        with open(self.events_path, encoding="utf-8") as fh:
-            for line in fh:
-                if not line.endswith("\n"):
-                    break
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError:
-                    break
-
-    def repair(self) -> None:
-        """Cut a torn last line left by a kill, so that appends start on a fresh line."""
-        if not self.events_path.exists():
-            return
-        data = self.events_path.read_bytes()
-        if data and not data.endswith(b"\n"):
-            cut = data.rfind(b"\n") + 1
-            with open(self.events_path, "r+b") as fh:
-                fh.truncate(cut)
+        data = _read_json(self.result_path)
+        check_schema(data.get("schema"), str(self.result_path))
+        return data
 
     def close(self) -> None:
         """Close the event log."""
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        self.log.close()
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{path} cannot be read as JSON ({exc}); the run is damaged") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path} holds {type(data).__name__}, not a JSON object; the run is damaged")
+    return data

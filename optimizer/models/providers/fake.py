@@ -41,7 +41,7 @@ def _stable_int(*parts: object) -> int:
 
 def _is_proposal(text: str) -> bool:
     """Whether ``text`` is one of APE's meta-prompts (forward generation or variation)."""
-    from optimizer.tasks.templates import FORWARD_TAIL, VARIATION
+    from optimizer.search.ape.prompts import FORWARD_TAIL, VARIATION
 
     return FORWARD_TAIL in text or VARIATION in text
 

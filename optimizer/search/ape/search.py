@@ -2,20 +2,22 @@
 
 Round 0 shows the proposer several random demonstration subsets in the forward-generation
 meta-prompt and samples instructions from each; the candidates are raced over dev examples
-(successive halving). Each later round asks for variations of the current top-k that keep
-their meaning, and races them together with the top-k.
+(successive halving, the engine's racing service). Each later round asks for variations of
+the current top-k that keep their meaning, and races them together with the top-k.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from optimizer.models.base import GENERATE
 from optimizer.config import APEConfig
-from optimizer.tasks.templates import forward_prompt, variation_prompt
+from optimizer.models.base import CHAT, GENERATE
+from optimizer.search.ape.prompts import clean_instruction, forward_prompt, variation_prompt
+from optimizer.types import Candidate, GenerateRequest
 
 if TYPE_CHECKING:
-    from optimizer.run.engine import SearchContext
+    from optimizer.run.context import SearchContext
 
 __all__ = ["APESearch"]
 
@@ -36,6 +38,9 @@ class APESearch:
     def run(self, ctx: "SearchContext") -> None:
         """Propose, race, then refine for ``rounds`` rounds."""
         cfg = self.config
+        style = cfg.proposal_style
+        if style == "auto":
+            style = "chat" if ctx.proposer.supports(CHAT) else "completion"
         rng = ctx.rng("proposal-subsets")
         train = ctx.task.train
         per_subset = -(-cfg.candidates // cfg.subsets)
@@ -44,11 +49,9 @@ class APESearch:
             demos = rng.sample(train, min(cfg.demos_per_proposal, len(train)))
             for sample in range(per_subset):
                 if len(requests) < cfg.candidates:
-                    requests.append(
-                        forward_prompt(demos, ctx.proposal_style, seed=ctx.seed + subset, sample_index=sample,
-                                       temperature=cfg.temperature)
-                    )
-        first = ctx.propose(requests, origin="forward", parents=[None] * len(requests), round=0)
+                    requests.append(forward_prompt(demos, style, seed=ctx.seed + subset, sample_index=sample,
+                                                   temperature=cfg.temperature))
+        first = self._propose(ctx, requests, origin="forward", parents=[None] * len(requests), round=0)
         ranked = ctx.race(first, round=0)
         for round_ in range(1, cfg.rounds + 1):
             top = ranked[: cfg.top_k]
@@ -57,10 +60,20 @@ class APESearch:
             requests, parents = [], []
             for parent in top:
                 for sample in range(cfg.variations):
-                    requests.append(
-                        variation_prompt(parent.text, ctx.proposal_style, seed=ctx.seed + 1000 * round_,
-                                         sample_index=sample, temperature=cfg.temperature)
-                    )
+                    requests.append(variation_prompt(parent.text, style, seed=ctx.seed + 1000 * round_,
+                                                     sample_index=sample, temperature=cfg.temperature))
                     parents.append(parent.id)
-            fresh = ctx.propose(requests, origin="variation", parents=parents, round=round_)
+            fresh = self._propose(ctx, requests, origin="variation", parents=parents, round=round_)
             ranked = ctx.race(top + fresh, round=round_)
+
+    def _propose(self, ctx: "SearchContext", requests: Sequence[GenerateRequest], *, origin: str,
+                 parents: Sequence[str | None], round: int) -> list[Candidate]:
+        """Ask the proposer, clean each answer into an instruction, and add the new ones as candidates."""
+        raws = ctx.generate_proposals(requests, origin=origin, parents=parents, round=round)
+        fresh = []
+        for raw, parent in zip(raws, parents):
+            text = clean_instruction(raw, forward=origin == "forward", max_chars=self.config.max_instruction_chars)
+            cand = ctx.add(text, origin=origin, parent=parent, round=round)
+            if cand is not None:
+                fresh.append(cand)
+        return fresh

@@ -4,7 +4,7 @@
 token) or causal LM (the prediction is the next token after the prompt). It builds input ids
 segment by segment from a :class:`~optimizer.tasks.cloze.ClozeTemplate`, so trigger tokens are
 spliced in as ids (never re-tokenized), and computes only the logits at the prediction slot.
-Every pass is booked through ``account(calls, tokens)`` (one call = one example through the
+Every pass is booked through ``passes(rows, tokens)`` (one call = one example through the
 model forward; a backward pass counts again), which also enforces the run's budget.
 
 Imports torch.
@@ -12,9 +12,8 @@ Imports torch.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -123,12 +122,13 @@ class ClozeModel:
         tokenizer: its tokenizer.
         kind: ``masked`` or ``causal``.
         lock: serialises passes when the model is shared.
-        account: ``(calls, tokens) -> None``, called before each pass (may raise BudgetExceeded).
+        passes: ``(rows, tokens) -> context manager`` wrapped around each pass, which books it and checks the
+            budget first (may raise BudgetExceeded); the target client's ``passes``.
         max_rows: most rows (examples x candidates) in one forward pass.
     """
 
     def __init__(self, model, tokenizer, *, kind: str, lock=None,
-                 account: Callable[[int, int], None] | None = None, max_rows: int = 128) -> None:
+                 passes: Callable[[int, int], AbstractContextManager[None]] | None = None, max_rows: int = 128) -> None:
         if kind not in ("masked", "causal"):
             raise ValueError(f"kind must be masked or causal, not {kind!r}")
         if kind == "masked" and tokenizer.mask_token_id is None:
@@ -137,7 +137,7 @@ class ClozeModel:
         self.tokenizer = tokenizer
         self.kind = kind
         self.lock = lock
-        self.account = account or (lambda calls, tokens: None)
+        self.passes = passes or (lambda rows, tokens: nullcontext())
         self.max_rows = max_rows
         self.embeddings = model.get_input_embeddings()
         self.head = model.get_output_embeddings()
@@ -157,7 +157,6 @@ class ClozeModel:
         self.max_length = min(int(getattr(tokenizer, "model_max_length", 512) or 512), 4096)
         self.forward_rows = 0
         self.backward_rows = 0
-        self.seconds = 0.0
 
     # -- tokens ---------------------------------------------------------------------------------
     def word_text(self, word: str) -> str:
@@ -273,11 +272,9 @@ class ClozeModel:
         """Batches of at most ``max_rows`` examples as (ids, mask, predict), each booked and timed as a forward pass."""
         for start in range(0, len(encs), self.max_rows):
             chunk = encs[start : start + self.max_rows]
-            self.account(len(chunk), sum(len(e.ids) for e in chunk))
-            began = time.monotonic()
-            yield self._batch(chunk)
+            with self.passes(len(chunk), sum(len(e.ids) for e in chunk)):
+                yield self._batch(chunk)
             self.forward_rows += len(chunk)
-            self.seconds += time.monotonic() - began
 
     def logprobs(self, encs: Sequence[Encoded]) -> torch.Tensor:
         """Log-softmax over the vocabulary at each example's prediction slot (no gradient)."""
@@ -312,10 +309,8 @@ class ClozeModel:
             (gradient, n_slots x hidden, summed over the batch's mean loss; the loss value).
         """
         n = len(encs)
-        self.account(2 * n, 2 * sum(len(e.ids) for e in encs))
-        began = time.monotonic()
         ids, mask, predict = self._batch(encs)
-        with self._locked():
+        with self.passes(2 * n, 2 * sum(len(e.ids) for e in encs)), self._locked():
             weight = self.embeddings.weight
             trig = weight[torch.tensor(list(trigger), device=self.device)].detach().clone().requires_grad_(True)
             embeds = self.embeddings(ids).detach()
@@ -326,5 +321,4 @@ class ClozeModel:
             (grad,) = torch.autograd.grad(loss, trig)
         self.forward_rows += n
         self.backward_rows += n
-        self.seconds += time.monotonic() - began
         return grad.detach(), float(loss.detach())

@@ -41,7 +41,7 @@ def find_label_words(model: ClozeModel, template: ClozeTemplate, task, k: int, *
     Raises:
         UsageError: fewer than two classes among the training outputs.
     """
-    from optimizer.search.autoprompt.search import token_filter
+    from optimizer.search.autoprompt.tokens import token_filter
 
     classes = list(task.labels or sorted({ex.output for ex in task.train}))
     train = [ex for ex in task.train if ex.output in classes][:max_examples]

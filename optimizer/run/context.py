@@ -1,0 +1,245 @@
+"""What a searcher sees: the :class:`Searcher` protocol and the :class:`SearchContext` the engine hands it.
+
+A searcher proposes candidates and observes their scores; the context owns everything else:
+the journal (nothing is asked of a model twice, even across a resume), the budget (every
+model call may raise :class:`~optimizer.errors.BudgetExceeded`, which ends the search
+gracefully), racing, the run log and progress. Searchers never open files, load models or
+own retries.
+
+Example:
+    A searcher, defined anywhere, that races the task's own instructions and one rewrite of
+    each (``apo`` runs it with ``optimize(task, searcher=HumanRewrites())``)::
+
+        class HumanRewrites:
+            name = "human-rewrites"
+            requires = frozenset({"generate"})
+
+            def run(self, ctx):
+                field = [ctx.add(t, origin="human") for t in ctx.task.instructions]
+                field += [ctx.add(t.upper(), origin="rewrite") for t in ctx.task.instructions]
+                ctx.race([c for c in field if c is not None], round=0)
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from optimizer.config import RunConfig
+from optimizer.models.cache import request_key
+from optimizer.models.client import Ledger, ModelClient
+from optimizer.run.events import CandidateAdded, ProposalReceived, RungCompleted, UsageSnapshot
+from optimizer.run.progress import Reporter
+from optimizer.run.racing import rank_key, successive_halving
+from optimizer.run.scoring import Evaluator, Journal, PromptScorer, prompt_hash, summarize
+from optimizer.run.store import RunStore
+from optimizer.tasks.task import Task
+from optimizer.tasks.templates import normalize_instruction
+from optimizer.types import Candidate, Example, GenerateRequest, Score
+
+__all__ = ["ScorerSetup", "ScoresOwnPrompts", "SearchContext", "Searcher"]
+
+E = TypeVar("E")
+
+
+@runtime_checkable
+class Searcher(Protocol):
+    """A search strategy: ``name`` and ``requires`` are read before anything loads; ``run`` searches.
+
+    See the module docstring for a complete example.
+    """
+
+    name: str
+    """The name recorded in results and shown on the leaderboard (``--searcher NAME`` for built-in ones)."""
+    requires: frozenset[str]
+    """Capabilities the target must have (``generate``, ``logprob``, ``whitebox``; see optimizer.models.base)."""
+
+    def run(self, ctx: "SearchContext") -> None:
+        """Search until done; any model call may raise BudgetExceeded, which the engine handles."""
+        ...
+
+
+@dataclass(frozen=True)
+class ScorerSetup:
+    """What a searcher gets to build the scorer of its kind of prompt (see :class:`ScoresOwnPrompts`)."""
+
+    config: RunConfig
+    """The run's configuration."""
+    task: Task
+    """The task."""
+    target: ModelClient
+    """The target model (``target.whitebox()`` for weights; ``with target.passes(rows, tokens):`` around each direct pass)."""
+    recorded: Sequence[Any]
+    """Events recorded by earlier sessions of this run (typed; see optimizer.run.events)."""
+    record: Callable[..., None]
+    """Append events to the run log (with a usage snapshot)."""
+
+    def events(self, kind: type[E]) -> list[E]:
+        """The earlier sessions' events of one kind."""
+        return [e for e in self.recorded if isinstance(e, kind)]
+
+
+@runtime_checkable
+class ScoresOwnPrompts(Protocol):
+    """A searcher whose prompts are not instructions (AutoPrompt's cloze triggers, soft prompts …).
+
+    The engine asks it for the scorer of its kind of prompt before anything is scored; every
+    score still goes through the one journal.
+    """
+
+    def build_scorer(self, setup: ScorerSetup) -> PromptScorer:
+        """The scorer for this searcher's prompts (and for the run's baselines)."""
+        ...
+
+
+class SearchContext:
+    """The engine's services for one run, as a searcher uses them. Built by the engine only.
+
+    Args:
+        config: the run's configuration.
+        task: the task.
+        store: the run folder.
+        ledger: usage and budget.
+        target: the target model client.
+        proposer: the proposer model client.
+        evaluator: scores prompts (journalled).
+        journal: recorded scores and proposals.
+        reporter: progress display.
+        recorded: the events of earlier sessions (typed).
+        want_lp: whether selection computes gold log-probabilities.
+    """
+
+    def __init__(self, config: RunConfig, task: Task, store: RunStore, ledger: Ledger, target: ModelClient,
+                 proposer: ModelClient, evaluator: Evaluator, journal: Journal, reporter: Reporter,
+                 recorded: Sequence[Any], want_lp: bool) -> None:
+        self.config = config
+        self.task = task
+        self.seed = config.seed
+        self.target = target
+        self.proposer = proposer
+        self._store = store
+        self._ledger = ledger
+        self._evaluator = evaluator
+        self._journal = journal
+        self._reporter = reporter
+        self._recorded = list(recorded)
+        self._want_lp = want_lp
+        self._candidates: dict[str, Candidate] = {}
+        self._by_norm: dict[str, str] = {}
+        self._recorded_ids = {e.id for e in self._recorded if isinstance(e, CandidateAdded)}
+        dev = list(task.dev)
+        self.rng("dev-order").shuffle(dev)
+        self.dev: list[Example] = dev[: config.dev_limit] if config.dev_limit else dev
+        """The dev examples used for selection (shuffled by the seed, at most ``dev_limit``)."""
+
+    @property
+    def run_id(self) -> str:
+        """The run's id (its folder name)."""
+        return self._store.id
+
+    @property
+    def run_dir(self) -> str:
+        """The run's folder."""
+        return str(self._store.path)
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def rng(self, purpose: str) -> random.Random:
+        """A random generator seeded by the run seed and ``purpose`` (independent, reproducible streams)."""
+        return random.Random(f"{self.seed}:{purpose}")
+
+    def record(self, *events: Any) -> None:
+        """Append events to the run log together with a usage snapshot, in one write."""
+        self._store.log.append(*events, UsageSnapshot(usage=self._ledger.snapshot(),
+                                                      elapsed=round(self._ledger.elapsed, 3)))
+
+    def events(self, kind: type[E]) -> list[E]:
+        """Events of one kind recorded by earlier sessions of this run (for a searcher to resume its state)."""
+        return [e for e in self._recorded if isinstance(e, kind)]
+
+    def status(self, message: str) -> None:
+        """Show what the search is doing on the progress display."""
+        self._reporter.status(message)
+
+    # -- proposals and candidates --------------------------------------------------------------
+    def generate_proposals(self, requests: Sequence[GenerateRequest], *, origin: str,
+                           parents: Sequence[str | None], round: int) -> list[str]:
+        """The proposer's raw answers to ``requests``, in order; answers recorded earlier are read back.
+
+        Args:
+            requests: requests to the proposer model.
+            origin: what they ask for (recorded with each answer).
+            parents: per request, the candidate it varies (or None).
+            round: search round.
+
+        Returns:
+            The generated texts, uncleaned.
+        """
+        keys = [request_key(self.proposer.name, "generate", r) for r in requests]
+        missing = [i for i, k in enumerate(keys) if k not in self._journal.proposals]
+        if missing:
+            self.status(f"round {round}: proposing {len(missing)} instructions")
+            answers = self.proposer.generate([requests[i] for i in missing])
+            events = []
+            for i, answer in zip(missing, answers):
+                self._journal.proposals[keys[i]] = answer.text
+                events.append(ProposalReceived(key=keys[i], raw=answer.text, origin=origin, parent=parents[i],
+                                               round=round))
+            self.record(*events)
+        return [self._journal.proposals[k] for k in keys]
+
+    def add(self, text: str, *, origin: str, parent: str | None = None, round: int = 0) -> Candidate | None:
+        """Register a candidate; None when it is empty or a duplicate (after normalisation, see :meth:`find`)."""
+        norm = normalize_instruction(text)
+        if not norm or norm in self._by_norm:
+            return None
+        cand = Candidate(id=f"c{len(self._candidates):03d}", text=text, origin=origin, parent=parent, round=round)
+        self._candidates[cand.id] = cand
+        self._by_norm[norm] = cand.id
+        if cand.id not in self._recorded_ids:
+            self.record(CandidateAdded(id=cand.id, text=text, origin=origin, parent=parent, round=round,
+                                       prompt_hash=prompt_hash(text)))
+        return cand
+
+    def find(self, text: str) -> Candidate | None:
+        """The candidate whose text equals ``text`` up to case, spacing and final punctuation."""
+        cid = self._by_norm.get(normalize_instruction(text))
+        return self._candidates[cid] if cid is not None else None
+
+    @property
+    def candidates(self) -> Mapping[str, Candidate]:
+        """Every candidate so far, by id (read-only)."""
+        return MappingProxyType(self._candidates)
+
+    # -- scoring and racing --------------------------------------------------------------------
+    def rank_key(self, score: Score) -> tuple[float, float]:
+        """Sort key of a score under the run's scoring (see optimizer.run.racing.rank_key)."""
+        return rank_key(score, self.config.scoring)
+
+    def evaluate(self, texts: Sequence[str], examples: Sequence[Example], split: str = "dev") -> dict[str, Score]:
+        """Score prompts on examples with the run's scoring (journalled) and summarise each."""
+        raw = self._evaluator.score(texts, examples, split, accuracy=self.config.scoring == "accuracy",
+                                    logprob=self._want_lp)
+        return {text: summarize(records) for text, records in raw.items()}
+
+    def race(self, cands: Sequence[Candidate], *, round: int) -> list[Candidate]:
+        """Successive halving over the dev examples (the run's racing settings); survivors, best first.
+
+        Every candidate keeps the score of the most examples it was evaluated on.
+        """
+        def evaluate(alive: list[Candidate], n: int) -> dict[str, Score]:
+            self.status(f"round {round}: racing {len(alive)} candidates on {n} dev examples")
+            return self.evaluate([c.text for c in alive], self.dev[:n], "dev")
+
+        def on_rung(alive: list[Candidate], n: int) -> None:
+            self._store.log.append(RungCompleted(round=round, n=n, scores={c.id: (c.dev.acc, c.dev.lp) for c in alive}))
+
+        return successive_halving(cands, len(self.dev), evaluate=evaluate, rank=self.rank_key,
+                                  min_examples=self.config.racing.min_examples, eta=self.config.racing.eta,
+                                  on_rung=on_rung)
+
+    def ranked(self) -> list[Candidate]:
+        """Every candidate, best first (most dev examples first among equals)."""
+        return sorted(self._candidates.values(), key=lambda c: (c.dev.n, *self.rank_key(c.dev)), reverse=True)

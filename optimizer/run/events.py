@@ -1,0 +1,347 @@
+"""The run log: one pydantic model per kind of event, in one tagged union, and the class that writes and reads it.
+
+``runs/<id>/events.jsonl`` is append-only: every event is one JSON line written with a single
+``write`` and fsynced, so a job killed at any moment leaves a readable log (at worst a torn last
+line, which is ignored and cut before the next append). Nothing else in apo builds or parses
+event dicts: writers construct these models and readers get them back from :meth:`RunLog.replay`.
+
+Schemas only grow. Runs written under schema 1 (the first release) used short keys (``ih``,
+``ex``, ``out``); each model maps them on reading, so those runs still open, report and resume.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+
+from optimizer.errors import UsageError
+
+__all__ = [
+    "SCHEMA_VERSION", "AutoPromptStep", "BudgetStopped", "CandidateAdded", "Event", "LabelWordsChosen",
+    "ProposalReceived", "RunDone", "RunLog", "RunLogError", "RungCompleted", "ScoreRecorded", "SearcherNote",
+    "SessionStarted", "TriggerAccepted", "UsageSnapshot", "check_schema",
+]
+
+SCHEMA_VERSION = 2
+"""The version written into ``config.json``, ``result.json`` and every session event.
+
+1: the first release (short keys ``ih``, ``ex``, ``out``). 2: self-explaining keys, racing in its own config."""
+
+
+class RunLogError(UsageError):
+    """A run's files cannot be read as a run (corrupt line, unknown event, newer schema)."""
+
+
+def check_schema(version: Any, where: str) -> None:
+    """Refuse a run written by a newer apo.
+
+    Args:
+        version: the ``schema`` value found (missing means 1).
+        where: the file, for the message.
+
+    Raises:
+        RunLogError: the schema is newer than this apo reads, or not a version number.
+    """
+    if version is None:
+        return
+    if not isinstance(version, int) or version < 1:
+        raise RunLogError(f"{where}: schema {version!r} is not a schema version; the file is damaged")
+    if version > SCHEMA_VERSION:
+        raise RunLogError(f"{where} was written by a newer apo (schema {version}; this one reads up to "
+                          f"{SCHEMA_VERSION}); upgrade apo to open it")
+
+
+def _rename(data: Any, names: dict[str, str]) -> Any:
+    if isinstance(data, dict):
+        return {names.get(k, k): v for k, v in data.items()}
+    return data
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="ignore", use_attribute_docstrings=True)
+
+    t: float | None = None
+    """Unix time the event was written (set by :meth:`RunLog.append`)."""
+
+
+class SessionStarted(_Event):
+    """A process started (or resumed) working on the run."""
+
+    type: Literal["session"] = "session"
+    resume: bool = False
+    """Whether this session continues a run that had stopped."""
+    schema_version: int = 1
+    """The log schema this session writes (runs written before versioning: 1)."""
+
+
+class UsageSnapshot(_Event):
+    """Usage so far, written with every batch of other events (the last one restores the ledger on resume)."""
+
+    type: Literal["usage"] = "usage"
+    usage: dict[str, dict[str, Any]] = {}
+    """Per role (``proposer``, ``target``): calls, cache hits, tokens, seconds, cost."""
+    elapsed: float = 0.0
+    """Seconds of search so far, over every session."""
+
+
+class ProposalReceived(_Event):
+    """The raw text a proposer model returned for one request (journalled: never asked again)."""
+
+    type: Literal["proposal"] = "proposal"
+    key: str
+    """The request's cache key (model, kind, canonical request)."""
+    raw: str
+    """The text as generated, before any clean-up."""
+    origin: str = ""
+    """What the request asked for (``forward``, ``variation``, …)."""
+    parent: str | None = None
+    """The candidate the request varied, if any."""
+    round: int = 0
+    """Search round."""
+
+
+class CandidateAdded(_Event):
+    """A new candidate prompt entered the search."""
+
+    type: Literal["candidate"] = "candidate"
+    id: str
+    """Run-local id (``c000``…)."""
+    text: str
+    """The prompt text."""
+    origin: str
+    """Which searcher step produced it (``forward``, ``variation``, ``autoprompt``, …)."""
+    parent: str | None = None
+    """The id of the candidate it was derived from."""
+    round: int = 0
+    """Search round (AutoPrompt: iteration)."""
+    prompt_hash: str = ""
+    """Short hash of the exact text: the key of its scores."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _schema1(cls, data: Any) -> Any:
+        return _rename(data, {"ih": "prompt_hash"})
+
+
+class ScoreRecorded(_Event):
+    """One prompt scored on one example (only the kinds of score computed in that pass are set)."""
+
+    type: Literal["score"] = "score"
+    split: str
+    """``dev``, ``test`` or ``train``."""
+    prompt_hash: str
+    """Short hash of the prompt's exact text."""
+    example: str
+    """The example's id inside its split."""
+    acc: float | None = None
+    """Metric score of the generated answer."""
+    lp: float | None = None
+    """Log-probability of the gold output."""
+    lp_exact: bool | None = None
+    """False when ``lp`` is only an upper bound (API models); unset when exact."""
+    output: str | None = None
+    """The model's answer (first line), or the predicted label."""
+    error: str | None = None
+    """Why scoring this example failed (it then scores 0)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _schema1(cls, data: Any) -> Any:
+        return _rename(data, {"ih": "prompt_hash", "ex": "example", "out": "output"})
+
+
+class RungCompleted(_Event):
+    """One rung of a race: every candidate still in it scored on the first ``n`` dev examples."""
+
+    type: Literal["rung"] = "rung"
+    round: int = 0
+    """Search round (-1: the human baselines)."""
+    n: int
+    """Dev examples in this rung."""
+    scores: dict[str, tuple[float | None, float | None]] = {}
+    """Candidate id → (accuracy, log-probability) after this rung, best first."""
+
+
+class BudgetStopped(_Event):
+    """The budget ran out; the run ends ``partial``."""
+
+    type: Literal["budget_stop"] = "budget_stop"
+    reason: str
+    """Which limit, with the figures."""
+    phase: str | None = None
+    """``test`` when it ran out during the final test scoring."""
+
+
+class RunDone(_Event):
+    """The result was written."""
+
+    type: Literal["done"] = "done"
+    status: str
+    """``complete`` or ``partial``."""
+
+
+class LabelWordsChosen(_Event):
+    """AutoPrompt's label words, found automatically (kept so a resumed run uses the same ones)."""
+
+    type: Literal["label_words"] = "label_words"
+    label_words: dict[str, list[str]]
+    """Class → label words."""
+    auto: bool = True
+    """Found by the label search (not given by the user)."""
+
+
+class _AutoPromptIteration(_Event):
+    iteration: int
+    """AutoPrompt iteration (0: the starting trigger)."""
+    position: int | None = None
+    """The trigger slot this iteration tried to replace."""
+    candidates: int | None = None
+    """Replacement tokens compared."""
+    batch_loss_before: float | None = None
+    """Loss of the current trigger on this iteration's comparison batch."""
+    stale: int = 0
+    """Iterations in a row without an accepted replacement."""
+    passes: dict[str, int] = {}
+    """Cumulative example passes through the model (``forward``, ``backward``)."""
+
+
+class TriggerAccepted(_AutoPromptIteration):
+    """AutoPrompt accepted a trigger (or started from one): a new candidate with its dev score."""
+
+    type: Literal["trigger"] = "trigger"
+    accepted: bool = True
+    """Always true (kept for readers of schema 1)."""
+    batch_loss: float | None = None
+    """Loss of the accepted trigger on the comparison batch."""
+    trigger_ids: list[int]
+    """Token ids in the trigger slots."""
+    trigger_tokens: list[str] = []
+    """Their texts."""
+    text: str
+    """The candidate's display text."""
+    candidate: str
+    """Its candidate id."""
+    train_loss: float | None = None
+    """Mean label loss on the fixed training subset."""
+    train_n: int | None = None
+    """Size of that subset."""
+    dev_acc: float | None = None
+    """Dev accuracy."""
+    dev_lp: float | None = None
+    """Dev gold log-probability."""
+    dev_n: int | None = None
+    """Dev examples behind those."""
+
+
+class AutoPromptStep(_AutoPromptIteration):
+    """An AutoPrompt iteration that kept the current trigger."""
+
+    type: Literal["autoprompt_step"] = "autoprompt_step"
+    accepted: bool = False
+    """Always false."""
+    best_candidate_loss: float | None = None
+    """The best replacement's loss (not below the current one)."""
+
+
+class SearcherNote(_Event):
+    """A searcher's own state, for searchers with no event type of their own (e.g. defined outside apo).
+
+    Example::
+
+        ctx.record(SearcherNote(searcher="grid", kind="cell", data={"i": 3}))
+        done = [e.data for e in ctx.events(SearcherNote) if e.kind == "cell"]
+    """
+
+    type: Literal["note"] = "note"
+    searcher: str
+    """The searcher's name."""
+    kind: str
+    """What the note is about (the searcher's own vocabulary)."""
+    data: dict[str, Any] = {}
+    """JSON-serialisable content."""
+
+
+Event = Annotated[
+    Union[SessionStarted, UsageSnapshot, ProposalReceived, CandidateAdded, ScoreRecorded, RungCompleted,
+          BudgetStopped, RunDone, LabelWordsChosen, TriggerAccepted, AutoPromptStep, SearcherNote],
+    Field(discriminator="type"),
+]
+"""Any event of the run log."""
+
+_EVENT = TypeAdapter(Event)
+E = TypeVar("E", bound=_Event)
+
+
+class RunLog:
+    """``events.jsonl`` of one run: typed appends and replay.
+
+    Args:
+        path: the file (created on the first append).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._fh: Any = None
+
+    def append(self, *events: _Event) -> None:
+        """Append events (each stamped with the time) in one write, then fsync."""
+        if not events:
+            return
+        if self._fh is None:
+            self._fh = open(self.path, "a", encoding="utf-8")
+        now = round(time.time(), 3)
+        lines = []
+        for event in events:
+            data = event.model_dump(mode="json", exclude_none=True)
+            data.pop("t", None)
+            lines.append(json.dumps({"t": now, **data}, ensure_ascii=False) + "\n")
+        self._fh.write("".join(lines))
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def replay(self) -> Iterator[Event]:
+        """Every complete event, in order, as typed models.
+
+        A torn last line (a kill mid-write) is skipped.
+
+        Raises:
+            RunLogError: a complete line that is not an event (the file is damaged).
+        """
+        if not self.path.exists():
+            return
+        with open(self.path, encoding="utf-8") as fh:
+            for number, line in enumerate(fh, 1):
+                if not line.endswith("\n"):
+                    break
+                try:
+                    yield _EVENT.validate_json(line)
+                except ValidationError as exc:
+                    problem = exc.errors()[0]
+                    raise RunLogError(f"{self.path}, line {number}: not a run event ({problem['msg']}); the log is "
+                                      "damaged: restore it from a copy, or delete the line and everything after it "
+                                      "to recompute that part") from None
+
+    def of_type(self, kind: type[E]) -> list[E]:
+        """The recorded events of one kind, in order."""
+        return [e for e in self.replay() if isinstance(e, kind)]
+
+    def repair(self) -> None:
+        """Cut a torn last line left by a kill, so that appends start on a fresh line."""
+        if not self.path.exists():
+            return
+        data = self.path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            with open(self.path, "r+b") as fh:
+                fh.truncate(data.rfind(b"\n") + 1)
+
+    def close(self) -> None:
+        """Close the file."""
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
