@@ -69,7 +69,9 @@ class HFAdapter:
     Args:
         model: a loaded ``PreTrainedModel`` with a causal LM head, in eval mode.
         tokenizer: its tokenizer.
-        name: the model id reported in results.
+        name: the model id reported in results (the model string the user wrote).
+        path: where the weights came from (a file, folder or Hub name), recorded in a run's
+            provenance; None when unknown.
         batch_size: requests per forward pass.
         lock: serialises forward passes when several adapters share the model.
     """
@@ -83,12 +85,14 @@ class HFAdapter:
         tokenizer: Any,
         *,
         name: str,
+        path: str | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         lock: threading.Lock | None = None,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.name = name
+        self.path = path
         self.batch_size = batch_size
         self.batch_tokens = DEFAULT_BATCH_TOKENS
         self.lock = lock or threading.Lock()
