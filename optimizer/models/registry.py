@@ -2,7 +2,7 @@
 
 Forms:
     ``embedded`` (the default, SmolLM2-135M-Instruct), ``embedded:NAME`` (see ``apo models list``;
-    ``embedded:splade-tiny`` is the embedded masked LM, for AutoPrompt),
+    ``embedded:splade-tiny`` is a masked LM, for AutoPrompt),
     ``hf:PATH`` (a local transformers causal-LM or masked-LM folder, a ``.gguf`` file, or a Hub name where
     the Hub is reachable), ``openai:MODEL`` (the OpenAI API, or any OpenAI-compatible server
     with a base URL, through ``/chat/completions``), ``openai-completions:MODEL`` (the same
@@ -68,23 +68,13 @@ def load_model(spec: str, *, base_url: str | None = None, timeout: float = 120.0
         from optimizer.models.providers.anthropic_api import AnthropicAdapter
 
         return AnthropicAdapter(rest, timeout=timeout)
+    if provider == "embedded":
+        from optimizer.models.embedded import DEFAULT_EMBEDDED, load_embedded
+
+        return load_embedded(rest or DEFAULT_EMBEDDED, spec=spec)
     from optimizer.models.providers.hf import load_hf
     from optimizer.models.providers.mlm import is_masked_lm, load_mlm
 
-    if provider == "embedded" and rest == "splade-tiny":
-        from optimizer.models.embedded_mlm import ensure_mlm
-
-        return load_mlm(str(ensure_mlm()), name=spec)
-    if provider == "hf" and is_masked_lm(rest):
+    if is_masked_lm(rest):
         return load_mlm(rest, name=spec)
-    if provider == "embedded":
-        from optimizer.models.embedded import DEFAULT_EMBEDDED, ensure
-
-        path = ensure(rest or DEFAULT_EMBEDDED)
-        adapter = load_hf(str(path))
-        adapter.name = spec
-        adapter.path = str(path)
-        return adapter
-    adapter = load_hf(rest)
-    adapter.path = rest
-    return adapter
+    return load_hf(rest)
