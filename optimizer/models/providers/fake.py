@@ -21,6 +21,7 @@ import re
 from collections.abc import Callable
 
 from optimizer.models.base import CHAT, GENERATE, LOGPROB
+from optimizer.models.stops import cut_at_stop
 from optimizer.types import GenerateRequest, Generation, LogprobRequest, LogprobResult
 
 __all__ = ["FakeModel", "FAKES", "last_input", "make_fake", "register_fake"]
@@ -99,9 +100,7 @@ class FakeModel:
                 reply = self.proposals[pick]
             else:
                 reply = self.answer(text)
-            for stop in request.stop:
-                if stop and stop in reply:
-                    reply = reply[: reply.index(stop)]
+            reply = cut_at_stop(reply, request.stop)
             out.append(
                 Generation(text=reply, prompt_tokens=len(text.split()), completion_tokens=len(reply.split()) or 1)
             )

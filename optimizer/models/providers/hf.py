@@ -25,6 +25,7 @@ from typing import Any
 
 from optimizer.models.base import CHAT, GENERATE, LOGPROB, WHITEBOX
 from optimizer.models.providers.hf_loading import DEFAULT_BATCH_SIZE, load_hf, unload_all
+from optimizer.models.stops import cut_at_stop, first_stop
 from optimizer.errors import CapabilityError
 from optimizer.types import GenerateRequest, Generation, LogprobRequest, LogprobResult
 
@@ -68,7 +69,9 @@ class HFAdapter:
     Args:
         model: a loaded ``PreTrainedModel`` with a causal LM head, in eval mode.
         tokenizer: its tokenizer.
-        name: the model id reported in results.
+        name: the model id reported in results (the model string the user wrote).
+        path: where the weights came from (a file, folder or Hub name), recorded in a run's
+            provenance; None when unknown.
         batch_size: requests per forward pass.
         lock: serialises forward passes when several adapters share the model.
     """
@@ -82,12 +85,14 @@ class HFAdapter:
         tokenizer: Any,
         *,
         name: str,
+        path: str | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         lock: threading.Lock | None = None,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.name = name
+        self.path = path
         self.batch_size = batch_size
         self.batch_tokens = DEFAULT_BATCH_TOKENS
         self.lock = lock or threading.Lock()
@@ -217,7 +222,7 @@ class HFAdapter:
                 used = min(used, stops.done_at[row])
             kept = used if end is None else min(used, end)  # the EOS token itself is not text
             text = self.tokenizer.decode(tokens[:kept], skip_special_tokens=True)
-            results.append(Generation(text=_cut(text, r.stop), prompt_tokens=len(p), completion_tokens=used))
+            results.append(Generation(text=cut_at_stop(text, r.stop), prompt_tokens=len(p), completion_tokens=used))
         return results
 
     # ------------------------------------------------------------------------- log-probability
@@ -315,13 +320,6 @@ def _max_length(model: Any, tokenizer: Any) -> int:
     return value if isinstance(value, int) and 0 < value < 1_000_000 else 2048
 
 
-def _cut(text: str, stops: tuple[str, ...]) -> str:
-    """Cut ``text`` at the earliest stop string."""
-    cuts = [text.find(s) for s in stops if s]
-    cuts = [c for c in cuts if c >= 0]
-    return text[: min(cuts)] if cuts else text
-
-
 class _StopStrings:
     """Per-row stop strings, checked on the decoded completion after every step.
 
@@ -343,7 +341,7 @@ class _StopStrings:
         for row, stops in enumerate(self.stops):
             if stops and self.done_at[row] is None:
                 text = self.tokenizer.decode(generated[row], skip_special_tokens=True)
-                if any(s in text for s in stops):
+                if first_stop(text, stops) is not None:
                     self.done_at[row] = n
         return torch.tensor([d is not None for d in self.done_at], dtype=torch.bool, device=input_ids.device)
 

@@ -3,8 +3,10 @@
 ``load_hf`` takes a folder holding a transformers causal LM, a ``.gguf`` file (dequantized to
 float32 by transformers; needs ``gguf`` and ``accelerate``) or a Hub name (where the Hub is
 reachable). A GGUF file is dequantized once and the result kept as safetensors under
-``$APO_CACHE_DIR/converted/`` (set ``APO_KEEP_CONVERTED=0`` to skip). Weights are loaded once per process and shared by every adapter that names the
-same file on the same device, so a proposer and a target on one model cost one copy.
+``$APO_CACHE_DIR/converted/`` (set ``APO_KEEP_CONVERTED=0`` to skip). Weights are loaded once
+per process and shared by every adapter that names the same file on the same device (through
+:mod:`optimizer.models.providers.loaded`, the one cache of loaded models), so a proposer and a
+target on one model cost one copy.
 
 torch and transformers are imported only when a model is loaded.
 """
@@ -15,13 +17,13 @@ import hashlib
 import logging
 import os
 import shutil
-import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from optimizer.models.cache import cache_dir
 from optimizer.errors import ModelUnavailable, UsageError
+from optimizer.models.cache import cache_dir
+from optimizer.models.providers.loaded import pick_device, quiet_loading, shared_model, unload_all
 
 if TYPE_CHECKING:
     from optimizer.models.providers.hf import HFAdapter
@@ -32,9 +34,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 16
 """Requests per forward pass."""
-
-_LOADED: dict[tuple[str, str, str], tuple[Any, Any, threading.Lock]] = {}
-_LOAD_LOCK = threading.Lock()
 
 
 def _resolve(path_or_name: str) -> tuple[str, str, str | None]:
@@ -55,23 +54,6 @@ def _resolve(path_or_name: str) -> tuple[str, str, str | None]:
     if spec.startswith(("/", "./", "../", "~")) or spec.lower().endswith(".gguf") or spec.count("/") > 1:
         raise ModelUnavailable(f"model path {spec} does not exist")
     return spec, spec, None
-
-
-def quiet_loading() -> None:
-    """Turn off transformers' per-load "Loading weights" bar: apo's progress line says what loads."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-
-
-def _pick_device(device: str | None) -> str:
-    import torch
-
-    if device is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(f"device {device!r} requested but CUDA is not available; use device='cpu'")
-    return device
 
 
 def _pick_dtype(dtype: Any, device: str) -> Any:
@@ -108,7 +90,7 @@ def load_hf(
 
     Returns:
         A new adapter over weights shared with every other adapter for the same file,
-        device and dtype.
+        device and dtype; its ``path`` is ``path_or_name`` without the ``hf:`` prefix.
 
     Raises:
         ModelUnavailable: the path does not exist or the model could not be loaded.
@@ -116,14 +98,12 @@ def load_hf(
     from optimizer.models.providers.hf import HFAdapter
 
     key_path, source, gguf_file = _resolve(path_or_name)
-    device = _pick_device(device)
+    device = pick_device(device)
     torch_dtype = _pick_dtype(dtype, device)
-    key = (key_path, device, str(torch_dtype))
-    with _LOAD_LOCK:
-        if key not in _LOADED:
-            _LOADED[key] = (*_load(source, gguf_file, device, torch_dtype), threading.Lock())
-        model, tokenizer, lock = _LOADED[key]
-    return HFAdapter(model, tokenizer, name=name or path_or_name, batch_size=batch_size, lock=lock)
+    loaded = shared_model(("causal", key_path, device, str(torch_dtype)),
+                          lambda: _load(source, gguf_file, device, torch_dtype))
+    return HFAdapter(loaded.model, loaded.tokenizer, name=name or path_or_name, path=path_or_name.removeprefix("hf:"),
+                     batch_size=batch_size, lock=loaded.lock)
 
 
 def converted_dir(source: str, gguf_file: str, dtype: Any) -> Path:
@@ -185,8 +165,3 @@ def _load(source: str, gguf_file: str | None, device: str, dtype: Any) -> tuple[
     logger.info("loaded %s in %.1f s on %s", gguf_file or source, time.perf_counter() - started, device)
     return model, tokenizer
 
-
-def unload_all() -> None:
-    """Forget every loaded model (their memory is freed once no adapter refers to them)."""
-    with _LOAD_LOCK:
-        _LOADED.clear()

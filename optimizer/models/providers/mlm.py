@@ -2,7 +2,8 @@
 
 A masked LM cannot generate text or score continuations, so its adapter has only the
 ``whitebox`` capability: the AutoPrompt searcher reads its tokenizer, input embeddings and
-forward/backward passes. Weights load once per process (``AutoModelForMaskedLM``).
+forward/backward passes. Weights load once per process (``AutoModelForMaskedLM``), in the
+same cache as causal LMs (:mod:`optimizer.models.providers.loaded`).
 
 torch and transformers are imported only when a model is loaded.
 """
@@ -14,13 +15,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from optimizer.models.base import WHITEBOX
 from optimizer.errors import CapabilityError, ModelUnavailable
+from optimizer.models.base import WHITEBOX
+from optimizer.models.providers.loaded import pick_device, quiet_loading, shared_model
 
 __all__ = ["MaskedLMAdapter", "is_masked_lm", "load_mlm"]
 
-_LOADED: dict[tuple[str, str], tuple[Any, Any, threading.Lock]] = {}
-_LOCK = threading.Lock()
 _ENCODERS = {"bert", "roberta", "distilbert", "albert", "electra", "xlm-roberta", "camembert", "deberta",
              "deberta-v2", "mpnet", "modernbert"}
 
@@ -31,20 +31,22 @@ class MaskedLMAdapter:
     Args:
         model: a loaded ``AutoModelForMaskedLM`` in eval mode.
         tokenizer: its tokenizer (with a mask token).
-        name: the model id reported in results.
+        name: the model id reported in results (the model string the user wrote).
+        path: the folder (or Hub name) the weights came from, recorded in a run's provenance.
         lock: serialises passes when several adapters share the model.
     """
 
     kind = "masked"
     capabilities: frozenset[str] = frozenset({WHITEBOX})
 
-    def __init__(self, model: Any, tokenizer: Any, *, name: str, lock: threading.Lock | None = None) -> None:
+    def __init__(self, model: Any, tokenizer: Any, *, name: str, path: str | None = None,
+                 lock: threading.Lock | None = None) -> None:
         if tokenizer.mask_token_id is None:
             raise CapabilityError(f"model {name!r} has no mask token, so it is not a masked LM")
         self.model = model
         self.tokenizer = tokenizer
         self.name = name
-        self.path: str | None = None
+        self.path = path
         self.lock = lock or threading.Lock()
 
     def generate(self, requests: list) -> list:
@@ -100,28 +102,27 @@ def load_mlm(path_or_name: str, *, device: str | None = None, name: str | None =
     Raises:
         ModelUnavailable: the model could not be loaded.
     """
+    spec = path_or_name.removeprefix("hf:")
+    device = pick_device(device)
+    local = Path(spec).expanduser()
+    source = str(local.resolve()) if local.exists() else spec
+    loaded = shared_model(("masked", source, device), lambda: _load_masked(source, spec, device))
+    return MaskedLMAdapter(loaded.model, loaded.tokenizer, name=name or path_or_name, path=source, lock=loaded.lock)
+
+
+def _load_masked(source: str, spec: str, device: str) -> tuple[Any, Any]:
+    """Read a masked LM and its tokenizer from ``source`` onto ``device``, in eval mode."""
     import torch
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-    from optimizer.models.providers.hf_loading import _pick_device, quiet_loading
-
-    spec = path_or_name.removeprefix("hf:")
-    device = _pick_device(device)
-    key = (str(Path(spec).expanduser().resolve()) if Path(spec).expanduser().exists() else spec, device)
-    with _LOCK:
-        if key not in _LOADED:
-            quiet_loading()
-            try:
-                tokenizer = AutoTokenizer.from_pretrained(key[0])
-                model = AutoModelForMaskedLM.from_pretrained(key[0], dtype=torch.float32)
-            except (OSError, ValueError) as exc:
-                raise ModelUnavailable(
-                    f"could not load masked LM {spec}: {exc}\npass a local folder holding a transformers masked LM "
-                    "(config.json, weights, tokenizer) as hf:/path, or use the embedded one: embedded:splade-tiny"
-                ) from exc
-            model.to(device).eval()
-            _LOADED[key] = (model, tokenizer, threading.Lock())
-        model, tokenizer, lock = _LOADED[key]
-    adapter = MaskedLMAdapter(model, tokenizer, name=name or path_or_name, lock=lock)
-    adapter.path = key[0]
-    return adapter
+    quiet_loading()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = AutoModelForMaskedLM.from_pretrained(source, dtype=torch.float32)
+    except (OSError, ValueError) as exc:
+        raise ModelUnavailable(
+            f"could not load masked LM {spec}: {exc}\npass a local folder holding a transformers masked LM "
+            "(config.json, weights, tokenizer) as hf:/path, or use the embedded one: embedded:splade-tiny"
+        ) from exc
+    model.to(device).eval()
+    return model, tokenizer

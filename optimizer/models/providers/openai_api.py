@@ -30,37 +30,16 @@ from typing import Any, Literal, NamedTuple
 
 from optimizer.models.base import CHAT, GENERATE, LOGPROB
 from optimizer.models.retry import ProviderError, RetryingCaller, credentials
+from optimizer.models.stops import cut_at_stop
 from optimizer.errors import CapabilityError, ModelUnavailable, UsageError
 from optimizer.types import GenerateRequest, Generation, LogprobRequest, LogprobResult
 
-__all__ = ["OpenAIAdapter", "TokenStep", "cut_at_stop", "follow_continuation"]
+__all__ = ["OpenAIAdapter", "TokenStep", "follow_continuation"]
 
 KEY_ENV = "OPENAI_API_KEY"
 """The environment variable holding the OpenAI API key."""
 BASE_URL_ENV = "OPENAI_BASE_URL"
 """The environment variable naming an OpenAI-compatible endpoint."""
-
-
-def cut_at_stop(text: str, stop: Sequence[str]) -> str:
-    """Cut ``text`` at the earliest occurrence of any stop string.
-
-    Servers differ in whether they apply stop strings (and some cannot take every string), so
-    adapters cut on their side too.
-
-    Args:
-        text: the generated text.
-        stop: the stop strings; empty strings are ignored.
-
-    Returns:
-        ``text`` up to, not including, the first stop string found.
-    """
-    cut = len(text)
-    for s in stop:
-        if s:
-            at = text.find(s)
-            if at != -1:
-                cut = min(cut, at)
-    return text[:cut]
 
 
 class TokenStep(NamedTuple):
