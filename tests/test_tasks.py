@@ -9,8 +9,13 @@ from pathlib import Path
 import pytest
 
 from optimizer.errors import TaskError, UsageError
+from optimizer.tasks.bundled import task_roots
+from optimizer.tasks.induction import INDUCTION_METRICS
+from optimizer.tasks.loaders import LOADERS, register_loader
 from optimizer.tasks.metrics import METRICS
-from optimizer.tasks.task import INDUCTION_METRICS, Task, TaskSpec, list_tasks, load_task, task_roots
+from optimizer.tasks.registry import TaskLoader, TaskRef
+from optimizer.tasks.spec import TaskSpec
+from optimizer.tasks.task import Task, list_tasks, load_task
 from optimizer.types import Example
 
 REPO = Path(__file__).resolve().parents[1]
@@ -421,3 +426,64 @@ def test_list_tasks(monkeypatch):
         assert with_data["sum"].kind == "instruction_induction"
         assert with_data["sum"].sizes == {"train": 1000, "dev": 50, "test": 100}
         assert with_data["informal_to_formal"].metric == "f1"
+
+
+def test_list_tasks_sees_cloze_tasks_in_a_data_dir(tmp_path, monkeypatch):
+    monkeypatch.delenv("APO_DATA_DIR", raising=False)
+    sentences = [f"s{i}\t{i % 2}\n" for i in range(400)]
+    write(tmp_path / "sst2" / "train.tsv", "sentence\tlabel\n" + "".join(sentences))
+    write(tmp_path / "sst2" / "dev.tsv", "sentence\tlabel\n" + "".join(sentences[:40]))
+    lama = tmp_path / "lama_trex"
+    for relation in ("P17", "P101"):
+        for folder, subject in (("trex_lms_vocab", "s"), ("TREx_train", "t")):
+            facts = [{"sub_label": f"{subject}{i}", "obj_label": f"o{i}"} for i in range(20)]
+            write(lama / folder / f"{relation}.jsonl", jsonl(facts))
+    write(lama / "relation_metainfo" / "LAMA_relations.jsonl", jsonl([{"relation": "P17", "template": "[X] is in [Y] ."}]))
+    infos = {info.name: info for info in list_tasks(tmp_path)}
+    assert (infos["sst2"].kind, infos["sst2"].sizes) == ("sst2", {"train": 200, "dev": 200, "test": 40})
+    assert [n for n, i in infos.items() if i.kind == "lama"] == ["lama:P17", "lama:P101"]  # by relation number
+    assert infos["lama:P17"].error == ""
+    assert infos["lama:P17"].sizes == {"train": 16, "dev": 4, "test": 20}
+    assert "no template for P101" in infos["lama:P101"].error
+    assert infos["lama:P17"].path == str(lama / "trex_lms_vocab" / "P17.jsonl")
+    assert load_task("lama:P17", data_dir=tmp_path).name == "lama-P17"
+    # The folder of one benchmark works as the data dir too.
+    assert [i.name for i in list_tasks(tmp_path / "sst2") if i.kind == "sst2"] == ["sst2"]
+
+
+@pytest.mark.skipif(not (DATA_DIR / "lama_trex").is_dir() or not (INDUCTION / "induce").is_dir(),
+                    reason=f"benchmark data not found under {DATA_DIR}")
+def test_list_tasks_of_the_benchmark_data_lists_every_kind(monkeypatch):
+    monkeypatch.delenv("APO_DATA_DIR", raising=False)
+    infos = list_tasks(DATA_DIR)
+    by_kind: dict[str, list[str]] = {}
+    for info in infos:
+        assert not info.error, info
+        by_kind.setdefault(info.kind, []).append(info.name)
+    assert sorted(by_kind["instruction_induction"]) == sorted(p.stem for p in (INDUCTION / "induce").glob("*.json"))
+    assert by_kind["sst2"] == ["sst2"]
+    relations = {p.stem for p in (DATA_DIR / "lama_trex" / "trex_lms_vocab").glob("P*.jsonl")}
+    assert {name.removeprefix("lama:") for name in by_kind["lama"]} == relations
+    assert {p.parent.name for p in BUNDLED} <= set(by_kind["yaml"])
+    # The instruction_induction folder itself lists the same induction tasks as its parent.
+    assert [i.name for i in list_tasks(INDUCTION)] == [i.name for i in infos if i.kind in ("yaml", "instruction_induction")]
+
+
+def test_a_registered_kind_of_task_loads_and_lists(monkeypatch, tmp_path):
+    monkeypatch.setattr(LOADERS, "_loaders", dict(LOADERS._loaders))  # registrations end with the test
+    rows = [Example(input=f"w{i}", output=f"w{i}"[::-1]) for i in range(6)]
+
+    def find(spec, data_dir):
+        return TaskRef("reverse", spec, "built in") if spec == "reverse_word" else None
+
+    def load(ref, request):
+        return dict(name=ref.name, train=rows[:2], dev=rows[2:4], test=rows[4:], source=f"seed {request.seed}")
+
+    register_loader(TaskLoader("reverse", find, load, names=lambda data_dir: [find("reverse_word", data_dir)]))
+    assert LOADERS.kinds()[-1] == "reverse"
+    task = load_task("reverse_word", seed=3, shots=1)
+    assert (task.name, task.shots, task.source, task.test[0].output) == ("reverse_word", 1, "seed 3", "4w")
+    info = {i.name: i for i in list_tasks(tmp_path)}["reverse_word"]
+    assert (info.kind, info.sizes) == ("reverse", {"train": 2, "dev": 2, "test": 2})
+    with pytest.raises(UsageError, match="unknown task option"):
+        load_task("reverse_word", input_field="x")
