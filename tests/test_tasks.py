@@ -83,7 +83,7 @@ def test_yaml_file_path_and_name_lookup_agree(monkeypatch):
 
 
 def test_csv_and_tsv_with_renamed_columns_and_carved_dev():
-    task = load_task(VALID / "reviews_csv", dev_size=2)
+    task = load_task(VALID / "reviews_csv", dev_from_train=2)
     assert task.name == "reviews"
     assert task.metric == "label" and task.labels == ["positive", "negative"]
     assert [len(task.train), len(task.dev), len(task.test)] == [6, 2, 3]
@@ -92,7 +92,7 @@ def test_csv_and_tsv_with_renamed_columns_and_carved_dev():
     assert everything["Dull"].alternatives == ()
     assert task.test[0] == Example(input="Wonderful", output="positive", id="0")
     # Dev is carved from train with a seeded shuffle: reproducible, and seed-dependent.
-    assert load_task(VALID / "reviews_csv", dev_size=2) == task
+    assert load_task(VALID / "reviews_csv", dev_from_train=2) == task
     default = load_task(VALID / "reviews_csv")
     assert len(default.dev) == 4  # at most half of train
     scorer = task.scorer()
@@ -132,8 +132,8 @@ def test_options_override_task_fields():
         load_task(VALID / "capitals", bogus=1)
     with pytest.raises(TaskError, match="metric"):
         load_task(VALID / "capitals", metric="bleu")
-    with pytest.raises(UsageError, match="dev_size"):
-        load_task(VALID / "capitals", dev_size=0)
+    with pytest.raises(UsageError, match="dev_from_train"):
+        load_task(VALID / "capitals", dev_from_train=0)
 
 
 def test_task_model_validates_itself():
@@ -253,7 +253,7 @@ def write_induction(root: Path, name: str, induce: dict, execute: dict, annotati
 def test_induction_shapes_without_input(tmp_path):
     pairs = {str(i): {"cause": f"c{i}.", "effect": f"e{i}."} for i in range(1, 9)}
     write_induction(tmp_path, "cause_and_effect", pairs, pairs)
-    task = load_task("cause_and_effect", data_dir=tmp_path, dev_size=2)
+    task = load_task("cause_and_effect", data_dir=tmp_path, dev_from_train=2)
     ex = task.test[0]
     assert ex.output == "c1." and ex.input in ("Sentence 1: c1. Sentence 2: e1.", "Sentence 1: e1. Sentence 2: c1.")
     assert task.metric == "normalized_match"
@@ -321,7 +321,7 @@ def test_instruction_induction_details():
     # Seeded: the same seed gives the same sample, another seed another one.
     assert load_task("sum", data_dir=DATA_DIR, seed=0) == total
     assert load_task("sum", data_dir=DATA_DIR, seed=1).dev != total.dev
-    assert len(load_task("sum", data_dir=DATA_DIR, dev_size=10).dev) == 10
+    assert len(load_task("sum", data_dir=DATA_DIR, dev_from_train=10).dev) == 10
 
 
 @needs_induction
@@ -353,7 +353,7 @@ def test_datasets_json_splits_and_carved_dev(tmp_path):
     train = write(tmp_path / "train.jsonl", jsonl([{"input": f"i{i}", "output": f"o{i}"} for i in range(10)]))
     test = write(tmp_path / "test.jsonl", jsonl(ROWS))
     files = {"train": str(train), "test": str(test)}
-    task = load_task("hf:json", data_files=files, cache_dir=str(tmp_path / "cache"), dev_size=3)
+    task = load_task("hf:json", data_files=files, cache_dir=str(tmp_path / "cache"), dev_from_train=3)
     assert [len(task.train), len(task.dev), len(task.test)] == [7, 3, 4]
     assert task.test[0] == Example(input="in0", output="out0", id="0")
     swapped = load_task(

@@ -47,13 +47,13 @@ def split_60_20_20(examples: list[Example], seed: int, where: str) -> tuple[list
 
 
 def fill_splits(
-    found: Mapping[str, list[Example]], dev_size: int, seed: int, where: str
+    found: Mapping[str, list[Example]], dev_from_train: int, seed: int, where: str
 ) -> tuple[list[Example], ...]:
     """Complete the splits: one split is split 60/20/20; a missing dev or test is taken from train.
 
     Args:
         found: The examples of each split that has any (``train``, ``dev``, ``test``).
-        dev_size: Dev examples taken from train when there is no dev split (at most
+        dev_from_train: Dev examples taken from train when there is no dev split (at most
             half of what is left of train).
         seed: Seed of the shuffle of train before anything is taken from it.
         where: The file or dataset, named in error messages.
@@ -80,7 +80,7 @@ def fill_splits(
         test, train = train[:n], train[n:]
     dev = found.get("dev")
     if dev is None:
-        n = min(dev_size, len(train) // 2)
+        n = min(dev_from_train, len(train) // 2)
         dev, train = train[:n], train[n:]
     if not train or not dev:
         raise TaskError(
@@ -90,7 +90,7 @@ def fill_splits(
 
 
 def read_split_files(
-    path: Path, files: Mapping[str, str | None], cols: tuple[str, str, str], dev_size: int, seed: int
+    path: Path, files: Mapping[str, str | None], cols: tuple[str, str, str], dev_from_train: int, seed: int
 ) -> tuple[list[Example], ...]:
     """The splits of a task.yaml's ``data`` section.
 
@@ -98,7 +98,7 @@ def read_split_files(
         path: The task.yaml; file names are relative to its folder.
         files: The file of each of ``file``, ``train``, ``dev`` and ``test`` (or None).
         cols: The names of the input, output and alternatives fields or columns.
-        dev_size: Dev examples to take from train when there is no dev file.
+        dev_from_train: Dev examples to take from train when there is no dev file.
         seed: Seed of every shuffle.
 
     Returns:
@@ -119,7 +119,7 @@ def read_split_files(
         if not examples:
             raise TaskError(f"{file} (field `data.{split}`): no examples; fix: add at least one")
         found["train" if split == "file" else split] = examples
-    return fill_splits(found, dev_size, seed, str(path))
+    return fill_splits(found, dev_from_train, seed, str(path))
 
 
 def file_fields(path: Path, seed: int) -> dict[str, Any]:

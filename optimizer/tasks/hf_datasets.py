@@ -80,7 +80,7 @@ def _split_examples(ds: Any, where: str, cols: tuple[str, str, str]) -> tuple[li
     return rows, names
 
 
-def dataset_fields(spec: str, options: dict[str, Any], dev_size: int, seed: int) -> dict[str, Any]:
+def dataset_fields(spec: str, options: dict[str, Any], dev_from_train: int, seed: int) -> dict[str, Any]:
     """A task from :func:`datasets.load_dataset` (Hub names need network; local builders do not).
 
     Args:
@@ -88,7 +88,7 @@ def dataset_fields(spec: str, options: dict[str, Any], dev_size: int, seed: int)
         options: The dataset options of :func:`~optimizer.tasks.task.load_task` (``input_field``,
             ``output_field``, ``alternatives_field``, ``splits``, ``config`` and keywords of
             :func:`datasets.load_dataset`); consumed.
-        dev_size: Dev examples to take from train when there is no dev split.
+        dev_from_train: Dev examples to take from train when there is no dev split.
         seed: Seed of every shuffle.
 
     Returns:
@@ -120,7 +120,7 @@ def dataset_fields(spec: str, options: dict[str, Any], dev_size: int, seed: int)
     for ours, theirs in _split_mapping(spec, loaded, mapping).items():
         found[ours], names = _split_examples(loaded[theirs], f"{spec} split {theirs!r}", (inp, out, alt))
         labels = labels or names
-    train, dev, test = fill_splits(found, dev_size, seed, spec)
+    train, dev, test = fill_splits(found, dev_from_train, seed, spec)
     first = _first_file(options.get("data_files"))
     fields: dict[str, Any] = dict(
         name=Path(first).stem if first else builder.replace("/", "_"),

@@ -49,13 +49,13 @@ def induction_roots(data_dir: Path | None) -> list[Path]:
     return [d for d in (data_dir, data_dir / "instruction_induction") if (d / "induce").is_dir()]
 
 
-def induction_fields(name: str, root: Path, dev_size: int, seed: int) -> dict[str, Any]:
+def induction_fields(name: str, root: Path, dev_from_train: int, seed: int) -> dict[str, Any]:
     """The fields of an instruction-induction task: dev and train sampled from induce/, test = execute/.
 
     Args:
         name: The task name: ``induce/<name>.json`` and ``execute/<name>.json`` under ``root``.
         root: The folder holding ``induce/``, ``execute/`` and optionally ``annotations/``.
-        dev_size: Dev examples to sample from induce/ (at most half of it).
+        dev_from_train: Dev examples to sample from induce/ (at most half of it).
         seed: Seed of every shuffle.
 
     Returns:
@@ -72,7 +72,7 @@ def induction_fields(name: str, root: Path, dev_size: int, seed: int) -> dict[st
     test = read_examples(execute, cols, seed)
     order = list(induce)
     random.Random(seed).shuffle(order)
-    n_dev = min(dev_size, len(order) // 2)
+    n_dev = min(dev_from_train, len(order) // 2)
     instructions: list[str] = []
     notes = root / "annotations" / f"{name}.json"
     if notes.is_file():

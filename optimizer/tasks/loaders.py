@@ -55,7 +55,7 @@ def _find_dataset(spec: str | Path, data_dir: Path | None) -> TaskRef | None:
 
 
 def _load_dataset(ref: TaskRef, request: LoadRequest) -> dict[str, Any]:
-    return dataset_fields(ref.name, dict(request.options), request.dev_size, request.seed)
+    return dataset_fields(ref.name, dict(request.options), request.dev_from_train, request.seed)
 
 
 # ----------------------------------------------------------------------------- yaml
@@ -95,7 +95,7 @@ def _yaml_looked(name: str, data_dir: Path | None) -> list[str]:
 
 
 def _load_yaml(ref: TaskRef, request: LoadRequest) -> dict[str, Any]:
-    return yaml_task_fields(Path(ref.path), request.dev_size, request.seed)
+    return yaml_task_fields(Path(ref.path), request.dev_from_train, request.seed)
 
 
 # ----------------------------------------------------------------------------- one data file
@@ -143,7 +143,7 @@ def _induction_looked(name: str, data_dir: Path | None) -> list[str]:
 def _load_induction(ref: TaskRef, request: LoadRequest) -> dict[str, Any]:
     """An instruction-induction task: dev and train sampled from induce/, test = execute/."""
     assert ref.root is not None
-    return induction_fields(ref.name, ref.root, request.dev_size, request.seed)
+    return induction_fields(ref.name, ref.root, request.dev_from_train, request.seed)
 
 
 # ----------------------------------------------------------------------------- cloze benchmarks

@@ -36,7 +36,7 @@ class LoadRequest:
 
     data_dir: Path | None
     """The data folder (``--data-dir``), or None."""
-    dev_size: int
+    dev_from_train: int
     """Dev examples taken from the training examples when the task has no dev split."""
     seed: int
     """Seed of every shuffle and sample."""

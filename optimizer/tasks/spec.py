@@ -64,7 +64,7 @@ class DataSpec(BaseModel):
     train: str | None = None
     """Training examples, relative to the task.yaml."""
     dev: str | None = None
-    """Dev examples; when absent, ``dev_size`` examples are taken from train."""
+    """Dev examples; when absent, ``dev_from_train`` examples are taken from train."""
     test: str | None = None
     """Test examples."""
     file: str | None = None
@@ -195,12 +195,12 @@ def read_task_yaml(path: Path) -> dict[str, Any]:
     return raw
 
 
-def yaml_task_fields(path: Path, dev_size: int, seed: int) -> dict[str, Any]:
+def yaml_task_fields(path: Path, dev_from_train: int, seed: int) -> dict[str, Any]:
     """The fields of the task a task.yaml describes, its data read and split.
 
     Args:
         path: The task.yaml; data paths in it are relative to its folder.
-        dev_size: Dev examples to take from train when there is no dev file.
+        dev_from_train: Dev examples to take from train when there is no dev file.
         seed: Seed of every shuffle.
 
     Returns:
@@ -212,7 +212,7 @@ def yaml_task_fields(path: Path, dev_size: int, seed: int) -> dict[str, Any]:
     except ValidationError as exc:
         raise spec_error(str(path), exc) from None
     cols = (spec.input_column, spec.output_column, spec.alternatives_column)
-    train, dev, test = read_split_files(path, spec.data.model_dump(), cols, dev_size, seed)
+    train, dev, test = read_split_files(path, spec.data.model_dump(), cols, dev_from_train, seed)
     fields = spec.model_dump(exclude={"data", "input_column", "output_column", "alternatives_column"})
     fields.update(train=train, dev=dev, test=test, source=spec.source or str(path))
     return fields

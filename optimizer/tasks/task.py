@@ -178,7 +178,7 @@ def load_task(
     spec: str | Path,
     *,
     data_dir: str | Path | None = None,
-    dev_size: int = 50,
+    dev_from_train: int = 50,
     seed: int = 0,
     **options: Any,
 ) -> Task:
@@ -192,7 +192,7 @@ def load_task(
         data_dir: Folder with more tasks: ``<name>/task.yaml`` folders, instruction-induction
             data (``induce/``, ``execute/``, ``annotations/``, also found under
             ``data_dir/instruction_induction``), ``sst2/`` and ``lama_trex/``. Default: ``$APO_DATA_DIR``.
-        dev_size: Dev examples taken from the training examples when the task has no dev
+        dev_from_train: Dev examples taken from the training examples when the task has no dev
             split (at most half of them; instruction induction: sampled from induce/). SST-2,
             LAMA and single data files have fixed dev splits.
         seed: Seed of every shuffle and sample, so a task loads identically each time.
@@ -208,10 +208,10 @@ def load_task(
 
     Raises:
         TaskError: When the task is malformed or not found; the message says where and why.
-        UsageError: For an unknown option or a dev_size below 1.
+        UsageError: For an unknown option or a dev_from_train below 1.
     """
-    if dev_size < 1:
-        raise UsageError(f"dev_size must be at least 1, got {dev_size}")
+    if dev_from_train < 1:
+        raise UsageError(f"dev_from_train must be at least 1, got {dev_from_train}")
     root_dir = _resolve_data_dir(data_dir)
     ref = LOADERS.find(spec, root_dir)
     if ref is None:
@@ -223,7 +223,7 @@ def load_task(
         raise UsageError(
             f"unknown task option(s) {', '.join(sorted(extra))}; allowed: {', '.join(sorted(_OVERRIDABLE))}"
         )
-    fields = loader.load(ref, LoadRequest(root_dir, dev_size, seed, extra))
+    fields = loader.load(ref, LoadRequest(root_dir, dev_from_train, seed, extra))
     return build_task(fields, overrides, ref.path)
 
 
