@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
 
     infos = list_tasks(args.data_dir)
     induction = [i.name for i in infos if i.kind == "instruction_induction"]
-    bundled = [i.name for i in infos if i.kind != "instruction_induction"]
+    bundled = [i.name for i in infos if i.kind == "yaml"]
     names = {"all": induction + bundled, "induction": induction, "bundled": bundled}.get(
         args.tasks, [t for t in args.tasks.split(",") if t])
     rows, started = [], time.time()

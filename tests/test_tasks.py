@@ -9,8 +9,13 @@ from pathlib import Path
 import pytest
 
 from optimizer.errors import TaskError, UsageError
+from optimizer.tasks.bundled import task_roots
+from optimizer.tasks.induction import INDUCTION_METRICS
+from optimizer.tasks.loaders import LOADERS, register_loader
 from optimizer.tasks.metrics import METRICS
-from optimizer.tasks.task import INDUCTION_METRICS, Task, TaskSpec, list_tasks, load_task, task_roots
+from optimizer.tasks.registry import TaskLoader, TaskRef
+from optimizer.tasks.spec import TaskSpec
+from optimizer.tasks.task import Task, list_tasks, load_task
 from optimizer.types import Example
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,7 +83,7 @@ def test_yaml_file_path_and_name_lookup_agree(monkeypatch):
 
 
 def test_csv_and_tsv_with_renamed_columns_and_carved_dev():
-    task = load_task(VALID / "reviews_csv", dev_size=2)
+    task = load_task(VALID / "reviews_csv", dev_from_train=2)
     assert task.name == "reviews"
     assert task.metric == "label" and task.labels == ["positive", "negative"]
     assert [len(task.train), len(task.dev), len(task.test)] == [6, 2, 3]
@@ -87,7 +92,7 @@ def test_csv_and_tsv_with_renamed_columns_and_carved_dev():
     assert everything["Dull"].alternatives == ()
     assert task.test[0] == Example(input="Wonderful", output="positive", id="0")
     # Dev is carved from train with a seeded shuffle: reproducible, and seed-dependent.
-    assert load_task(VALID / "reviews_csv", dev_size=2) == task
+    assert load_task(VALID / "reviews_csv", dev_from_train=2) == task
     default = load_task(VALID / "reviews_csv")
     assert len(default.dev) == 4  # at most half of train
     scorer = task.scorer()
@@ -127,8 +132,8 @@ def test_options_override_task_fields():
         load_task(VALID / "capitals", bogus=1)
     with pytest.raises(TaskError, match="metric"):
         load_task(VALID / "capitals", metric="bleu")
-    with pytest.raises(UsageError, match="dev_size"):
-        load_task(VALID / "capitals", dev_size=0)
+    with pytest.raises(UsageError, match="dev_from_train"):
+        load_task(VALID / "capitals", dev_from_train=0)
 
 
 def test_task_model_validates_itself():
@@ -248,7 +253,7 @@ def write_induction(root: Path, name: str, induce: dict, execute: dict, annotati
 def test_induction_shapes_without_input(tmp_path):
     pairs = {str(i): {"cause": f"c{i}.", "effect": f"e{i}."} for i in range(1, 9)}
     write_induction(tmp_path, "cause_and_effect", pairs, pairs)
-    task = load_task("cause_and_effect", data_dir=tmp_path, dev_size=2)
+    task = load_task("cause_and_effect", data_dir=tmp_path, dev_from_train=2)
     ex = task.test[0]
     assert ex.output == "c1." and ex.input in ("Sentence 1: c1. Sentence 2: e1.", "Sentence 1: e1. Sentence 2: c1.")
     assert task.metric == "normalized_match"
@@ -316,7 +321,7 @@ def test_instruction_induction_details():
     # Seeded: the same seed gives the same sample, another seed another one.
     assert load_task("sum", data_dir=DATA_DIR, seed=0) == total
     assert load_task("sum", data_dir=DATA_DIR, seed=1).dev != total.dev
-    assert len(load_task("sum", data_dir=DATA_DIR, dev_size=10).dev) == 10
+    assert len(load_task("sum", data_dir=DATA_DIR, dev_from_train=10).dev) == 10
 
 
 @needs_induction
@@ -348,7 +353,7 @@ def test_datasets_json_splits_and_carved_dev(tmp_path):
     train = write(tmp_path / "train.jsonl", jsonl([{"input": f"i{i}", "output": f"o{i}"} for i in range(10)]))
     test = write(tmp_path / "test.jsonl", jsonl(ROWS))
     files = {"train": str(train), "test": str(test)}
-    task = load_task("hf:json", data_files=files, cache_dir=str(tmp_path / "cache"), dev_size=3)
+    task = load_task("hf:json", data_files=files, cache_dir=str(tmp_path / "cache"), dev_from_train=3)
     assert [len(task.train), len(task.dev), len(task.test)] == [7, 3, 4]
     assert task.test[0] == Example(input="in0", output="out0", id="0")
     swapped = load_task(
@@ -421,3 +426,64 @@ def test_list_tasks(monkeypatch):
         assert with_data["sum"].kind == "instruction_induction"
         assert with_data["sum"].sizes == {"train": 1000, "dev": 50, "test": 100}
         assert with_data["informal_to_formal"].metric == "f1"
+
+
+def test_list_tasks_sees_cloze_tasks_in_a_data_dir(tmp_path, monkeypatch):
+    monkeypatch.delenv("APO_DATA_DIR", raising=False)
+    sentences = [f"s{i}\t{i % 2}\n" for i in range(400)]
+    write(tmp_path / "sst2" / "train.tsv", "sentence\tlabel\n" + "".join(sentences))
+    write(tmp_path / "sst2" / "dev.tsv", "sentence\tlabel\n" + "".join(sentences[:40]))
+    lama = tmp_path / "lama_trex"
+    for relation in ("P17", "P101"):
+        for folder, subject in (("trex_lms_vocab", "s"), ("TREx_train", "t")):
+            facts = [{"sub_label": f"{subject}{i}", "obj_label": f"o{i}"} for i in range(20)]
+            write(lama / folder / f"{relation}.jsonl", jsonl(facts))
+    write(lama / "relation_metainfo" / "LAMA_relations.jsonl", jsonl([{"relation": "P17", "template": "[X] is in [Y] ."}]))
+    infos = {info.name: info for info in list_tasks(tmp_path)}
+    assert (infos["sst2"].kind, infos["sst2"].sizes) == ("sst2", {"train": 200, "dev": 200, "test": 40})
+    assert [n for n, i in infos.items() if i.kind == "lama"] == ["lama:P17", "lama:P101"]  # by relation number
+    assert infos["lama:P17"].error == ""
+    assert infos["lama:P17"].sizes == {"train": 16, "dev": 4, "test": 20}
+    assert "no template for P101" in infos["lama:P101"].error
+    assert infos["lama:P17"].path == str(lama / "trex_lms_vocab" / "P17.jsonl")
+    assert load_task("lama:P17", data_dir=tmp_path).name == "lama-P17"
+    # The folder of one benchmark works as the data dir too.
+    assert [i.name for i in list_tasks(tmp_path / "sst2") if i.kind == "sst2"] == ["sst2"]
+
+
+@pytest.mark.skipif(not (DATA_DIR / "lama_trex").is_dir() or not (INDUCTION / "induce").is_dir(),
+                    reason=f"benchmark data not found under {DATA_DIR}")
+def test_list_tasks_of_the_benchmark_data_lists_every_kind(monkeypatch):
+    monkeypatch.delenv("APO_DATA_DIR", raising=False)
+    infos = list_tasks(DATA_DIR)
+    by_kind: dict[str, list[str]] = {}
+    for info in infos:
+        assert not info.error, info
+        by_kind.setdefault(info.kind, []).append(info.name)
+    assert sorted(by_kind["instruction_induction"]) == sorted(p.stem for p in (INDUCTION / "induce").glob("*.json"))
+    assert by_kind["sst2"] == ["sst2"]
+    relations = {p.stem for p in (DATA_DIR / "lama_trex" / "trex_lms_vocab").glob("P*.jsonl")}
+    assert {name.removeprefix("lama:") for name in by_kind["lama"]} == relations
+    assert {p.parent.name for p in BUNDLED} <= set(by_kind["yaml"])
+    # The instruction_induction folder itself lists the same induction tasks as its parent.
+    assert [i.name for i in list_tasks(INDUCTION)] == [i.name for i in infos if i.kind in ("yaml", "instruction_induction")]
+
+
+def test_a_registered_kind_of_task_loads_and_lists(monkeypatch, tmp_path):
+    monkeypatch.setattr(LOADERS, "_loaders", dict(LOADERS._loaders))  # registrations end with the test
+    rows = [Example(input=f"w{i}", output=f"w{i}"[::-1]) for i in range(6)]
+
+    def find(spec, data_dir):
+        return TaskRef("reverse", spec, "built in") if spec == "reverse_word" else None
+
+    def load(ref, request):
+        return dict(name=ref.name, train=rows[:2], dev=rows[2:4], test=rows[4:], source=f"seed {request.seed}")
+
+    register_loader(TaskLoader("reverse", find, load, names=lambda data_dir: [find("reverse_word", data_dir)]))
+    assert LOADERS.kinds()[-1] == "reverse"
+    task = load_task("reverse_word", seed=3, shots=1)
+    assert (task.name, task.shots, task.source, task.test[0].output) == ("reverse_word", 1, "seed 3", "4w")
+    info = {i.name: i for i in list_tasks(tmp_path)}["reverse_word"]
+    assert (info.kind, info.sizes) == ("reverse", {"train": 2, "dev": 2, "test": 2})
+    with pytest.raises(UsageError, match="unknown task option"):
+        load_task("reverse_word", input_field="x")

@@ -27,7 +27,7 @@ from pathlib import Path
 from optimizer.errors import TaskError
 from optimizer.types import Example
 
-__all__ = ["SST2_TEMPLATE", "cloze_task_fields", "is_cloze_task"]
+__all__ = ["SST2_TEMPLATE", "cloze_task_fields", "is_cloze_task", "lama_relation", "lama_test_files", "sst2_file"]
 
 SST2_TEMPLATE = "{sentence} It was [P] ."
 """The manual SST-2 template (the human baseline)."""
@@ -40,14 +40,63 @@ def is_cloze_task(name: str) -> bool:
     return name == "sst2" or bool(_LAMA.match(name))
 
 
+def lama_relation(name: str) -> str | None:
+    """The relation id of a LAMA task name.
+
+    Args:
+        name: A task name such as ``lama:P17``, ``lama-p17`` or ``trex_P17``.
+
+    Returns:
+        The relation, e.g. ``P17``, or None when ``name`` is not a LAMA task.
+    """
+    match = _LAMA.match(name)
+    return match.group(1).upper() if match else None
+
+
+def _root(data_dir: Path | None, sub: str, probe: str) -> Path | None:
+    """``data_dir/sub`` or ``data_dir`` itself, the first that holds ``probe``."""
+    if data_dir is None:
+        return None
+    return next((root for root in (data_dir / sub, data_dir) if (root / probe).exists()), None)
+
+
 def _find(data_dir: Path | None, sub: str, probe: str, name: str) -> Path:
     if data_dir is None:
         raise TaskError(f"task {name!r} reads public data: pass --data-dir (or data_dir=, or set APO_DATA_DIR) "
                         f"pointing at the folder holding {sub}/ (e.g. ../shared/data)")
-    for root in (data_dir / sub, data_dir):
-        if (root / probe).exists():
-            return root
-    raise TaskError(f"task {name!r}: {data_dir / sub / probe} not found; fix: --data-dir must hold {sub}/{probe}")
+    root = _root(data_dir, sub, probe)
+    if root is None:
+        raise TaskError(f"task {name!r}: {data_dir / sub / probe} not found; fix: --data-dir must hold {sub}/{probe}")
+    return root
+
+
+def sst2_file(data_dir: Path | None) -> Path | None:
+    """The SST-2 training file under a data folder.
+
+    Args:
+        data_dir: The folder holding ``sst2/`` (or the ``sst2`` folder itself), or None.
+
+    Returns:
+        ``sst2/train.tsv``, or None when it is not there.
+    """
+    root = _root(data_dir, "sst2", "train.tsv")
+    return root / "train.tsv" if root else None
+
+
+def lama_test_files(data_dir: Path | None) -> list[Path]:
+    """The LAMA test-fact files under a data folder, one per relation, by relation number.
+
+    Args:
+        data_dir: The folder holding ``lama_trex/`` (or the ``lama_trex`` folder itself), or None.
+
+    Returns:
+        The files ``lama_trex/trex_lms_vocab/P<id>.jsonl``; the task of each is ``lama:P<id>``.
+    """
+    root = _root(data_dir, "lama_trex", "trex_lms_vocab")
+    if root is None:
+        return []
+    files = [f for f in (root / "trex_lms_vocab").glob("P*.jsonl") if f.stem[1:].isdigit()]
+    return sorted(files, key=lambda f: int(f.stem[1:]))
 
 
 def _sst2_rows(path: Path) -> list[tuple[str, str]]:
@@ -98,7 +147,7 @@ def cloze_task_fields(name: str, data_dir: Path | None, seed: int) -> dict:
         return dict(name="sst2", description="SST-2 binary sentiment (GLUE); test = the 872-sentence dev set.",
                     train=train[200:], dev=train[:200], test=test, metric="label", labels=["negative", "positive"],
                     max_output_tokens=2, instructions=[SST2_TEMPLATE], source=str(root))
-    rel = _LAMA.match(name).group(1).upper()
+    rel = lama_relation(name)
     root = _find(data_dir, "lama_trex", "trex_lms_vocab", name)
     test_file, train_file = root / "trex_lms_vocab" / f"{rel}.jsonl", root / "TREx_train" / f"{rel}.jsonl"
     for f in (test_file, train_file):
