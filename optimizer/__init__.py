@@ -15,14 +15,25 @@ or from Python::
         print(row.task, row.target, row.best.test.acc, row.best.test_ci, row.best.best_text)
 """
 
-from optimizer.api import (EvalResult, cache_stats, clear_cache, estimate, evaluate, list_models, list_runs, optimize,
-                           pull_model, resume, show_run)
+from optimizer.api import (
+    EvalResult,
+    cache_stats,
+    clear_cache,
+    estimate,
+    evaluate,
+    list_models,
+    list_runs,
+    optimize,
+    pull_model,
+    resume,
+    show_run,
+)
 from optimizer.config import APEConfig, AutoPromptConfig, Budget, RacingConfig, RunConfig
 from optimizer.errors import ApoError, BudgetExceeded, CapabilityError, ModelUnavailable, TaskError, UsageError
 from optimizer.models.providers.fake import FakeModel, register_fake
 from optimizer.report.build import Leaderboard, LeaderboardRow, build_leaderboard
 from optimizer.tasks.task import Task, list_tasks, load_task
-from optimizer.types import Candidate, Score, Example, RunResult, ScoredPrompt
+from optimizer.types import Candidate, Example, RunResult, Score, ScoredPrompt
 
 __all__ = [
     "APEConfig",

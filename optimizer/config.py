@@ -119,7 +119,7 @@ class AutoPromptConfig(BaseModel):
     @field_validator("label_words", mode="before")
     @classmethod
     def _parse_label_words(cls, value):
-        if isinstance(value, str):
+        if isinstance(value, (str, dict)):  # a dict may give one word per class as a plain string
             from optimizer.tasks.cloze import parse_label_words
 
             return parse_label_words(value)
@@ -274,8 +274,8 @@ def migrate_config(data: dict[str, Any]) -> dict[str, Any]:
 _SECTIONS: dict[str, type[BaseModel]] = {"ape": APEConfig, "autoprompt": AutoPromptConfig, "budget": Budget,
                                          "racing": RacingConfig}
 _RACING_FLAT = {"race_min_examples": "min_examples", "race_eta": "eta"}
-_HINTS = {"budget_calls": "max_calls", "budget_tokens": "max_tokens", "budget_time": "max_seconds",  # CLI names
-          "model": "target", "no_cache": "cache", "keep_subwords": "filter_subwords", "batch_size_grad": "gradient_batch_size"}
+_HINTS = {"budget_calls": "max_calls", "budget_tokens": "max_tokens", "budget_time": "max_seconds", "model": "target",
+          "no_cache": "cache", "keep_subwords": "filter_subwords", "batch_size_grad": "gradient_batch_size"}  # CLI
 
 
 def _home(name: str) -> tuple[str, ...] | None:
@@ -352,8 +352,8 @@ def _explain(exc: ValidationError, flat: dict[tuple[str, ...], str]) -> str:
         dotted = ".".join(loc)
         where = f"{flat[loc]} ({dotted})" if flat.get(loc, dotted) != dotted else dotted
         if err["type"] == "extra_forbidden":
-            model = _SECTIONS.get(loc[0]) if len(loc) == 2 else None
-            close = " or ".join(map(repr, difflib.get_close_matches(loc[-1], list(model.model_fields) if model else [])))
+            fields = list(_SECTIONS[loc[0]].model_fields) if len(loc) == 2 and loc[0] in _SECTIONS else []
+            close = " or ".join(map(repr, difflib.get_close_matches(loc[-1], fields)))
             lines.append(f"{where}: unknown field" + (f"; did you mean {close}?" if close else ""))
         elif err["type"] == "missing":
             lines.append(f"{where}: required")
