@@ -140,3 +140,15 @@ def test_optimize_takes_a_job_file_or_a_config(tmp_path):
     assert whole.best.text == from_file.best.text and whole.best.test == from_file.best.test
     with pytest.raises(UsageError, match="not both"):
         optimize(RunConfig(task="sum"), config=job)
+
+
+def test_readme_job_file_is_valid(tmp_path):
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = re.search(r"## Command line.*?```yaml\n(.*?)```", text, re.S).group(1)
+    (tmp_path / "job.yaml").write_text(block)
+    config = RunConfig.from_file(tmp_path / "job.yaml", seed=3)
+    assert (config.task, config.ape.rounds, config.budget.max_calls, config.racing.eta, config.seed) == (
+        "antonyms", 1, 2000, 3, 3)
