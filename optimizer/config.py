@@ -79,7 +79,7 @@ class AutoPromptConfig(BaseModel):
     """Cloze template with [T] trigger slots and one [P] prediction slot, e.g. ``{sentence} [T] [T] [T] [P] .``
     (default: ``[X]``, ``trigger_tokens`` slots, ``[P] .``)."""
     trigger_tokens: int = Field(default=3, ge=1)
-    """Trigger slots in the default template (ignored when ``template`` is given)."""
+    """Trigger slots in the default template (ignored when ``cloze_template`` is given)."""
     label_words: dict[str, list[str]] | None = None
     """Verbalizer: label words per class, each a single token, e.g. ``{"positive": ["good"], "negative": ["bad"]}``;
     several words per class have their probabilities summed; the command line's string form
@@ -201,11 +201,9 @@ class RunConfig(BaseModel):
             **options: the options, by the names above.
 
         Returns:
-            The validated configuration.
-
-        Raises:
-            UsageError: an unknown name (with the closest known ones), an option of the searcher not
-                chosen, or a value that does not validate (which option, what was wrong, what is expected).
+            The validated configuration. An unknown name (with the closest known ones), an option of the
+            searcher not chosen, or a bad value (which option, what was wrong, what is expected) raise
+            :class:`~optimizer.errors.UsageError`.
         """
         data, flat = _nest(task, options)
         try:
@@ -299,8 +297,7 @@ def _unknown_message(names: list[str]) -> str:
 
 
 def _section(name: str, value: Any) -> dict[str, Any]:
-    if isinstance(value, BaseModel):
-        return value.model_dump(exclude_unset=True)
+    value = value.model_dump(exclude_unset=True) if isinstance(value, BaseModel) else value
     if not isinstance(value, Mapping):
         raise UsageError(f"{name} must be {_SECTIONS[name].__name__}(...) or a mapping, not {type(value).__name__}")
     return dict(value)
