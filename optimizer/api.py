@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from optimizer.config import Budget, RunConfig
 from optimizer.errors import UsageError
 from optimizer.report.build import Leaderboard, LineageStep, WrongExamples
-from optimizer.resources import CacheStats, EmbeddedModelInfo, cache_stats, clear_cache, list_models, pull_model
+from optimizer.resources import CacheStats, EmbeddedStatus, cache_stats, clear_cache, list_models, pull_model
 from optimizer.tasks.task import Task, load_task
 from optimizer.types import RunResult
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from optimizer.run.context import Searcher
     from optimizer.run.estimate import Estimate
 
-__all__ = ["CacheStats", "EmbeddedModelInfo", "EvalResult", "RunDetails", "RunInfo", "cache_stats", "clear_cache",
+__all__ = ["CacheStats", "EmbeddedStatus", "EvalResult", "RunDetails", "RunInfo", "cache_stats", "clear_cache",
            "estimate", "evaluate", "leaderboard_text", "list_models", "list_runs", "optimize", "print_leaderboard",
            "print_run_details", "pull_model", "resume", "run_info", "runs_folder", "show_run"]
 

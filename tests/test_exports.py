@@ -46,7 +46,7 @@ def test_api_names_are_sorted_and_documented():
             assert "Returns:" in doc or returns_none, f"{name} documents no return value"
             if inspect.signature(obj).parameters:
                 assert "Args:" in doc, f"{name} documents no arguments"
-        else:
+        elif obj.__module__ in ("optimizer.api", "optimizer.resources"):  # models defined here, not re-exported
             for field, info in obj.model_fields.items():
                 assert info.description, f"{name}.{field} has no docstring"
 

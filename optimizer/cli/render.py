@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from optimizer.api import CacheStats, EmbeddedModelInfo, EvalResult, RunInfo
+from optimizer.api import CacheStats, EmbeddedStatus, EvalResult, RunInfo
 from optimizer.config import RunConfig
 
 __all__ = ["fmt", "out", "render_autoprompt_passes", "render_cache", "render_candidates", "render_estimate",
@@ -133,7 +133,7 @@ def render_task(task: Any) -> None:
         out.print(Text(f"  {ex.input!r} → {ex.output!r}"))
 
 
-def render_models(models: Sequence[EmbeddedModelInfo]) -> None:
+def render_models(models: Sequence[EmbeddedStatus]) -> None:
     """Print the embedded models and where each is on disk."""
     table = Table(title="embedded models (use as --target embedded:NAME; the default is plain 'embedded')")
     for col in ("name", "kind", "description", "license", "MB", "from PyPI", "downloaded"):
