@@ -1,22 +1,42 @@
-"""The Python API: the same engine as the CLI, for use inside pipelines."""
+"""The Python API: the same engine as the CLI, for use inside pipelines.
+
+The ``apo`` command calls only these functions; each is a thin door to the package that does the work
+(``optimizer.run`` for jobs and runs, ``optimizer.report`` for the leaderboard, and through
+:mod:`optimizer.resources` ``optimizer.models`` for the response cache and the embedded models).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
-from optimizer.config import APEConfig, Budget, RunConfig
+from optimizer.config import Budget, RunConfig
 from optimizer.errors import UsageError
+from optimizer.report.build import Leaderboard, LineageStep, WrongExamples
+from optimizer.resources import CacheStats, EmbeddedStatus, cache_stats, clear_cache, list_models, pull_model
 from optimizer.tasks.task import Task, load_task
+from optimizer.types import RunResult
 
-__all__ = ["EvalResult", "evaluate", "optimize"]
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from optimizer.run.context import Searcher
+    from optimizer.run.estimate import Estimate
+
+__all__ = ["CacheStats", "EmbeddedStatus", "EvalResult", "RunDetails", "RunInfo", "cache_stats", "clear_cache",
+           "estimate", "evaluate", "leaderboard_text", "list_models", "list_runs", "optimize", "print_leaderboard",
+           "print_run_details", "pull_model", "resume", "run_info", "runs_folder", "show_run"]
+
+_DOCS = ConfigDict(use_attribute_docstrings=True)
 
 
 class EvalResult(BaseModel):
     """One instruction scored on one split."""
+
+    model_config = _DOCS
 
     task: str
     """Task name."""
@@ -40,10 +60,34 @@ def _task(task: str | Path | Task, data_dir: str | Path | None, seed: int) -> Ta
     return task if isinstance(task, Task) else load_task(task, data_dir=data_dir, seed=seed)
 
 
+def _job(task: str | Path | Task | RunConfig | None, config: RunConfig | str | Path | dict | None,
+         options: dict[str, Any]) -> tuple[RunConfig, Task | None]:
+    """The configuration for a call of :func:`optimize` or :func:`estimate`, and the in-memory task if one was given."""
+    if isinstance(task, RunConfig):
+        if config is not None:
+            raise UsageError("give the configuration once: as the first argument or as config=, not both")
+        task, config = None, task
+    loaded = task if isinstance(task, Task) else None
+    named = {"task": loaded.name if loaded else str(task)} if task is not None else {}
+    options = {k: str(v) if isinstance(v, Path) else v for k, v in {**options, **named}.items()}
+    if isinstance(config, (str, Path)):
+        return RunConfig.from_file(config, **options), loaded
+    base = config.model_dump() if isinstance(config, RunConfig) else dict(config or {})
+    return RunConfig.from_options(**{**base, **options}), loaded
+
+
+def _reporter(progress: bool):
+    from optimizer.run.progress import Reporter, RichReporter
+
+    return RichReporter() if progress else Reporter()
+
+
 def optimize(
-    task: str | Path | Task,
+    task: str | Path | Task | RunConfig | None = None,
     *,
-    target: str = "embedded",
+    config: RunConfig | str | Path | dict | None = None,
+    searcher: str | Searcher | None = None,
+    target: str | None = None,
     proposer: str | None = None,
     metric: str | Callable[[str, Sequence[str]], float] | None = None,
     budget: Budget | dict | None = None,
@@ -51,63 +95,234 @@ def optimize(
     data_dir: str | Path | None = None,
     progress: bool = False,
     **options: Any,
-):
-    """Search for the best instruction for a task; the job is written to ``runs/<id>/``.
+) -> RunResult:
+    """Search for the best prompt for a task; the job is written to ``runs/<id>/``.
 
     Args:
-        task: a bundled task name, a task folder or file, or a :class:`Task` built in memory.
-        target: model that executes prompts (``embedded``, ``hf:PATH``, ``fake:NAME``).
+        task: a bundled task name, a task folder or file, a :class:`Task` built in memory, or a whole
+            :class:`RunConfig`.
+        config: a job given whole: a :class:`RunConfig`, a mapping, or a YAML/JSON job file (the same
+            names as ``**options``, or the nested shape); every other argument given overrides it.
+        searcher: ``ape`` (default), ``autoprompt``, or a searcher object (the ``Searcher`` protocol of
+            ``optimizer.run.context``); a run made by an object resumes with ``resume(run_id, searcher=...)``.
+        target: model that executes prompts (``embedded``, ``hf:PATH``, ``openai:MODEL``, ``fake:NAME`` …).
         proposer: model that writes instructions (defaults to ``target``).
         metric: a metric name or a Python callable ``(prediction, answers) -> float``.
-        budget: limits on calls, tokens and seconds.
-        runs_dir: where to write the run (default ``./runs``).
-        data_dir: folder of external task data (instruction-induction layout).
+        budget: limits on calls, tokens, seconds and cost (or give ``max_calls=`` … directly).
+        runs_dir: where to write the run (default ``$APO_RUNS_DIR`` or ``./runs``).
+        data_dir: folder of external task data (instruction-induction layout, ``sst2/``, ``lama_trex/``).
         progress: show a rich progress display on stderr.
-        **options: any other RunConfig field (``seed``, ``shots``, ``scoring``, ``dev_size`` …) or
-            APE parameter (``rounds``, ``candidates``, ``top_k`` …). With ``searcher="autoprompt"``,
-            AutoPrompt parameters instead (``template``, ``trigger_tokens``, ``label_words``,
-            ``candidates``, ``iterations`` …, see :class:`~optimizer.config.AutoPromptConfig`), or
-            ``autoprompt=AutoPromptConfig(...)``.
+        **options: any name :meth:`RunConfig.from_options` takes: a RunConfig field (``seed``, ``shots``,
+            ``scoring``, ``dev_limit`` …), a budget limit (``max_calls`` …), ``race_min_examples``,
+            ``race_eta``, and the searcher's parameters: APE's (``rounds``, ``candidates``, ``top_k`` …) or,
+            with ``searcher="autoprompt"``, AutoPrompt's (``cloze_template``, ``label_words``,
+            ``token_candidates``, ``iterations`` …), or whole sections (``ape=APEConfig(...)``).
 
     Returns:
-        The RunResult (best instruction, dev and test scores, baselines, usage).
+        The result: best prompt, dev and test scores, baselines, usage.
     """
     from optimizer.run.engine import run
-    from optimizer.run.progress import Reporter, RichReporter
 
-    seed = int(options.get("seed", 0))
-    loaded = _task(task, data_dir, seed)
-    if options.get("searcher") == "autoprompt":  # AutoPrompt parameters (candidates, template…) go to it
-        from optimizer.config import AutoPromptConfig
-
-        from optimizer.config import migrate_config as _migrate
-
-        given = options.pop("autoprompt", None)
-        fields = dict(given.model_dump() if isinstance(given, AutoPromptConfig) else given or {})
-        flat = _migrate({"autoprompt": {k: options.pop(k) for k in list(options)
-                                        if k in AutoPromptConfig.model_fields or k in ("template", "candidates", "batch_size")}})
-        fields.update(flat["autoprompt"])
-        options["autoprompt"] = AutoPromptConfig(**fields)
-    from optimizer.config import RacingConfig, migrate_config
-
-    racing = {k.removeprefix("race_"): options.pop(k) for k in ("race_min_examples", "race_eta") if k in options}
-    if racing:
-        options["racing"] = RacingConfig(**racing)
-    options = migrate_config(options)
-    ape = {k: options.pop(k) for k in list(options) if k in APEConfig.model_fields}
-    unknown = set(options) - set(RunConfig.model_fields)
-    if unknown:
-        raise UsageError(f"optimize() got unknown options {sorted(unknown)}; see RunConfig and APEConfig fields")
+    custom = None if searcher is None or isinstance(searcher, str) else searcher
     user_metric = metric if callable(metric) else None
-    config = RunConfig(
-        task=str(task) if not isinstance(task, Task) else task.name,
-        data_dir=str(data_dir) if data_dir else None,
-        target=target, proposer=proposer, metric=None if user_metric else metric,
-        budget=Budget.model_validate(budget or {}), ape=APEConfig(**ape), **options,
-    )
-    return run(config, runs_dir=runs_dir, task=loaded, metric=user_metric,
-               reporter=RichReporter() if progress else Reporter())
+    given = {"searcher": custom.name if custom else searcher, "target": target, "proposer": proposer,
+             "metric": None if user_metric else metric, "budget": budget, "data_dir": data_dir}
+    job, loaded = _job(task, config, {**{k: v for k, v in given.items() if v is not None}, **options})
+    return run(job, runs_dir=runs_dir, reporter=_reporter(progress), task=loaded, metric=user_metric, searcher=custom)
 
+
+def resume(run_id: str, *, runs_dir: str | Path | None = None, progress: bool = False,
+           searcher: Searcher | None = None) -> RunResult:
+    """Continue a stopped job without recomputing any recorded score (see ``apo resume``).
+
+    Args:
+        run_id: the run id or folder.
+        runs_dir: the runs folder (default ``$APO_RUNS_DIR`` or ``./runs``).
+        progress: show a rich progress display on stderr.
+        searcher: the searcher object of a run made by one (built-in searchers need none).
+
+    Returns:
+        The finished result.
+    """
+    from optimizer.run.engine import resume as _resume
+
+    return _resume(run_id, runs_dir=runs_dir, reporter=_reporter(progress), searcher=searcher)
+
+
+def estimate(task: str | Path | Task | RunConfig | None = None, *,
+             config: RunConfig | str | Path | dict | None = None, **options: Any) -> Estimate:
+    """The most model calls, and about how many tokens and dollars, an APE job would spend; nothing runs.
+
+    Args:
+        task: as in :func:`optimize` (a task or a whole :class:`RunConfig`).
+        config: as in :func:`optimize`.
+        **options: as in :func:`optimize`.
+
+    Returns:
+        Proposer and target calls (upper bounds), tokens and cost (None without prices), pairs per phase.
+    """
+    from optimizer.run.estimate import estimate as _estimate
+
+    job, loaded = _job(task, config, options)
+    if job.searcher != "ape":
+        raise UsageError(f"estimate covers APE jobs only, not searcher {job.searcher!r} (an AutoPrompt job's dry run "
+                         "counts example passes: apo optimize ... --searcher autoprompt --dry-run)")
+    return _estimate(job, loaded or load_task(job.task, data_dir=job.data_dir, seed=job.seed))
+
+
+# -- runs ----------------------------------------------------------------------------------------
+
+class RunInfo(BaseModel):
+    """One run folder: its stored configuration and, once it finished, its result."""
+
+    model_config = _DOCS
+
+    id: str
+    """The run id (its folder name)."""
+    path: str
+    """The run folder."""
+    config: dict[str, Any]
+    """The configuration as stored in ``config.json`` (runs written before a rename keep the old names)."""
+    result: dict[str, Any] | None
+    """``result.json`` as stored, or None while the run has not finished (interrupted or running)."""
+
+    @property
+    def status(self) -> str:
+        """``complete``, ``partial`` (stopped by the budget) or ``interrupted`` (no result)."""
+        return str(self.result.get("status", "?")) if self.result else "interrupted"
+
+
+class RunDetails(RunInfo):
+    """A run with what ``apo runs show`` prints about it."""
+
+    scores: int
+    """Score records in the run's log."""
+    lineage: list[LineageStep]
+    """The best prompt's ancestry, from a proposal to the winner (empty without a result)."""
+    wrong: WrongExamples | None
+    """The test examples the best prompt gets wrong (None before the test evaluation)."""
+
+
+def runs_folder(runs_dir: str | Path | None = None) -> Path:
+    """Where runs are kept.
+
+    Args:
+        runs_dir: a folder, or None.
+
+    Returns:
+        ``runs_dir``, else ``$APO_RUNS_DIR``, else ``./runs``.
+    """
+    from optimizer.run.store import runs_dir as _runs_dir
+
+    return _runs_dir(runs_dir)
+
+
+def _info(store) -> RunInfo:
+    return RunInfo(id=store.id, path=str(store.path), config=store.read_config().get("config", {}),
+                   result=store.read_result())
+
+
+def list_runs(runs_dir: str | Path | None = None) -> list[RunInfo]:
+    """Every run under the runs folder, by id.
+
+    Args:
+        runs_dir: the runs folder (default ``$APO_RUNS_DIR`` or ``./runs``).
+
+    Returns:
+        One entry per run folder (one with a ``config.json``), sorted by id (so by start time).
+    """
+    from optimizer.run.store import RunStore
+
+    root = runs_folder(runs_dir)
+    return [_info(RunStore(p)) for p in sorted(root.glob("*/")) if (p / "config.json").exists()]
+
+
+def run_info(run_id: str, runs_dir: str | Path | None = None) -> RunInfo:
+    """One run's configuration and result.
+
+    Args:
+        run_id: the run id or its folder.
+        runs_dir: the runs folder (default ``$APO_RUNS_DIR`` or ``./runs``).
+
+    Returns:
+        The run; a missing run raises :class:`UsageError`.
+    """
+    from optimizer.run.store import RunStore
+
+    return _info(RunStore.open(runs_dir, run_id))
+
+
+def show_run(run_id: str, runs_dir: str | Path | None = None) -> RunDetails:
+    """One run with the best prompt's lineage and the test examples it gets wrong.
+
+    Args:
+        run_id: the run id or its folder.
+        runs_dir: the runs folder (default ``$APO_RUNS_DIR`` or ``./runs``).
+
+    Returns:
+        The run's details; a missing run raises :class:`UsageError`.
+    """
+    from optimizer.report.build import lineage, wrong_test_examples
+    from optimizer.run.events import ScoreRecorded
+    from optimizer.run.store import RunStore
+    from optimizer.types import Candidate
+
+    store = RunStore.open(runs_dir, run_id)
+    info = _info(store)
+    result = info.result or {}
+    steps = lineage([Candidate.model_validate(c) for c in result.get("candidates", [])],
+                    (result.get("best") or {}).get("candidate")) if info.result else []
+    return RunDetails(**info.model_dump(), scores=len(store.log.of_type(ScoreRecorded)), lineage=steps,
+                      wrong=wrong_test_examples(store.path) if info.result else None)
+
+
+def print_run_details(details: RunDetails, console: Console) -> None:
+    """Print a run's lineage and wrong test examples as ``apo runs show`` does.
+
+    Args:
+        details: from :func:`show_run`.
+        console: a rich console.
+    """
+    from optimizer.report.text import render_lineage, render_wrong
+
+    render_lineage(details.lineage, console)
+    render_wrong(details.wrong, console)
+
+
+def print_leaderboard(board: Leaderboard, console: Console) -> None:
+    """Print the leaderboard as the terminal table of ``apo leaderboard``.
+
+    Args:
+        board: from :func:`~optimizer.build_leaderboard`.
+        console: a rich console (its width decides the layout).
+    """
+    from optimizer.report.text import render_table
+
+    render_table(board, console)
+
+
+def leaderboard_text(board: Leaderboard, format: Literal["md", "json", "html"]) -> str:
+    """The leaderboard as Markdown, JSON (the same data as ``board``) or one self-contained HTML page.
+
+    Args:
+        board: from :func:`~optimizer.build_leaderboard`.
+        format: ``md``, ``json`` or ``html``.
+
+    Returns:
+        The text.
+    """
+    if format == "md":
+        from optimizer.report.text import render_markdown
+
+        return render_markdown(board)
+    if format == "json":
+        return board.model_dump_json(indent=2) + "\n"
+    from optimizer.report.html import render_html
+
+    return render_html(board)
+
+
+# -- one prompt ----------------------------------------------------------------------------------
 
 def evaluate(
     task: str | Path | Task,

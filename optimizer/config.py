@@ -1,14 +1,20 @@
-"""Run configuration: one pydantic model built by the CLI and the Python API alike."""
+"""Run configuration: one pydantic model built by the CLI and the Python API alike, from flat option
+names (:meth:`RunConfig.from_options`) or a YAML or JSON job file (:meth:`RunConfig.from_file`)."""
 
 from __future__ import annotations
 
-from typing import Literal
+import difflib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
 
-from typing import Any
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from optimizer.errors import UsageError
 
-__all__ = ["APEConfig", "AutoPromptConfig", "Budget", "RacingConfig", "RunConfig", "migrate_config"]
+__all__ = ["APEConfig", "AutoPromptConfig", "Budget", "RacingConfig", "RunConfig", "load_job_file", "migrate_config"]
 
 
 class Budget(BaseModel):
@@ -73,7 +79,7 @@ class AutoPromptConfig(BaseModel):
     """Cloze template with [T] trigger slots and one [P] prediction slot, e.g. ``{sentence} [T] [T] [T] [P] .``
     (default: ``[X]``, ``trigger_tokens`` slots, ``[P] .``)."""
     trigger_tokens: int = Field(default=3, ge=1)
-    """Trigger slots in the default template (ignored when ``template`` is given)."""
+    """Trigger slots in the default template (ignored when ``cloze_template`` is given)."""
     label_words: dict[str, list[str]] | None = None
     """Verbalizer: label words per class, each a single token, e.g. ``{"positive": ["good"], "negative": ["bad"]}``;
     several words per class have their probabilities summed; the command line's string form
@@ -113,11 +119,12 @@ class AutoPromptConfig(BaseModel):
     @field_validator("label_words", mode="before")
     @classmethod
     def _parse_label_words(cls, value):
-        if isinstance(value, str):
+        if isinstance(value, (str, dict)):  # a dict may give one word per class as a plain string
             from optimizer.tasks.cloze import parse_label_words
 
             return parse_label_words(value)
         return value
+
 
 class RunConfig(BaseModel):
     """Everything that defines an optimization job. Stored as ``runs/<id>/config.json``."""
@@ -128,9 +135,10 @@ class RunConfig(BaseModel):
     """A bundled task name, a task folder/file, or an instruction-induction task under data_dir."""
     data_dir: str | None = None
     """Folder of external task data (e.g. ../shared/data/instruction_induction)."""
-    searcher: Literal["ape", "autoprompt"] = "ape"
-    """Which search strategy: ``ape`` (instructions written by a proposer LM) or ``autoprompt`` (gradient-searched
-    trigger tokens; needs a white-box model: a masked LM such as ``embedded:splade-tiny``, or a local causal LM)."""
+    searcher: str = "ape"
+    """Which search strategy: ``ape`` (instructions written by a proposer LM), ``autoprompt`` (gradient-searched
+    trigger tokens; needs a white-box model: a masked LM such as ``embedded:splade-tiny``, or a local causal LM), or
+    the ``name`` of a searcher object given to ``optimize(searcher=...)`` (see ``optimizer.run.context.Searcher``)."""
     target: str = "embedded"
     """The model that executes candidate prompts (``embedded``, ``hf:PATH``, ``fake:NAME``)."""
     proposer: str | None = None
@@ -178,6 +186,54 @@ class RunConfig(BaseModel):
     def _migrate(cls, value: Any) -> Any:
         return migrate_config(value) if isinstance(value, dict) else value
 
+    @classmethod
+    def from_options(cls, task: str | None = None, **options: Any) -> RunConfig:
+        """A configuration from flat option names: the one mapping behind the CLI and the Python API.
+
+        Names: every ``RunConfig`` field; ``max_calls``, ``max_tokens``, ``max_seconds``, ``max_cost``
+        (``budget``); ``race_min_examples``, ``race_eta`` (``racing``); the chosen searcher's fields (APE:
+        ``candidates``, ``rounds`` …; AutoPrompt: ``cloze_template``, ``token_candidates`` …); whole sections
+        (``ape=APEConfig(...)``, ``budget={"max_calls": 50}``), which flat names override field by field; and
+        the names used before the renames (``dev_size``, ``test_size``, ``template``, ``batch_size``; with
+        AutoPrompt also ``candidates``, meaning ``token_candidates``).
+
+        Args:
+            task: a bundled task name, a task folder or file (or give ``task=``).
+            **options: the options, by the names above.
+
+        Returns:
+            The validated configuration. An unknown name (with the closest known ones), an option of the
+            searcher not chosen, or a bad value (which option, what was wrong, what is expected) raise
+            :class:`~optimizer.errors.UsageError`.
+        """
+        data, flat = _nest(task, options)
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise UsageError(_explain(exc, flat)) from None
+
+    @classmethod
+    def from_file(cls, path: str | Path, task: str | None = None, **overrides: Any) -> RunConfig:
+        """A configuration from a YAML or JSON job file (see :func:`load_job_file`) and options that override it.
+
+        Args:
+            path: the job file: the names :meth:`from_options` takes, or the nested shape (``ape: {rounds: 1}``).
+            task: overrides the file's ``task``.
+            **overrides: options that replace the file's (flat names or whole sections).
+
+        Returns:
+            The validated configuration; a missing file, bad YAML or JSON, an unknown name (naming the
+            file) or a bad value raise :class:`~optimizer.errors.UsageError`.
+        """
+        data = load_job_file(path)
+        unknown = [key for key in data if _home(key) is None and key not in {**_RENAMED, **_RENAMED_AUTOPROMPT}]
+        if unknown:
+            raise UsageError(f"{path}: {_unknown_message(unknown)}")
+        try:
+            return cls.from_options(**{**data, **overrides, **({'task': task} if task is not None else {})})
+        except UsageError as exc:
+            raise UsageError(f"{exc} (job file {path} with the options given)") from None
+
 
 _RENAMED = {"template": "execution_style", "dev_size": "dev_limit", "test_size": "test_limit",
             "batch_size": "score_batch_size"}
@@ -210,3 +266,133 @@ def migrate_config(data: dict[str, Any]) -> dict[str, Any]:
     if isinstance(out.get("autoprompt"), dict):
         out["autoprompt"] = {_RENAMED_AUTOPROMPT.get(k, k): v for k, v in out["autoprompt"].items()}
     return out
+
+
+# -- flat options -> nested configuration ------------------------------------------------------
+
+_SECTIONS: dict[str, type[BaseModel]] = {"ape": APEConfig, "autoprompt": AutoPromptConfig, "budget": Budget,
+                                         "racing": RacingConfig}
+_RACING_FLAT = {"race_min_examples": "min_examples", "race_eta": "eta"}
+_HINTS = {"budget_calls": "max_calls", "budget_tokens": "max_tokens", "budget_time": "max_seconds", "model": "target",
+          "no_cache": "cache", "keep_subwords": "filter_subwords", "batch_size_grad": "gradient_batch_size"}  # CLI
+
+
+def _home(name: str) -> tuple[str, ...] | None:
+    """Where a flat option goes in the nested configuration (None: not an option)."""
+    if name in RunConfig.model_fields:
+        return (name,)
+    if name in _RACING_FLAT:
+        return ("racing", _RACING_FLAT[name])
+    return next(((section, name) for section in ("budget", "ape", "autoprompt")
+                 if name in _SECTIONS[section].model_fields), None)
+
+
+def _unknown_message(names: list[str]) -> str:
+    known = sorted({f for model in (RunConfig, *_SECTIONS.values()) for f in model.model_fields} | set(_RACING_FLAT))
+    parts = []
+    for name in names:
+        close = dict.fromkeys([_HINTS.get(name)] * (name in _HINTS) + difflib.get_close_matches(name, known, n=3))
+        parts.append(repr(name) + (f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""))
+    return (f"unknown option{'s' * (len(names) > 1)} {', '.join(parts)}; see `apo optimize --help` and the fields of "
+            "RunConfig, Budget, APEConfig and AutoPromptConfig (optimizer/config.py)")
+
+
+def _section(name: str, value: Any) -> dict[str, Any]:
+    value = value.model_dump(exclude_unset=True) if isinstance(value, BaseModel) else value
+    if not isinstance(value, Mapping):
+        raise UsageError(f"{name} must be {_SECTIONS[name].__name__}(...) or a mapping, not {type(value).__name__}")
+    return dict(value)
+
+
+def _nest(task: str | None, options: dict[str, Any]) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
+    """The nested configuration for flat ``options``, and the flat name behind each nested field."""
+    data = {**options, **({"task": str(task)} if task is not None else {})}
+    if data.get("task") is None:
+        raise UsageError("no task given: name a bundled task (`apo tasks list`), a task folder or file, "
+                         "or set task in the job file")
+    searcher = data.get("searcher", "ape")
+    for name, new in {**_RENAMED, **(_RENAMED_AUTOPROMPT if searcher == "autoprompt" else {})}.items():
+        if name in data and new in data:
+            raise UsageError(f"{name!r} is the old name of {new!r} here; give one of them, {new!r}")
+        if name in data:
+            data[new] = data.pop(name)
+    unknown = [name for name in data if _home(name) is None]
+    if unknown:
+        raise UsageError(_unknown_message(unknown))
+    out = {name: _section(name, data.pop(name)) for name in _SECTIONS if data.get(name) is not None}
+    flat: dict[tuple[str, ...], str] = {}
+    for name, value in data.items():
+        home = _home(name)
+        if len(home) == 1 and name not in _SECTIONS:
+            out[name] = value
+        elif len(home) == 2:
+            out.setdefault(home[0], {})[home[1]] = value
+        flat[home] = name
+    _check_searcher(searcher, flat)
+    return out, flat
+
+
+def _check_searcher(searcher: Any, flat: dict[tuple[str, ...], str]) -> None:
+    """Refuse flat options of the searcher that was not chosen."""
+    other = {"ape": "autoprompt", "autoprompt": "ape"}.get(searcher)
+    wrong = sorted(name for home, name in flat.items() if home[0] == other and len(home) == 2)
+    if wrong:
+        label = {"ape": "APE", "autoprompt": "AutoPrompt"}[other]
+        raise UsageError(f"{', '.join(wrong)}: {label} option{'s' * (len(wrong) > 1)}, but the searcher is {searcher}; "
+                         f"choose searcher {other} (--searcher {other}) or leave {'them' if wrong[1:] else 'it'} out")
+
+
+def _explain(exc: ValidationError, flat: dict[tuple[str, ...], str]) -> str:
+    """A validation error as lines a person can act on: the option, what was wrong, what is expected."""
+    lines = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(str(p) for p in err["loc"])
+        dotted = ".".join(loc)
+        where = f"{flat[loc]} ({dotted})" if flat.get(loc, dotted) != dotted else dotted
+        if err["type"] == "extra_forbidden":
+            fields = list(_SECTIONS[loc[0]].model_fields) if len(loc) == 2 and loc[0] in _SECTIONS else []
+            close = " or ".join(map(repr, difflib.get_close_matches(loc[-1], fields)))
+            lines.append(f"{where}: unknown field" + (f"; did you mean {close}?" if close else ""))
+        elif err["type"] == "missing":
+            lines.append(f"{where}: required")
+        else:
+            lines.append(f"{where}: {err['msg'][0].lower()}{err['msg'][1:]}, got {err['input']!r}")
+    return "invalid option" + ("s:\n  " if len(lines) > 1 else " ") + "\n  ".join(lines)
+
+
+def load_job_file(path: str | Path) -> dict[str, Any]:
+    """The options in a YAML or JSON job file (``.json``: JSON; otherwise YAML).
+
+    Args:
+        path: the file, holding one mapping: the names :meth:`RunConfig.from_options` takes (dashes read as
+            underscores) or the nested shape; a stored ``runs/<id>/config.json`` gives its ``config``.
+
+    Returns:
+        The mapping, names not yet checked.
+
+    Raises:
+        UsageError: the file is missing, is not valid YAML or JSON, or holds no mapping.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"job file {p} not found" + (" (it is a folder)" if p.is_dir() else ""))
+    text = p.read_text(encoding="utf-8")
+    if p.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{p}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
+    else:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{p}:{mark.line + 1}:{mark.column + 1}" if mark else str(p)
+            raise UsageError(f"{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise UsageError(f"{p}: a job file holds one mapping of option names to values (e.g. `task: sum` and "
+                         f"`rounds: 1` on their own lines), not a {type(data).__name__}")
+    if isinstance(data.get("config"), dict) and set(data) <= {"config", "run_id", "provenance", "schema"}:
+        data = data["config"]  # a stored runs/<id>/config.json
+    return {str(k).replace("-", "_"): v for k, v in data.items()}

@@ -25,7 +25,8 @@ def run_cli(*args: str, env_extra: dict | None = None, timeout: float = 120) -> 
 
 def test_help_does_not_import_torch():
     code = ("import sys\nfrom optimizer.cli.main import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "for sub in ('optimize', 'runs', 'tasks'):\n    try:\n        main([sub, '--help'])\n    except SystemExit:\n        pass\n"
+            "for sub in ('optimize', 'eval', 'runs', 'tasks', 'leaderboard', 'resume', 'models', 'cache'):\n"
+            "    try:\n        main([sub, '--help'])\n    except SystemExit:\n        pass\n"
             "heavy = [m for m in ('torch', 'transformers', 'datasets') if m in sys.modules]\n"
             "assert not heavy, heavy\nprint('light')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
@@ -173,3 +174,51 @@ def test_max_calls_alias_caps_the_run(tmp_path):
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert result["status"] == "partial" and result["calls"] <= 25
+
+
+def test_job_file_with_options_typed_over_it(tmp_path):
+    env = {"APO_RUNS_DIR": str(tmp_path / "runs"), "APO_CACHE_DIR": str(tmp_path / "cache")}
+    job = tmp_path / "job.yaml"
+    job.write_text("task: capitalize_words\ntarget: fake:upper\nrounds: 2\ncandidates: 3\nseed: 7\n"
+                   "budget:\n  max_calls: 500\ndev_limit: 6\ntest_limit: 6\n")
+    out = run_cli("optimize", "--config", str(job), "--rounds", "0", "--max-calls", "400", "--json", env_extra=env)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    config = json.loads((Path(result["run_dir"]) / "config.json").read_text())["config"]
+    # typed: rounds and the call budget; from the file: everything else; defaults stay defaults
+    assert (config["ape"]["rounds"], config["budget"]["max_calls"]) == (0, 400)
+    assert (config["task"], config["target"], config["seed"], config["ape"]["candidates"]) == (
+        "capitalize_words", "fake:upper", 7, 3)
+    assert (config["dev_limit"], config["test_limit"], config["concurrency"], config["cache"]) == (6, 6, 4, True)
+    other = run_cli("optimize", "topic", "--config", str(job), "--dev-size", "5", "--dry-run", "--json", env_extra=env)
+    assert other.returncode == 0, other.stderr
+    from optimizer import estimate
+
+    expected = estimate("topic", config=job, dev_limit=5)  # the typed task and --dev-size win over the file
+    assert json.loads(other.stdout)["pairs"] == expected.pairs
+    assert expected.pairs != estimate(config=job).pairs
+
+
+def test_job_file_errors_exit_2_and_name_the_file(tmp_path):
+    job = tmp_path / "job.yaml"
+    job.write_text("task: capitalize_words\nrouds: 1\n")
+    out = run_cli("optimize", "--config", str(job))
+    assert out.returncode == 2 and "job.yaml" in out.stderr and "did you mean 'rounds'" in out.stderr
+    missing = run_cli("optimize", "--config", str(tmp_path / "nope.yaml"))
+    assert missing.returncode == 2 and "nope.yaml not found" in missing.stderr
+    no_task = run_cli("optimize", "--target", "fake:upper")
+    assert no_task.returncode == 2 and "no task given" in no_task.stderr
+
+
+def test_options_of_the_other_searcher_exit_2(capsys):
+    assert main(["optimize", "capitalize_words", "--iterations", "3"]) == 2
+    assert "--searcher autoprompt" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["--token-candidates", "--candidates"])
+def test_autoprompt_token_candidates_in_the_dry_run(flag, capsys):
+    args = ["optimize", "capitalize_words", "--searcher", "autoprompt", flag, "7", "--iterations", "2",
+            "--batch-size-grad", "4", "--eval-batch-size", "4", "--dry-run"]
+    assert main(args) == 0
+    # per iteration: 2 x 4 gradient passes, (7 + 1) triggers on 4 examples
+    assert "at most 80 example passes in 2 iterations" in capsys.readouterr().out

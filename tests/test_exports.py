@@ -8,6 +8,7 @@ EXPECTED = [
     "UsageError", "evaluate", "list_tasks", "load_task", "optimize", "register_fake", "resume",
 ]
 EXPECTED += ["Leaderboard", "LeaderboardRow", "build_leaderboard"]  # leaderboard reports (optimizer.report.build)
+EXPECTED += ["cache_stats", "clear_cache", "estimate", "list_models", "list_runs", "pull_model", "show_run"]  # optimizer.api
 
 
 def test_public_names_are_pinned():
@@ -27,5 +28,32 @@ def test_every_config_field_is_documented():
 def test_public_functions_are_not_shadowed_by_submodules():
     import optimizer.run.engine  # noqa: F401  (imports every submodule the engine uses)
 
-    for name in ("evaluate", "optimize", "resume", "load_task", "list_tasks"):
+    for name in ("evaluate", "optimize", "resume", "load_task", "list_tasks", "estimate", "list_runs", "show_run"):
         assert callable(getattr(optimizer, name)) and not isinstance(getattr(optimizer, name), type(optimizer))
+
+
+def test_api_names_are_sorted_and_documented():
+    import inspect
+
+    import optimizer.api
+
+    assert optimizer.api.__all__ == sorted(optimizer.api.__all__)
+    for name in optimizer.api.__all__:
+        obj = getattr(optimizer.api, name)
+        if inspect.isfunction(obj):
+            doc = inspect.getdoc(obj) or ""
+            returns_none = inspect.signature(obj).return_annotation in (None, "None")
+            assert "Returns:" in doc or returns_none, f"{name} documents no return value"
+            if inspect.signature(obj).parameters:
+                assert "Args:" in doc, f"{name} documents no arguments"
+        elif obj.__module__ in ("optimizer.api", "optimizer.resources"):  # models defined here, not re-exported
+            for field, info in obj.model_fields.items():
+                assert info.description, f"{name}.{field} has no docstring"
+
+
+def test_optimize_declares_its_return_type():
+    import optimizer
+    import optimizer.api
+
+    for function in (optimizer.optimize, optimizer.resume):
+        assert eval(function.__annotations__["return"], vars(optimizer.api)) is optimizer.RunResult

