@@ -32,6 +32,8 @@ from optimizer.config import APEConfig, AutoPromptConfig, Budget, RacingConfig, 
 from optimizer.errors import ApoError, BudgetExceeded, CapabilityError, ModelUnavailable, TaskError, UsageError
 from optimizer.models.providers.fake import FakeModel, register_fake
 from optimizer.report.build import Leaderboard, LeaderboardRow, build_leaderboard
+from optimizer.run.context import ScorerSetup, SearchContext, Searcher
+from optimizer.run.events import SearcherNote
 from optimizer.tasks.task import Task, list_tasks, load_task
 from optimizer.types import Candidate, Example, RunResult, Score, ScoredPrompt
 
@@ -54,6 +56,10 @@ __all__ = [
     "RunResult",
     "Score",
     "ScoredPrompt",
+    "ScorerSetup",
+    "SearchContext",
+    "Searcher",
+    "SearcherNote",
     "Task",
     "TaskError",
     "UsageError",

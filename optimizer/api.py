@@ -132,7 +132,7 @@ def optimize(
 
 
 def resume(run_id: str, *, runs_dir: str | Path | None = None, progress: bool = False,
-           searcher: Searcher | None = None) -> RunResult:
+           searcher: Searcher | None = None, task: Task | None = None) -> RunResult:
     """Continue a stopped job without recomputing any recorded score (see ``apo resume``).
 
     Args:
@@ -140,13 +140,14 @@ def resume(run_id: str, *, runs_dir: str | Path | None = None, progress: bool = 
         runs_dir: the runs folder (default ``$APO_RUNS_DIR`` or ``./runs``).
         progress: show a rich progress display on stderr.
         searcher: the searcher object of a run made by one (built-in searchers need none).
+        task: the task, when the run was of a :class:`Task` built in memory (others load again by name).
 
     Returns:
         The finished result.
     """
     from optimizer.run.engine import resume as _resume
 
-    return _resume(run_id, runs_dir=runs_dir, reporter=_reporter(progress), searcher=searcher)
+    return _resume(run_id, runs_dir=runs_dir, reporter=_reporter(progress), searcher=searcher, task=task)
 
 
 def estimate(task: str | Path | Task | RunConfig | None = None, *,

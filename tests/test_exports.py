@@ -9,6 +9,7 @@ EXPECTED = [
 ]
 EXPECTED += ["Leaderboard", "LeaderboardRow", "build_leaderboard"]  # leaderboard reports (optimizer.report.build)
 EXPECTED += ["cache_stats", "clear_cache", "estimate", "list_models", "list_runs", "pull_model", "show_run"]  # optimizer.api
+EXPECTED += ["ScorerSetup", "SearchContext", "Searcher", "SearcherNote"]  # writing searchers (optimizer.run)
 
 
 def test_public_names_are_pinned():

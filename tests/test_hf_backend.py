@@ -23,7 +23,8 @@ from optimizer.types import GenerateRequest, LogprobRequest, Message
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from optimizer.models.providers.hf import HFAdapter, load_hf  # noqa: E402
+from optimizer.models.providers.hf import HFAdapter  # noqa: E402
+from optimizer.models.providers.hf_loading import load_hf  # noqa: E402
 
 CORPUS = [
     "The quick brown fox jumps over the lazy dog.",

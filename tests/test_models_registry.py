@@ -179,7 +179,7 @@ def test_embedded_models_load_by_their_kind(tiny_folders: dict[str, Path], monke
 
 
 def test_unload_all_forgets_masked_and_causal_models_alike(tiny_folders: dict[str, Path]) -> None:
-    from optimizer.models.providers.hf import unload_all
+    from optimizer.models.providers.hf_loading import unload_all
     from optimizer.models.providers.loaded import loaded_count
     from optimizer.models.registry import load_model
 

@@ -346,6 +346,6 @@ def load_embedded(name: str = DEFAULT_EMBEDDED, *, device: str | None = None, dt
         from optimizer.models.providers.mlm import load_mlm
 
         return load_mlm(path, device=device, name=label)
-    from optimizer.models.providers.hf import load_hf
+    from optimizer.models.providers.hf_loading import load_hf
 
     return load_hf(path, device=device, dtype=dtype, name=label)

@@ -182,7 +182,7 @@ def _hf(request: ModelRequest) -> Adapter:
 
     if is_masked_lm(request.rest):
         return load_mlm(request.rest, name=request.spec)
-    from optimizer.models.providers.hf import load_hf
+    from optimizer.models.providers.hf_loading import load_hf
 
     return load_hf(request.rest, name=request.spec)
 

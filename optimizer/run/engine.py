@@ -222,7 +222,7 @@ def run(config: RunConfig, *, runs_dir: Any = None, reporter: Reporter | None = 
 
 
 def resume(run_id: str, *, runs_dir: Any = None, reporter: Reporter | None = None,
-           searcher: Searcher | None = None) -> RunResult:
+           searcher: Searcher | None = None, task: Task | None = None) -> RunResult:
     """Continue a job that stopped (even by SIGKILL) without recomputing any recorded score.
 
     Args:
@@ -230,13 +230,14 @@ def resume(run_id: str, *, runs_dir: Any = None, reporter: Reporter | None = Non
         runs_dir: the runs folder.
         reporter: progress display.
         searcher: the searcher object, for a run made by one defined outside apo.
+        task: the task, for a run of a task built in memory (others are loaded again by name).
 
     Returns:
         The finished result.
     """
     store = RunStore.open(runs_dir, run_id)
     config = RunConfig.model_validate(store.read_config()["config"])
-    return run(config, runs_dir=runs_dir, reporter=reporter, store=store, searcher=searcher)
+    return run(config, runs_dir=runs_dir, reporter=reporter, store=store, searcher=searcher, task=task)
 
 
 def evaluate_prompt(config: RunConfig, prompt: str, *, split: str = "test", limit: int | None = None,

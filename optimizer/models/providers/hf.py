@@ -1,7 +1,7 @@
 """Local transformers causal LMs: batched generation and continuation log-probabilities.
 
-:class:`HFAdapter` wraps a loaded model and its tokenizer; ``load_hf`` (from
-:mod:`optimizer.models.providers.hf_loading`, re-exported here) loads one from a folder, a ``.gguf``
+:class:`HFAdapter` wraps a loaded model and its tokenizer; ``load_hf`` (in
+:mod:`optimizer.models.providers.hf_loading`) loads one from a folder, a ``.gguf``
 file or a Hub name, once per process.
 
 torch and transformers are imported only when a model is loaded.
@@ -9,7 +9,7 @@ torch and transformers are imported only when a model is loaded.
 Example:
     ::
 
-        from optimizer.models.providers.hf import load_hf
+        from optimizer.models.providers.hf_loading import load_hf
         from optimizer.types import LogprobRequest
 
         lm = load_hf("/models/SmolLM2-135M-Instruct.Q4_1.gguf")
@@ -24,12 +24,14 @@ import threading
 from typing import Any
 
 from optimizer.models.base import CHAT, GENERATE, LOGPROB, WHITEBOX
-from optimizer.models.providers.hf_loading import DEFAULT_BATCH_SIZE, load_hf, unload_all
 from optimizer.models.stops import cut_at_stop, first_stop
 from optimizer.errors import CapabilityError
 from optimizer.types import GenerateRequest, Generation, LogprobRequest, LogprobResult
 
-__all__ = ["HFAdapter", "load_hf", "unload_all"]
+__all__ = ["DEFAULT_BATCH_SIZE", "HFAdapter"]
+
+DEFAULT_BATCH_SIZE = 16
+"""Requests per forward pass."""
 
 DEFAULT_BATCH_TOKENS = 16_384
 """Upper bound on batch rows times padded length, to bound memory with long prompts."""

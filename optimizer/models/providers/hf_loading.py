@@ -19,22 +19,17 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from optimizer.errors import ModelUnavailable, UsageError
 from optimizer.models.cache import cache_dir
+from optimizer.models.providers.hf import DEFAULT_BATCH_SIZE, HFAdapter
 from optimizer.models.providers.loaded import pick_device, quiet_loading, shared_model, unload_all
 
-if TYPE_CHECKING:
-    from optimizer.models.providers.hf import HFAdapter
 
 __all__ = ["DEFAULT_BATCH_SIZE", "load_hf", "quiet_loading", "unload_all"]
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_BATCH_SIZE = 16
-"""Requests per forward pass."""
-
 
 def _resolve(path_or_name: str) -> tuple[str, str, str | None]:
     """(cache key, folder or Hub name, gguf file name or None)."""
@@ -95,8 +90,6 @@ def load_hf(
     Raises:
         ModelUnavailable: the path does not exist or the model could not be loaded.
     """
-    from optimizer.models.providers.hf import HFAdapter
-
     key_path, source, gguf_file = _resolve(path_or_name)
     device = pick_device(device)
     torch_dtype = _pick_dtype(dtype, device)
