@@ -222,3 +222,10 @@ def test_autoprompt_token_candidates_in_the_dry_run(flag, capsys):
     assert main(args) == 0
     # per iteration: 2 x 4 gradient passes, (7 + 1) triggers on 4 examples
     assert "at most 80 example passes in 2 iterations" in capsys.readouterr().out
+
+
+def test_a_budget_too_small_for_any_prompt_says_so(tmp_path):
+    out = run_cli("optimize", "capitalize_words", "--target", "fake:upper", "--budget-calls", "30", "--no-cache",
+                  env_extra={"APO_RUNS_DIR": str(tmp_path)})
+    assert out.returncode == 0, out.stderr
+    assert "partial" in out.stdout and "nothing to recommend" in out.stdout and "--budget-calls" in out.stdout

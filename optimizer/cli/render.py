@@ -49,6 +49,11 @@ def render_result(result: dict, console: Console = out) -> None:
     for p in rows:
         if p["name"] != "no_instruction":
             console.print(f"[bold]{p['name']}:[/bold] {escape(p['text'])}", highlight=False)
+    if not rows:
+        console.print("nothing to recommend: the budget ran out before any prompt was scored on the dev set. "
+                      "Run again with a larger --budget-calls (`apo optimize TASK --dry-run` prints what the job "
+                      "needs); answers already computed come from the response cache at no cost.",
+                      highlight=False, markup=False)
 
 
 def render_candidates(result: dict, limit: int = 10) -> None:
