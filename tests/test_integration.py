@@ -56,8 +56,8 @@ def test_readme_python_example_runs(monkeypatch):
 
 def test_gguf_conversion_is_kept_and_loads_identically(tmp_path, monkeypatch):
     """The dequantized copy of a GGUF file gives exactly the same scores and generations."""
-    from optimizer.models.providers import hf_loading
     from optimizer.models.embedded import ensure
+    from optimizer.models.providers import hf_loading
     from optimizer.types import GenerateRequest, LogprobRequest
 
     monkeypatch.setattr(hf_loading, "cache_dir", lambda: tmp_path)

@@ -23,13 +23,23 @@ from typing import Literal
 
 from optimizer.config import migrate_config
 from optimizer.errors import ApoError, UsageError
-from optimizer.report.models import (SORT_ORDER, Comparison, Leaderboard, LeaderboardRow, LineageStep, RunSummary,
-                                     SeedSpread, SkippedRun, WrongExample, WrongExamples)
+from optimizer.report.models import (
+    SORT_ORDER,
+    Comparison,
+    Leaderboard,
+    LeaderboardRow,
+    LineageStep,
+    RunSummary,
+    SeedSpread,
+    SkippedRun,
+    WrongExample,
+    WrongExamples,
+)
 from optimizer.report.stats import bootstrap_ci, paired_bootstrap_ci
 from optimizer.run.history import candidates_from_log, dev_trajectory, usage_from_log
 from optimizer.run.racing import rank_key
 from optimizer.run.store import RunStore, runs_dir
-from optimizer.types import Candidate, Score, RunResult
+from optimizer.types import Candidate, RunResult
 
 __all__ = [
     "Comparison",

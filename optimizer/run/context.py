@@ -57,7 +57,7 @@ class Searcher(Protocol):
     requires: frozenset[str]
     """Capabilities the target must have (``generate``, ``logprob``, ``whitebox``; see optimizer.models.base)."""
 
-    def run(self, ctx: "SearchContext") -> None:
+    def run(self, ctx: SearchContext) -> None:
         """Search until done; any model call may raise BudgetExceeded, which the engine handles."""
         ...
 

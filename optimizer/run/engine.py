@@ -20,9 +20,7 @@ from optimizer.models.client import Ledger, ModelClient, ProviderLimit, RoleUsag
 from optimizer.models.prices import load_prices, price_of
 from optimizer.models.registry import API_PROVIDERS, load_model, parse_model
 from optimizer.run.context import ScorerSetup, ScoresOwnPrompts, SearchContext, Searcher
-from optimizer.run.events import (
-    SCHEMA_VERSION, BudgetStopped, RunDone, SessionStarted, UsageSnapshot,
-)
+from optimizer.run.events import SCHEMA_VERSION, BudgetStopped, RunDone, SessionStarted, UsageSnapshot
 from optimizer.run.finish import finish
 from optimizer.run.progress import Reporter
 from optimizer.run.provenance import provenance

@@ -10,11 +10,11 @@ import math
 
 from pydantic import BaseModel
 
-from optimizer.models.registry import API_PROVIDERS, parse_model
-from optimizer.models.prices import cost, load_prices, price_of
 from optimizer.config import RunConfig
-from optimizer.tasks.task import Task
+from optimizer.models.prices import cost, load_prices, price_of
+from optimizer.models.registry import API_PROVIDERS, parse_model
 from optimizer.search.ape.prompts import forward_prompt
+from optimizer.tasks.task import Task
 from optimizer.tasks.templates import execution_template
 
 __all__ = ["Estimate", "estimate", "race_cost"]

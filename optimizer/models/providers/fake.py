@@ -16,8 +16,8 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import time
 import re
+import time
 from collections.abc import Callable
 
 from optimizer.models.base import CHAT, GENERATE, LOGPROB

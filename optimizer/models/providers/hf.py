@@ -23,9 +23,9 @@ import inspect
 import threading
 from typing import Any
 
+from optimizer.errors import CapabilityError
 from optimizer.models.base import CHAT, GENERATE, LOGPROB, WHITEBOX
 from optimizer.models.stops import cut_at_stop, first_stop
-from optimizer.errors import CapabilityError
 from optimizer.types import GenerateRequest, Generation, LogprobRequest, LogprobResult
 
 __all__ = ["DEFAULT_BATCH_SIZE", "HFAdapter"]

@@ -26,7 +26,6 @@ from optimizer.models.cache import cache_dir
 from optimizer.models.providers.hf import DEFAULT_BATCH_SIZE, HFAdapter
 from optimizer.models.providers.loaded import pick_device, quiet_loading, shared_model, unload_all
 
-
 __all__ = ["DEFAULT_BATCH_SIZE", "load_hf", "quiet_loading", "unload_all"]
 
 logger = logging.getLogger(__name__)

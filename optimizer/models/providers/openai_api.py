@@ -28,10 +28,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, NamedTuple
 
+from optimizer.errors import CapabilityError, ModelUnavailable, UsageError
 from optimizer.models.base import CHAT, GENERATE, LOGPROB
 from optimizer.models.retry import ProviderError, RetryingCaller, credentials
 from optimizer.models.stops import cut_at_stop
-from optimizer.errors import CapabilityError, ModelUnavailable, UsageError
 from optimizer.types import GenerateRequest, Generation, LogprobRequest, LogprobResult
 
 __all__ = ["OpenAIAdapter", "TokenStep", "follow_continuation"]

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
-from optimizer.tasks.cloze import ClozeTemplate
 from optimizer.errors import UsageError
+from optimizer.tasks.cloze import ClozeTemplate
 
 __all__ = ["ClozeModel", "Encoded", "Verbalizer", "special_ids"]
 
@@ -53,7 +53,7 @@ class Verbalizer:
             classes, a plain classifier over the label words).
     """
 
-    def __init__(self, model: "ClozeModel", label_words: dict[str, list[str]] | None, *,
+    def __init__(self, model: ClozeModel, label_words: dict[str, list[str]] | None, *,
                  normalize: str = "vocab") -> None:
         if normalize not in ("vocab", "labels"):
             raise ValueError(f"normalize must be vocab or labels, not {normalize!r}")

@@ -106,7 +106,7 @@ class AutoPromptSearch:
         return (model.filler_id,) * n
 
     # -- loop ---------------------------------------------------------------------------------
-    def run(self, ctx: "SearchContext") -> None:
+    def run(self, ctx: SearchContext) -> None:
         """Search for ``iterations`` iterations (or until patience runs out), resuming recorded ones."""
         cfg = self.config
         if self.model is None or self.scorer is None:
@@ -166,7 +166,7 @@ class AutoPromptSearch:
                 stale += 1
                 ctx.record(AutoPromptStep(**step, stale=stale, best_candidate_loss=rest[best] if best is not None else None))
 
-    def _accept(self, ctx: "SearchContext", trigger: tuple[int, ...], iteration: int, step: dict | None, *,
+    def _accept(self, ctx: SearchContext, trigger: tuple[int, ...], iteration: int, step: dict | None, *,
                 replay: bool = False, train_eval: Sequence[Example] = ()) -> None:
         """Register an accepted trigger as a candidate, score it on dev and (unless replaying) record it."""
         ev = self.scorer
