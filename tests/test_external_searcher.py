@@ -1,4 +1,5 @@
-"""A searcher defined outside apo runs through the public Searcher protocol: racing, budget, cache, resume, leaderboard."""
+"""A searcher defined outside apo runs through the public Searcher protocol: racing, budget, cache, resume,
+leaderboard."""
 
 from __future__ import annotations
 

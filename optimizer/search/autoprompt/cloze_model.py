@@ -132,7 +132,9 @@ class ClozeModel:
         if kind not in ("masked", "causal"):
             raise ValueError(f"kind must be masked or causal, not {kind!r}")
         if kind == "masked" and tokenizer.mask_token_id is None:
-            raise UsageError("this tokenizer has no mask token; a masked LM is needed (or a causal LM as kind='causal')")
+            raise UsageError(
+                "this tokenizer has no mask token; a masked LM is needed (or a causal LM as kind='causal')"
+            )
         self.model = model
         self.tokenizer = tokenizer
         self.kind = kind

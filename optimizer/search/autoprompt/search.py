@@ -83,9 +83,10 @@ class AutoPromptSearch:
             outputs = sorted({ex.output for ex in setup.task.train})
             unknown = [o for o in outputs if o not in verbalizer.classes]
             if unknown:
-                raise UsageError(f"task {setup.task.name!r} has outputs {unknown[:5]} that are not classes of the label "
-                                 f"words ({', '.join(verbalizer.classes)}); fix: name every class, e.g. --label-words "
-                                 f"'{';'.join(f'{c}=word' for c in outputs[:4])}'")
+                example = ";".join(f"{c}=word" for c in outputs[:4])
+                raise UsageError(f"task {setup.task.name!r} has outputs {unknown[:5]} that are not classes of the "
+                                 f"label words ({', '.join(verbalizer.classes)}); fix: name every class, e.g. "
+                                 f"--label-words '{example}'")
         self.scorer = ClozeScorer(self.model, template, verbalizer)
         return self.scorer
 
@@ -151,8 +152,9 @@ class AutoPromptSearch:
                                 f"{' '.join(model.token_text(t) for t in trigger)}")
             encs = [model.encode(ev.template, ex.input, trigger) for ex in grad_batch]
             gold = ev.gold(grad_batch)
-            grad, _ = model.trigger_gradient(encs, trigger, lambda lp: label_loss(lp, gold, ev.verbalizer))
-            cands = [c for c in candidate_tokens(grad[pos], embeddings, cfg.token_candidates, excluded) if c != trigger[pos]]
+            grad, _ = model.trigger_gradient(encs, trigger, lambda lp, gold=gold: label_loss(lp, gold, ev.verbalizer))
+            proposed = candidate_tokens(grad[pos], embeddings, cfg.token_candidates, excluded)
+            cands = [c for c in proposed if c != trigger[pos]]
             losses = ev.losses(eval_batch, [trigger] + [replace_trigger(trigger, pos, c) for c in cands])
             current, rest = losses[0], losses[1:]
             best = min(range(len(rest)), key=rest.__getitem__) if rest else None
@@ -164,7 +166,8 @@ class AutoPromptSearch:
                 self._accept(ctx, trigger, it, {**step, "batch_loss": rest[best]}, train_eval=train_eval)
             else:
                 stale += 1
-                ctx.record(AutoPromptStep(**step, stale=stale, best_candidate_loss=rest[best] if best is not None else None))
+                best_loss = rest[best] if best is not None else None
+                ctx.record(AutoPromptStep(**step, stale=stale, best_candidate_loss=best_loss))
 
     def _accept(self, ctx: SearchContext, trigger: tuple[int, ...], iteration: int, step: dict | None, *,
                 replay: bool = False, train_eval: Sequence[Example] = ()) -> None:
