@@ -229,7 +229,7 @@ class ModelClient:
             if len(fresh) != len(todo):
                 raise RuntimeError(f"{self.name} answered {len(fresh)} of {len(todo)} requests")
             usage.calls += len(todo)
-            rows = []
+            rows: list[tuple[str, str, str, dict]] = []
             for i, result in zip(todo, fresh):
                 results[i] = result
                 usage.prompt_tokens += result.prompt_tokens

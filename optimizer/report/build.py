@@ -209,10 +209,11 @@ def _row(runs: list[RunSummary]) -> LeaderboardRow:
     # max() keeps the first of equals: ties go to the earliest run id
     winner = max(sorted(pool, key=lambda r: r.run_id), key=lambda r: (rank_key(r.dev, r.scoring), r.test is not None))
     ordered = [winner] + sorted((r for r in runs if r is not winner), key=lambda r: r.run_id)
-    same = [r for r in finished if r.configuration == winner.configuration and r.test and r.test.acc is not None]
+    # test accuracies of the winner's configuration over seeds
+    accs = [r.test.acc for r in finished
+            if r.configuration == winner.configuration and r.test is not None and r.test.acc is not None]
     spread = None
-    if len(same) >= 2:
-        accs = [r.test.acc for r in same]
+    if len(accs) >= 2:
         spread = SeedSpread(n=len(accs), mean=statistics.fmean(accs), sd=statistics.stdev(accs), min=min(accs),
                             max=max(accs))
     wall = _sum([r.wall_s for r in runs])

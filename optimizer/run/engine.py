@@ -26,6 +26,7 @@ from optimizer.run.progress import Reporter
 from optimizer.run.provenance import provenance
 from optimizer.run.scoring import InstructionScorer, Journal, JournalledEvaluator, PromptScorer
 from optimizer.run.store import RunStore
+from optimizer.tasks.files import SplitName
 from optimizer.tasks.metrics import resolve_metric
 from optimizer.tasks.task import Task, load_task
 from optimizer.tasks.templates import execution_template
@@ -243,7 +244,7 @@ def resume(run_id: str, *, runs_dir: Any = None, reporter: Reporter | None = Non
     return run(config, runs_dir=runs_dir, reporter=reporter, store=store, searcher=searcher, task=task)
 
 
-def evaluate_prompt(config: RunConfig, prompt: str, *, split: str = "test", limit: int | None = None,
+def evaluate_prompt(config: RunConfig, prompt: str, *, split: SplitName = "test", limit: int | None = None,
                     task: Task | None = None, metric: Metric | None = None) -> tuple[Task, list[Any], dict[str, Any]]:
     """Score one instruction on a split exactly as a run with ``config`` would (same clients, template and metric).
 

@@ -274,7 +274,7 @@ Event = Annotated[
 ]
 """Any event of the run log."""
 
-_EVENT = TypeAdapter(Event)
+_EVENT: TypeAdapter[Event] = TypeAdapter(Event)
 E = TypeVar("E", bound=_Event)
 
 

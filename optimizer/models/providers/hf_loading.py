@@ -152,7 +152,8 @@ def _load(source: str, gguf_file: str | None, device: str, dtype: Any) -> tuple[
         raise ModelUnavailable(f"could not load model {where}: {exc}\n{hint}") from exc
     if converted is not None:
         _save_converted(model, tokenizer, converted)
-    model.to(device)
+    # transformers declares `to` as @wraps(torch.nn.Module.to), so type checkers take `device` for `self`
+    model.to(device)  # type: ignore[arg-type]
     model.eval()
     logger.info("loaded %s in %.1f s on %s", gguf_file or source, time.perf_counter() - started, device)
     return model, tokenizer

@@ -174,7 +174,7 @@ class OpenAIAdapter:
             if request.messages is not None:
                 messages = [{"role": m.role, "content": m.content} for m in request.messages]
             else:
-                messages = [{"role": "user", "content": request.prompt}]
+                messages = [{"role": "user", "content": request.prompt or ""}]  # a request has one or the other
             response = self._call(lambda: self._client.chat.completions.create(messages=messages, **options))
             try:
                 text = response.choices[0].message.content

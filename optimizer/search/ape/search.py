@@ -44,7 +44,7 @@ class APESearch:
         rng = ctx.rng("proposal-subsets")
         train = ctx.task.train
         per_subset = -(-cfg.candidates // cfg.subsets)
-        requests = []
+        requests: list[GenerateRequest] = []
         for subset in range(cfg.subsets):
             demos = rng.sample(train, min(cfg.demos_per_proposal, len(train)))
             for sample in range(per_subset):

@@ -172,9 +172,17 @@ class ClozeModel:
         return ids[0] if len(ids) == 1 and (unk is None or ids[0] != unk) else None
 
     @property
-    def filler_id(self) -> int | None:
-        """The token a trigger slot holds before the search: the mask token, or ``the`` for a causal LM."""
-        return self.tokenizer.mask_token_id if self.kind == "masked" else self.word_id("the")
+    def filler_id(self) -> int:
+        """The token a trigger slot holds before the search: the mask token, or ``the`` for a causal LM.
+
+        Raises:
+            UsageError: a causal LM whose tokenizer has no single token for `` the``.
+        """
+        filler = self.tokenizer.mask_token_id if self.kind == "masked" else self.word_id("the")
+        if filler is None:
+            raise UsageError("this tokenizer has no single token for ' the', the trigger's starting word; "
+                             "give a starting trigger (--initial-trigger)")
+        return filler
 
     def token_text(self, token_id: int) -> str:
         """A token's text for display."""
