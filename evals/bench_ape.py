@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 from optimizer import optimize
-from optimizer.run.provenance import git_commit
 from optimizer.report.stats import bootstrap_ci, paired_bootstrap_ci
+from optimizer.run.provenance import git_commit
 from optimizer.tasks.task import list_tasks
 
 KINDS = ("no_instruction", "best_human", "best")
@@ -75,14 +75,14 @@ def markdown(report: dict) -> str:
              f"Machine: {report['machine']}; apo commit {report['git_commit']}; seed {report['seed']}; "
              f"total wall time {report['total_wall_s']:.0f} s.", "",
              "Test accuracy with bootstrap 95% interval; mean gold log-probability (logp) on test.", "",
-             "| task | n | no instruction | best human (dev) | APE best | logp none / human / APE | APE − none [95% CI] | "
-             "APE − human [95% CI] | calls | wall s | APE instruction |",
+             "| task | n | no instruction | best human (dev) | APE best | logp none / human / APE | "
+             "APE − none [95% CI] | APE − human [95% CI] | calls | wall s | APE instruction |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         p = r["prompts"]
         lps = " / ".join(_f((p.get(k) or {}).get("test_lp"), 2) for k in KINDS)
 
-        def diff(name):
+        def diff(name, r=r):
             d = r.get(name)
             return "-" if not d else f"{d['acc_diff']:+.2f} [{d['acc_diff_ci'][0]:+.2f}, {d['acc_diff_ci'][1]:+.2f}]"
 
@@ -145,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         result = optimize(name, data_dir=args.data_dir, target=args.target, proposer=args.proposer, seed=args.seed,
                           rounds=args.rounds, candidates=args.candidates, top_k=args.top_k,
                           variations=args.variations, dev_limit=args.dev_size,
-                          test_limit=args.test_size, scoring=args.scoring, runs_dir=args.runs_dir, cache=not args.no_cache,
+                          test_limit=args.test_size, scoring=args.scoring, runs_dir=args.runs_dir,
+                          cache=not args.no_cache,
                           budget={"max_seconds": args.budget_time} if args.budget_time else None)
         rows.append(summarize(result))
         r = rows[-1]["prompts"]

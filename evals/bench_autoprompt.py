@@ -27,8 +27,8 @@ import time
 from pathlib import Path
 
 from optimizer import optimize
-from optimizer.run.provenance import git_commit
 from optimizer.report.stats import bootstrap_ci, paired_bootstrap_ci
+from optimizer.run.provenance import git_commit
 
 SST2_WORDS = {"negative": ["bad"], "positive": ["good"]}
 # Five label words per class, as in the paper (their probabilities are summed per class).
@@ -37,8 +37,8 @@ SST2_WORDS5 = "positive=good,great,excellent,wonderful,perfect;negative=bad,terr
 SETTINGS = {
     # SPLADE-tiny is small and fast: the paper's 100 candidates.
     "sst2-splade": dict(task="sst2", target="embedded:splade-tiny", cloze_template="{sentence} [T] [T] [T] [P] .",
-                        label_words=SST2_WORDS, token_candidates=100, iterations=100, gradient_batch_size=32, eval_batch_size=32,
-                        dev_limit=200, loss="labels"),
+                        label_words=SST2_WORDS, token_candidates=100, iterations=100, gradient_batch_size=32,
+                        eval_batch_size=32, dev_limit=200, loss="labels"),
     # The same with 4x larger batches and fewer candidates (about the same passes per iteration): with
     # batches of 32, the best of 100 candidates on one batch mostly wins by noise.
     "sst2-splade-b128": dict(task="sst2", target="embedded:splade-tiny", cloze_template="{sentence} [T] [T] [T] [P] .",
@@ -57,22 +57,25 @@ SETTINGS = {
                            eval_batch_size=128, dev_limit=200, loss="labels"),
     # SmolLM2 (135M, causal) is ~100x slower per pass here: fewer candidates, iterations and dev examples.
     "sst2-smollm2": dict(task="sst2", target="embedded", cloze_template="{sentence} [T] [T] [T] [P]",
-                         label_words=SST2_WORDS, token_candidates=8, iterations=20, gradient_batch_size=16, eval_batch_size=16,
-                         dev_limit=50, train_eval_size=32, loss="labels"),
+                         label_words=SST2_WORDS, token_candidates=8, iterations=20, gradient_batch_size=16,
+                         eval_batch_size=16, dev_limit=50, train_eval_size=32, loss="labels"),
     # SmolLM2 again, with 4x larger batches, starting from a hand-written phrase instead of "the the the"
     # (the search only accepts replacements that lower the training loss).
     "sst2-smollm2-init": dict(task="sst2", target="embedded", cloze_template="{sentence} [T] [T] [T] [P]",
-                              label_words=SST2_WORDS, token_candidates=8, iterations=12, gradient_batch_size=64, eval_batch_size=64,
-                              dev_limit=50, train_eval_size=32, loss="labels", initial_trigger="Overall it was"),
+                              label_words=SST2_WORDS, token_candidates=8, iterations=12, gradient_batch_size=64,
+                              eval_batch_size=64, dev_limit=50, train_eval_size=32, loss="labels",
+                              initial_trigger="Overall it was"),
     # The starting trigger alone (no search iteration): what the search itself added to sst2-smollm2-init.
     "sst2-smollm2-start": dict(task="sst2", target="embedded", cloze_template="{sentence} [T] [T] [T] [P]",
-                               label_words=SST2_WORDS, token_candidates=8, iterations=0, gradient_batch_size=64, eval_batch_size=64,
-                               dev_limit=50, train_eval_size=32, loss="labels", initial_trigger="Overall it was"),
+                               label_words=SST2_WORDS, token_candidates=8, iterations=0, gradient_batch_size=64,
+                               eval_batch_size=64, dev_limit=50, train_eval_size=32, loss="labels",
+                               initial_trigger="Overall it was"),
     "lama-splade": dict(target="embedded:splade-tiny", cloze_template="[X] [T] [T] [T] [T] [T] [P] .",
                         token_candidates=50, iterations=60, gradient_batch_size=32, eval_batch_size=32, dev_limit=100),
     # A longer search (for a relation where 60 iterations lowered the loss but not P@1).
     "lama-splade-long": dict(target="embedded:splade-tiny", cloze_template="[X] [T] [T] [T] [T] [T] [P] .",
-                             token_candidates=50, iterations=200, gradient_batch_size=32, eval_batch_size=32, dev_limit=100),
+                             token_candidates=50, iterations=200, gradient_batch_size=32, eval_batch_size=32,
+                             dev_limit=100),
 }
 
 

@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         proc.wait(timeout=30)
     c1, c4, warm = (figures[k]["seconds"] for k in ("concurrency_1", "concurrency_4", "cache_warm"))
     figures["ratios"] = {"concurrency_4_over_1": round(c4 / c1, 3), "warm_over_concurrency_1": round(warm / c1, 3)}
-    figures["same_best"] = len({figures[k]["best"] for k in ("concurrency_1", "concurrency_4", "cache_cold", "cache_warm")}) == 1
+    runs = ("concurrency_1", "concurrency_4", "cache_cold", "cache_warm")
+    figures["same_best"] = len({figures[k]["best"] for k in runs}) == 1
     print(f"wall time, concurrency 4 / 1: {c4 / c1:.2f}; cache-warm rerun / concurrency 1: {warm / c1:.3f}; "
           f"same best instruction in all four: {figures['same_best']}")
     if args.json:

@@ -26,6 +26,12 @@ from optimizer.tasks.task import load_task
 from optimizer.tasks.templates import execution_template
 
 
+def _rates(seconds: float, pairs: int, tokens: int) -> dict:
+    """Wall time and throughput of one way of scoring ``pairs`` (instruction, example) pairs of ``tokens`` tokens."""
+    return {"seconds": round(seconds, 3), "examples_per_s": round(pairs / seconds, 2),
+            "tokens_per_s": round(tokens / seconds, 1)}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="embedded")
@@ -44,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     task = load_task(args.task, data_dir=args.data_dir)
     examples = (task.dev + task.train)[: args.examples]
     template = execution_template(task, shots=args.shots, style="completion", seed=0)
-    instructions = [f"Instruction number {i}: {t}" for i, t in enumerate((task.instructions or ["Answer."]) * args.candidates)][: args.candidates]
+    repeated = (task.instructions or ["Answer."]) * args.candidates
+    instructions = [f"Instruction number {i}: {t}" for i, t in enumerate(repeated)][: args.candidates]
     n_pairs = len(instructions) * len(examples)
 
     # the evaluator path
@@ -89,19 +96,21 @@ def main(argv: list[str] | None = None) -> int:
     figures = {
         "model": args.model, "task": task.name, "pairs": n_pairs, "tokens": tokens, "raw_tokens": raw_tokens,
         "batch_size": bs, "threads": torch.get_num_threads(),
-        "evaluator": {"seconds": round(ev, 3), "examples_per_s": round(n_pairs / ev, 2), "tokens_per_s": round(tokens / ev, 1)},
-        "raw_forward": {"seconds": round(raw, 3), "examples_per_s": round(n_pairs / raw, 2), "tokens_per_s": round(raw_tokens / raw, 1)},
-        "raw_body_only": {"seconds": round(body, 3), "examples_per_s": round(n_pairs / body, 2), "tokens_per_s": round(raw_tokens / body, 1)},
+        "evaluator": _rates(ev, n_pairs, tokens),
+        "raw_forward": _rates(raw, n_pairs, raw_tokens),
+        "raw_body_only": _rates(body, n_pairs, raw_tokens),
         "ratio": round((tokens / ev) / (raw_tokens / raw), 3),
         "ratio_body_only": round((tokens / ev) / (raw_tokens / body), 3),
     }
     print(f"model {args.model}, task {task.name}: {n_pairs} (instruction, example) pairs, {tokens} tokens, "
           f"batch {bs}, {figures['threads']} threads")
-    print(f"  evaluator:   {figures['evaluator']['examples_per_s']:8.2f} examples/s  {figures['evaluator']['tokens_per_s']:8.1f} tokens/s")
-    print(f"  raw forward: {figures['raw_forward']['examples_per_s']:8.2f} examples/s  {figures['raw_forward']['tokens_per_s']:8.1f} tokens/s")
-    print(f"  raw forward, transformer body only (no LM head): {figures['raw_body_only']['examples_per_s']:8.2f} examples/s  "
-          f"{figures['raw_body_only']['tokens_per_s']:8.1f} tokens/s")
-    print(f"  evaluator / raw forward: {figures['ratio']:.1%}   evaluator / body only: {figures['ratio_body_only']:.1%}")
+    evaluator, forward, body_only = figures["evaluator"], figures["raw_forward"], figures["raw_body_only"]
+    print(f"  evaluator:   {evaluator['examples_per_s']:8.2f} examples/s  {evaluator['tokens_per_s']:8.1f} tokens/s")
+    print(f"  raw forward: {forward['examples_per_s']:8.2f} examples/s  {forward['tokens_per_s']:8.1f} tokens/s")
+    print(f"  raw forward, transformer body only (no LM head): {body_only['examples_per_s']:8.2f} examples/s  "
+          f"{body_only['tokens_per_s']:8.1f} tokens/s")
+    print(f"  evaluator / raw forward: {figures['ratio']:.1%}   "
+          f"evaluator / body only: {figures['ratio_body_only']:.1%}")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(figures, fh, indent=2)

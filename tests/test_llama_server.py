@@ -94,7 +94,8 @@ def test_completion_logprobs_match_the_local_model(llama_server):
     [remote] = served.logprob([request])
     [exact] = local.logprob([request])
     assert remote.exact and remote.n_tokens == exact.n_tokens == 3
-    assert remote.logprob == pytest.approx(exact.logprob, abs=0.15)  # -1.666 and -1.648 here (Q4_1 kernels vs dequantized float)
+    # -1.666 and -1.648 here (Q4_1 kernels vs dequantized float)
+    assert remote.logprob == pytest.approx(exact.logprob, abs=0.15)
     # a continuation the model would not write is only bounded from above, and says so
     [unlikely] = served.logprob([LogprobRequest(context=context, continuation=" purple elephants dancing")])
     assert not unlikely.exact and unlikely.logprob >= exact.logprob - 50

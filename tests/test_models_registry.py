@@ -18,7 +18,7 @@ import pytest
 
 from optimizer.errors import UsageError
 from optimizer.models.providers.fake import FakeModel
-from optimizer.models.registry import API_PROVIDERS, DEFAULT_MODEL, parse_model, providers, resolve
+from optimizer.models.registry import API_PROVIDERS, DEFAULT_MODEL, parse_model, providers
 from optimizer.models.stops import cut_at_stop, first_stop
 from optimizer.types import GenerateRequest
 

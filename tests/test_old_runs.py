@@ -25,7 +25,8 @@ def test_fixtures_are_schema_1():
         assert '"ih"' in (run / "events.jsonl").read_text()
 
 
-@pytest.mark.parametrize("name", ["ape-embedded-capitalize_words", "autoprompt-splade-sst2", "ape-fake-capitalize_words"])
+@pytest.mark.parametrize("name", ["ape-embedded-capitalize_words", "autoprompt-splade-sst2",
+                                  "ape-fake-capitalize_words"])
 def test_finished_old_runs_summarize(name):
     stored = json.loads((FIXTURES / name / "result.json").read_text())
     s = summarize_run(FIXTURES / name)

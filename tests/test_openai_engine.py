@@ -21,7 +21,8 @@ import pytest
 from optimizer import optimize
 from optimizer.models.providers.fake import FakeModel, last_input
 
-FAKE = FakeModel("server", proposals=["Start every word of the input with capital letters.", "Repeat the input.", "Say nothing."],
+FAKE = FakeModel("server",
+                 proposals=["Start every word of the input with capital letters.", "Repeat the input.", "Say nothing."],
                  answer=lambda p: last_input(p).title() if "capital letters" in p.lower() else last_input(p))
 
 
@@ -83,7 +84,8 @@ class Handler(BaseHTTPRequestHandler):
                 choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": "stop"}
                 if body.get("logprobs") and cls.offer_logprobs:
                     steps = _steps(" " + text)
-                    choice["logprobs"] = {"tokens": [t for t, _, _ in steps], "token_logprobs": [lp for _, lp, _ in steps],
+                    choice["logprobs"] = {"tokens": [t for t, _, _ in steps],
+                                          "token_logprobs": [lp for _, lp, _ in steps],
                                           "top_logprobs": [dict(alts) for _, _, alts in steps]}
                 reply = {"id": "cmpl-1", "object": "text_completion", "created": 1, "model": body["model"],
                          "choices": [choice]}

@@ -73,9 +73,11 @@ def test_wheel_carries_the_bundled_tasks_and_finds_them_from_another_folder(tmp_
     env = {**os.environ, "PYTHONPATH": str(site), "COLUMNS": "300"}
     env.pop("APO_TASKS_DIR", None)
     env.pop("APO_DATA_DIR", None)
-    code = ("import optimizer\nfrom optimizer.tasks.bundled import bundled_tasks_dir\nfrom optimizer import list_tasks\n"
-            "print(optimizer.__file__)\nprint(bundled_tasks_dir())\nprint(sorted(i.name for i in list_tasks() if not i.error))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=elsewhere, timeout=120)
+    code = ("import optimizer\nfrom optimizer.tasks.bundled import bundled_tasks_dir\n"
+            "from optimizer import list_tasks\nprint(optimizer.__file__)\nprint(bundled_tasks_dir())\n"
+            "print(sorted(i.name for i in list_tasks() if not i.error))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=elsewhere,
+                         timeout=120)
     assert out.returncode == 0, out.stderr
     module, found, listed = out.stdout.splitlines()
     assert Path(module).is_relative_to(site)

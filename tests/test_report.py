@@ -15,16 +15,16 @@ import sys
 from pathlib import Path
 
 import pytest
+from report_runs import seeded, snapshot_runs, write_run
 from rich.console import Console
 
 from optimizer import build_leaderboard
 from optimizer.errors import UsageError
 from optimizer.report.build import lineage, summarize_run, word_diff
+from optimizer.report.stats import bootstrap_ci, paired_bootstrap_ci
 from optimizer.report.text import md_escape, render_markdown, render_table
 from optimizer.run.scoring import prompt_hash as instruction_hash
-from optimizer.report.stats import bootstrap_ci, paired_bootstrap_ci
 from optimizer.types import Candidate, Score
-from report_runs import seeded, snapshot_runs, write_run
 
 REPO = Path(__file__).resolve().parents[1]
 SNAPSHOTS = Path(__file__).parent / "snapshots"

@@ -18,13 +18,13 @@ import zlib
 from pathlib import Path
 
 import pytest
+from report_runs import snapshot_runs
 
 from optimizer import build_leaderboard, optimize
 from optimizer.models.providers.fake import FakeModel, last_input, register_fake
 from optimizer.report.html import SCRIPT, render_html
 from optimizer.tasks.task import Task
 from optimizer.types import Example
-from report_runs import snapshot_runs
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT_PAYLOAD = 'Write the input in capital letters <script>document.title="pwned"</script>'

@@ -175,9 +175,11 @@ def test_bad_json_line_names_file_and_line():
         ("description: no name\n" + SPLITS_YAML, {}, r"field `name`: Field required; fix: add `name`"),
         ("name: t\nshots: three\n" + SPLITS_YAML, SPLIT_FILES, r"field `shots`"),
         ("name: t\nshots: -1\n" + SPLITS_YAML, SPLIT_FILES, r"field `shots`.*greater than or equal"),
-        ("name: t\nmetric: bleu\n" + SPLITS_YAML, SPLIT_FILES, r"field `metric`: unknown metric 'bleu'; fix: use one of .*exact_match"),
+        ("name: t\nmetric: bleu\n" + SPLITS_YAML, SPLIT_FILES,
+         r"field `metric`: unknown metric 'bleu'; fix: use one of .*exact_match"),
         ("name: t\nmetric: label\n" + SPLITS_YAML, SPLIT_FILES, r"needs `labels`"),
-        ("name: t\n" + SPLITS_YAML, {"train.jsonl": jsonl(ROWS), "test.jsonl": jsonl(ROWS)}, r"field `data.dev`: file not found"),
+        ("name: t\n" + SPLITS_YAML, {"train.jsonl": jsonl(ROWS), "test.jsonl": jsonl(ROWS)},
+         r"field `data.dev`: file not found"),
         ("name: t\n" + SPLITS_YAML, {**SPLIT_FILES, "dev.jsonl": ""}, r"dev\.jsonl \(field `data.dev`\): no examples"),
         ("name: t\ndata: {train: a.txt, test: a.txt}\n", {"a.txt": "x"}, r"a\.txt \(field `data.train`\): unsupported"),
         ("name: t\n  bad: [indent\n", {}, r"task\.yaml:\d+: not valid YAML"),
@@ -438,7 +440,8 @@ def test_list_tasks_sees_cloze_tasks_in_a_data_dir(tmp_path, monkeypatch):
         for folder, subject in (("trex_lms_vocab", "s"), ("TREx_train", "t")):
             facts = [{"sub_label": f"{subject}{i}", "obj_label": f"o{i}"} for i in range(20)]
             write(lama / folder / f"{relation}.jsonl", jsonl(facts))
-    write(lama / "relation_metainfo" / "LAMA_relations.jsonl", jsonl([{"relation": "P17", "template": "[X] is in [Y] ."}]))
+    write(lama / "relation_metainfo" / "LAMA_relations.jsonl",
+          jsonl([{"relation": "P17", "template": "[X] is in [Y] ."}]))
     infos = {info.name: info for info in list_tasks(tmp_path)}
     assert (infos["sst2"].kind, infos["sst2"].sizes) == ("sst2", {"train": 200, "dev": 200, "test": 40})
     assert [n for n, i in infos.items() if i.kind == "lama"] == ["lama:P17", "lama:P101"]  # by relation number
@@ -466,7 +469,8 @@ def test_list_tasks_of_the_benchmark_data_lists_every_kind(monkeypatch):
     assert {name.removeprefix("lama:") for name in by_kind["lama"]} == relations
     assert {p.parent.name for p in BUNDLED} <= set(by_kind["yaml"])
     # The instruction_induction folder itself lists the same induction tasks as its parent.
-    assert [i.name for i in list_tasks(INDUCTION)] == [i.name for i in infos if i.kind in ("yaml", "instruction_induction")]
+    induction = [i.name for i in infos if i.kind in ("yaml", "instruction_induction")]
+    assert [i.name for i in list_tasks(INDUCTION)] == induction
 
 
 def test_a_registered_kind_of_task_loads_and_lists(monkeypatch, tmp_path):

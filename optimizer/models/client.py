@@ -8,17 +8,17 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Literal
 
 from pydantic import BaseModel
 
+from optimizer.config import Budget
+from optimizer.errors import BudgetExceeded, CapabilityError
 from optimizer.models.base import LOGPROB, WHITEBOX, Adapter, WhiteBoxAdapter
 from optimizer.models.cache import ResponseCache, request_key
 from optimizer.models.prices import cost
-from optimizer.config import Budget
-from optimizer.errors import BudgetExceeded, CapabilityError
 from optimizer.types import GenerateRequest, Generation, LogprobRequest, LogprobResult
 
 __all__ = ["Ledger", "ModelClient", "ProviderLimit", "RoleUsage"]
@@ -40,7 +40,7 @@ class RoleUsage(BaseModel):
     cost_usd: float = 0.0
     """Estimated dollars over provider calls (0 for local models)."""
 
-    def add(self, other: "RoleUsage") -> None:
+    def add(self, other: RoleUsage) -> None:
         """Add another usage record into this one."""
         for field in RoleUsage.model_fields:
             setattr(self, field, getattr(self, field) + getattr(other, field))
@@ -115,7 +115,7 @@ class ProviderLimit:
         self.size = size
         self._semaphore = threading.BoundedSemaphore(size)
 
-    def __enter__(self) -> "ProviderLimit":
+    def __enter__(self) -> ProviderLimit:
         self._semaphore.acquire()
         return self
 
@@ -229,7 +229,7 @@ class ModelClient:
             if len(fresh) != len(todo):
                 raise RuntimeError(f"{self.name} answered {len(fresh)} of {len(todo)} requests")
             usage.calls += len(todo)
-            rows = []
+            rows: list[tuple[str, str, str, dict]] = []
             for i, result in zip(todo, fresh):
                 results[i] = result
                 usage.prompt_tokens += result.prompt_tokens

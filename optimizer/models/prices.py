@@ -44,11 +44,14 @@ def load_prices(path: str | Path | None = None) -> dict[str, tuple[float, float]
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        raise UsageError(f"price file {path}: {exc}; expected JSON like {{\"openai:gpt-4o-mini\": [0.15, 0.6]}}") from exc
+        raise UsageError(
+            f"price file {path}: {exc}; expected JSON like {{\"openai:gpt-4o-mini\": [0.15, 0.6]}}"
+        ) from exc
     if not isinstance(data, dict):
         raise UsageError(f"price file {path}: expected an object mapping model strings to [input, output]")
     for model, pair in data.items():
-        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, (int, float)) and v >= 0 for v in pair)):
+        is_pair = isinstance(pair, list) and len(pair) == 2
+        if not (is_pair and all(isinstance(v, (int, float)) and v >= 0 for v in pair)):
             raise UsageError(f"price file {path}, {model!r}: expected [input, output] dollars per million tokens")
         table[model] = (float(pair[0]), float(pair[1]))
     return table

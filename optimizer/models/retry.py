@@ -210,7 +210,9 @@ def call_with_retries(
             raise AuthError(f"{what}: the provider refused the API key (HTTP {code}){hint}") from exc
         names = _class_names(exc)
         if "APIResponseValidationError" in names:
-            raise ProviderError(f"{what}: the server's response did not match the API schema ({_describe(exc)})") from exc
+            raise ProviderError(
+                f"{what}: the server's response did not match the API schema ({_describe(exc)})"
+            ) from exc
         if is_retryable(exc):
             made = retrying.statistics.get("attempt_number", attempts)
             raise ProviderError(f"{what}: gave up after {made} attempt(s): {_describe(exc)}", code) from exc

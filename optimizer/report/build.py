@@ -23,13 +23,23 @@ from typing import Literal
 
 from optimizer.config import migrate_config
 from optimizer.errors import ApoError, UsageError
-from optimizer.report.models import (SORT_ORDER, Comparison, Leaderboard, LeaderboardRow, LineageStep, RunSummary,
-                                     SeedSpread, SkippedRun, WrongExample, WrongExamples)
+from optimizer.report.models import (
+    SORT_ORDER,
+    Comparison,
+    Leaderboard,
+    LeaderboardRow,
+    LineageStep,
+    RunSummary,
+    SeedSpread,
+    SkippedRun,
+    WrongExample,
+    WrongExamples,
+)
 from optimizer.report.stats import bootstrap_ci, paired_bootstrap_ci
 from optimizer.run.history import candidates_from_log, dev_trajectory, usage_from_log
 from optimizer.run.racing import rank_key
 from optimizer.run.store import RunStore, runs_dir
-from optimizer.types import Candidate, Score, RunResult
+from optimizer.types import Candidate, RunResult
 
 __all__ = [
     "Comparison",
@@ -199,10 +209,11 @@ def _row(runs: list[RunSummary]) -> LeaderboardRow:
     # max() keeps the first of equals: ties go to the earliest run id
     winner = max(sorted(pool, key=lambda r: r.run_id), key=lambda r: (rank_key(r.dev, r.scoring), r.test is not None))
     ordered = [winner] + sorted((r for r in runs if r is not winner), key=lambda r: r.run_id)
-    same = [r for r in finished if r.configuration == winner.configuration and r.test and r.test.acc is not None]
+    # test accuracies of the winner's configuration over seeds
+    accs = [r.test.acc for r in finished
+            if r.configuration == winner.configuration and r.test is not None and r.test.acc is not None]
     spread = None
-    if len(same) >= 2:
-        accs = [r.test.acc for r in same]
+    if len(accs) >= 2:
         spread = SeedSpread(n=len(accs), mean=statistics.fmean(accs), sd=statistics.stdev(accs), min=min(accs),
                             max=max(accs))
     wall = _sum([r.wall_s for r in runs])

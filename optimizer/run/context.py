@@ -57,7 +57,7 @@ class Searcher(Protocol):
     requires: frozenset[str]
     """Capabilities the target must have (``generate``, ``logprob``, ``whitebox``; see optimizer.models.base)."""
 
-    def run(self, ctx: "SearchContext") -> None:
+    def run(self, ctx: SearchContext) -> None:
         """Search until done; any model call may raise BudgetExceeded, which the engine handles."""
         ...
 
@@ -71,7 +71,8 @@ class ScorerSetup:
     task: Task
     """The task."""
     target: ModelClient
-    """The target model (``target.whitebox()`` for weights; ``with target.passes(rows, tokens):`` around each direct pass)."""
+    """The target model (``target.whitebox()`` for weights; ``with target.passes(rows, tokens):``
+    around each direct pass)."""
     recorded: Sequence[Any]
     """Events recorded by earlier sessions of this run (typed; see optimizer.run.events)."""
     record: Callable[..., None]

@@ -20,20 +20,22 @@ from optimizer.models.client import Ledger, ModelClient, ProviderLimit, RoleUsag
 from optimizer.models.prices import load_prices, price_of
 from optimizer.models.registry import API_PROVIDERS, load_model, parse_model
 from optimizer.run.context import ScorerSetup, ScoresOwnPrompts, SearchContext, Searcher
-from optimizer.run.events import (
-    SCHEMA_VERSION, BudgetStopped, RunDone, SessionStarted, UsageSnapshot,
-)
+from optimizer.run.events import SCHEMA_VERSION, BudgetStopped, RunDone, SessionStarted, UsageSnapshot
 from optimizer.run.finish import finish
 from optimizer.run.progress import Reporter
 from optimizer.run.provenance import provenance
 from optimizer.run.scoring import InstructionScorer, Journal, JournalledEvaluator, PromptScorer
 from optimizer.run.store import RunStore
+from optimizer.tasks.files import SplitName
 from optimizer.tasks.metrics import resolve_metric
 from optimizer.tasks.task import Task, load_task
 from optimizer.tasks.templates import execution_template
 from optimizer.types import Candidate, RunResult, Score
 
-__all__ = ["Clients", "build_clients", "evaluate_prompt", "instruction_scorer", "lp_is_cheap", "make_searcher", "resume", "run"]
+__all__ = [
+    "Clients", "build_clients", "evaluate_prompt", "instruction_scorer", "lp_is_cheap", "make_searcher", "resume",
+    "run",
+]
 
 Metric = Callable[[str, Sequence[str]], float]
 
@@ -117,7 +119,9 @@ def build_clients(config: RunConfig, ledger: Ledger | None = None) -> Clients:
     return Clients(target, proposer, ledger)
 
 
-def instruction_scorer(config: RunConfig, task: Task, target: ModelClient, metric: Metric | None = None) -> InstructionScorer:
+def instruction_scorer(
+    config: RunConfig, task: Task, target: ModelClient, metric: Metric | None = None
+) -> InstructionScorer:
     """The scorer of instructions: the run's execution template (seeded demonstrations) and metric."""
     template = execution_template(task, shots=config.shots, style=config.execution_style, seed=config.seed)
     return InstructionScorer(target, template, resolve_metric(metric or config.metric or task.metric, task.labels))
@@ -240,7 +244,7 @@ def resume(run_id: str, *, runs_dir: Any = None, reporter: Reporter | None = Non
     return run(config, runs_dir=runs_dir, reporter=reporter, store=store, searcher=searcher, task=task)
 
 
-def evaluate_prompt(config: RunConfig, prompt: str, *, split: str = "test", limit: int | None = None,
+def evaluate_prompt(config: RunConfig, prompt: str, *, split: SplitName = "test", limit: int | None = None,
                     task: Task | None = None, metric: Metric | None = None) -> tuple[Task, list[Any], dict[str, Any]]:
     """Score one instruction on a split exactly as a run with ``config`` would (same clients, template and metric).
 

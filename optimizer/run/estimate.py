@@ -10,11 +10,11 @@ import math
 
 from pydantic import BaseModel
 
-from optimizer.models.registry import API_PROVIDERS, parse_model
-from optimizer.models.prices import cost, load_prices, price_of
 from optimizer.config import RunConfig
-from optimizer.tasks.task import Task
+from optimizer.models.prices import cost, load_prices, price_of
+from optimizer.models.registry import API_PROVIDERS, parse_model
 from optimizer.search.ape.prompts import forward_prompt
+from optimizer.tasks.task import Task
 from optimizer.tasks.templates import execution_template
 
 __all__ = ["Estimate", "estimate", "race_cost"]
@@ -79,10 +79,11 @@ def estimate(config: RunConfig, task: Task) -> Estimate:
     test = min(config.test_limit or len(task.test), len(task.test))
     humans = len(dict.fromkeys(task.instructions))
     new_per_round = ape.top_k * ape.variations
+    min_examples, eta = config.racing.min_examples, config.racing.eta
     pairs = {
-        "baselines": dev + race_cost(humans, dev, config.racing.min_examples, config.racing.eta),
-        "round 0": race_cost(ape.candidates, dev, config.racing.min_examples, config.racing.eta),
-        "refinement": ape.rounds * race_cost(ape.top_k + new_per_round, dev, config.racing.min_examples, config.racing.eta),
+        "baselines": dev + race_cost(humans, dev, min_examples, eta),
+        "round 0": race_cost(ape.candidates, dev, min_examples, eta),
+        "refinement": ape.rounds * race_cost(ape.top_k + new_per_round, dev, min_examples, eta),
         "test": 3 * test,
     }
     local = parse_model(config.target)[0] not in API_PROVIDERS
@@ -97,7 +98,8 @@ def estimate(config: RunConfig, task: Task) -> Estimate:
     pair_in = len(template.context("x" * 60, sample)) // CHARS_PER_TOKEN
     pair_out = task.max_output_tokens
     demos = task.train[: ape.demos_per_proposal]
-    proposal_in = len(forward_prompt(demos, "completion", seed=0, sample_index=0, temperature=0).prompt or "") // CHARS_PER_TOKEN
+    proposal = forward_prompt(demos, "completion", seed=0, sample_index=0, temperature=0)
+    proposal_in = len(proposal.prompt or "") // CHARS_PER_TOKEN
     proposal_out = 48
     tokens = target_calls * (pair_in + pair_out) + proposer_calls * (proposal_in + proposal_out)
     prices = load_prices(config.prices)

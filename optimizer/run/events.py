@@ -16,7 +16,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar, Union
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
@@ -268,13 +268,13 @@ class SearcherNote(_Event):
 
 
 Event = Annotated[
-    Union[SessionStarted, UsageSnapshot, ProposalReceived, CandidateAdded, ScoreRecorded, RungCompleted,
-          BudgetStopped, RunDone, LabelWordsChosen, TriggerAccepted, AutoPromptStep, SearcherNote],
+    SessionStarted | UsageSnapshot | ProposalReceived | CandidateAdded | ScoreRecorded | RungCompleted
+    | BudgetStopped | RunDone | LabelWordsChosen | TriggerAccepted | AutoPromptStep | SearcherNote,
     Field(discriminator="type"),
 ]
 """Any event of the run log."""
 
-_EVENT = TypeAdapter(Event)
+_EVENT: TypeAdapter[Event] = TypeAdapter(Event)
 E = TypeVar("E", bound=_Event)
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # rich is imported only when a RichReporter is made
+    from rich.progress import TaskID
 
 __all__ = ["Reporter", "RichReporter"]
 
@@ -45,7 +48,7 @@ class RichReporter(Reporter):
             console=self.console,
             transient=False,
         )
-        self.task_id = None
+        self.task_id: TaskID | None = None
         self.ledger: Any = None
 
     def _spend(self) -> str:

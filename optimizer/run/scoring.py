@@ -128,7 +128,9 @@ class JournalledEvaluator:
         batch_size: pairs sent to the scorer at once.
     """
 
-    def __init__(self, scorer: PromptScorer, journal: Journal, record: Callable[..., None], batch_size: int = 64) -> None:
+    def __init__(
+        self, scorer: PromptScorer, journal: Journal, record: Callable[..., None], batch_size: int = 64
+    ) -> None:
         self.scorer = scorer
         self.journal = journal
         self.record = record

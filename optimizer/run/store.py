@@ -1,4 +1,5 @@
-"""The run store: ``runs/<id>/`` with config.json, events.jsonl (the :class:`~optimizer.run.events.RunLog`) and result.json.
+"""The run store: ``runs/<id>/`` with config.json, events.jsonl (the :class:`~optimizer.run.events.RunLog`)
+and result.json.
 
 ``result.json`` and ``config.json`` are written atomically (temporary file + rename) and carry
 the schema version, checked when a run is opened.
@@ -47,7 +48,7 @@ class RunStore:
         self.log = RunLog(self.path / "events.jsonl")
 
     @classmethod
-    def create(cls, root: str | Path | None, task_name: str) -> "RunStore":
+    def create(cls, root: str | Path | None, task_name: str) -> RunStore:
         """Make a new, empty run folder named ``<date>-<time>-<task>-<random>``."""
         root = runs_dir(root)
         root.mkdir(parents=True, exist_ok=True)
@@ -58,7 +59,7 @@ class RunStore:
         return cls(path)
 
     @classmethod
-    def open(cls, root: str | Path | None, run_id: str) -> "RunStore":
+    def open(cls, root: str | Path | None, run_id: str) -> RunStore:
         """An existing run, by id (or by a path to its folder)."""
         candidate = Path(run_id)
         path = candidate if (candidate / "config.json").exists() else runs_dir(root) / run_id

@@ -55,8 +55,9 @@ def task_roots() -> list[Path]:
     """
     env = [p for p in os.environ.get("APO_TASKS_DIR", "").split(os.pathsep) if p]
     bundled = bundled_tasks_dir()
+    candidates: list[str | Path] = [*env, Path.cwd() / "tasks", *([bundled] if bundled else [])]
     roots: list[Path] = []
-    for candidate in (*env, Path.cwd() / "tasks", *([bundled] if bundled else [])):
+    for candidate in candidates:
         path = Path(candidate).expanduser().resolve()
         if path not in roots:
             roots.append(path)

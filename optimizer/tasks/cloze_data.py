@@ -153,9 +153,10 @@ def cloze_task_fields(name: str, data_dir: Path | None, seed: int) -> dict:
     for f in (test_file, train_file):
         if not f.is_file():
             raise TaskError(f"task {name!r}: {f} not found; fix: use a relation present in {f.parent}")
-    manual = [r for r in _jsonl(root / "relation_metainfo" / "LAMA_relations.jsonl") if r.get("relation") == rel]
+    relations = root / "relation_metainfo" / "LAMA_relations.jsonl"
+    manual = [r for r in _jsonl(relations) if r.get("relation") == rel]
     if not manual:
-        raise TaskError(f"task {name!r}: no template for {rel} in {root / 'relation_metainfo' / 'LAMA_relations.jsonl'}")
+        raise TaskError(f"task {name!r}: no template for {rel} in {relations}")
 
     def facts(path: Path, prefix: str) -> list[Example]:
         out = []

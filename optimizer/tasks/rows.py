@@ -125,7 +125,7 @@ def read_examples(path: Path, cols: tuple[str, str, str], seed: int, field: str 
     except (OSError, UnicodeDecodeError) as exc:
         raise TaskError(f"{path}{label}: cannot read the file ({exc})") from exc
     if suffix == ".jsonl":
-        rows = []
+        rows: list[Example] = []
         for lineno, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue

@@ -126,7 +126,8 @@ class TaskSpec(BaseModel):
     @model_validator(mode="after")
     def _labels_for_label_metric(self) -> TaskSpec:
         if self.metric == "label" and not self.labels:
-            raise ValueError("field `labels`: metric 'label' needs `labels`; fix: add the label set, e.g. labels: [positive, negative]")
+            raise ValueError("field `labels`: metric 'label' needs `labels`; "
+                             "fix: add the label set, e.g. labels: [positive, negative]")
         return self
 
 

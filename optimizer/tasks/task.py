@@ -71,7 +71,8 @@ class Task(BaseModel):
     @model_validator(mode="after")
     def _labels_for_label_metric(self) -> Task:
         if self.metric == "label" and not self.labels:
-            raise ValueError("field `labels`: metric 'label' needs `labels`; fix: add the label set, e.g. labels: [positive, negative]")
+            raise ValueError("field `labels`: metric 'label' needs `labels`; "
+                             "fix: add the label set, e.g. labels: [positive, negative]")
         return self
 
     def split(self, name: SplitName) -> list[Example]:

@@ -66,7 +66,9 @@ def normalize_instruction(text: str) -> str:
     return " ".join(kept.split())
 
 
-def execution_template(task, *, shots: int | None, style: Literal["completion", "chat"], seed: int) -> ExecutionTemplate:
+def execution_template(
+    task, *, shots: int | None, style: Literal["completion", "chat"], seed: int
+) -> ExecutionTemplate:
     """The run's execution template: ``shots`` demonstrations drawn from train with the run seed.
 
     Args:

@@ -16,10 +16,10 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from optimizer.errors import CapabilityError, ModelUnavailable, UsageError
 from optimizer.models.base import CHAT, GENERATE
 from optimizer.models.retry import ProviderError, RetryingCaller, credentials
 from optimizer.models.stops import cut_at_stop
-from optimizer.errors import CapabilityError, ModelUnavailable, UsageError
 from optimizer.types import GenerateRequest, Generation, LogprobRequest, LogprobResult
 
 __all__ = ["AnthropicAdapter"]

@@ -16,8 +16,8 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import time
 import re
+import time
 from collections.abc import Callable
 
 from optimizer.models.base import CHAT, GENERATE, LOGPROB
@@ -120,7 +120,8 @@ class FakeModel:
                 value = 0.0 if got == wanted else -5.0 * (1 + abs(len(got) - len(wanted)))
             n = max(1, len(request.continuation.split()))
             out.append(
-                LogprobResult(logprob=value, n_tokens=n, is_greedy=value == 0.0, prompt_tokens=len(request.context.split()) + n)
+                LogprobResult(logprob=value, n_tokens=n, is_greedy=value == 0.0,
+                              prompt_tokens=len(request.context.split()) + n)
             )
         return out
 

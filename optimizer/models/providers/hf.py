@@ -23,9 +23,9 @@ import inspect
 import threading
 from typing import Any
 
+from optimizer.errors import CapabilityError
 from optimizer.models.base import CHAT, GENERATE, LOGPROB, WHITEBOX
 from optimizer.models.stops import cut_at_stop, first_stop
-from optimizer.errors import CapabilityError
 from optimizer.types import GenerateRequest, Generation, LogprobRequest, LogprobResult
 
 __all__ = ["DEFAULT_BATCH_SIZE", "HFAdapter"]
@@ -220,8 +220,9 @@ class HFAdapter:
             tokens = generated[row]
             end = next((k for k, t in enumerate(tokens) if t in self.eos_ids), None)
             used = len(tokens) if end is None else end + 1
-            if stops.done_at[row] is not None:
-                used = min(used, stops.done_at[row])
+            done_at = stops.done_at[row]
+            if done_at is not None:
+                used = min(used, done_at)
             kept = used if end is None else min(used, end)  # the EOS token itself is not text
             text = self.tokenizer.decode(tokens[:kept], skip_special_tokens=True)
             results.append(Generation(text=cut_at_stop(text, r.stop), prompt_tokens=len(p), completion_tokens=used))

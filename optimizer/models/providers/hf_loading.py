@@ -26,7 +26,6 @@ from optimizer.models.cache import cache_dir
 from optimizer.models.providers.hf import DEFAULT_BATCH_SIZE, HFAdapter
 from optimizer.models.providers.loaded import pick_device, quiet_loading, shared_model, unload_all
 
-
 __all__ = ["DEFAULT_BATCH_SIZE", "load_hf", "quiet_loading", "unload_all"]
 
 logger = logging.getLogger(__name__)
@@ -153,7 +152,8 @@ def _load(source: str, gguf_file: str | None, device: str, dtype: Any) -> tuple[
         raise ModelUnavailable(f"could not load model {where}: {exc}\n{hint}") from exc
     if converted is not None:
         _save_converted(model, tokenizer, converted)
-    model.to(device)
+    # transformers declares `to` as @wraps(torch.nn.Module.to), so type checkers take `device` for `self`
+    model.to(device)  # type: ignore[arg-type]
     model.eval()
     logger.info("loaded %s in %.1f s on %s", gguf_file or source, time.perf_counter() - started, device)
     return model, tokenizer

@@ -28,10 +28,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, NamedTuple
 
+from optimizer.errors import CapabilityError, ModelUnavailable, UsageError
 from optimizer.models.base import CHAT, GENERATE, LOGPROB
 from optimizer.models.retry import ProviderError, RetryingCaller, credentials
 from optimizer.models.stops import cut_at_stop
-from optimizer.errors import CapabilityError, ModelUnavailable, UsageError
 from optimizer.types import GenerateRequest, Generation, LogprobRequest, LogprobResult
 
 __all__ = ["OpenAIAdapter", "TokenStep", "follow_continuation"]
@@ -174,7 +174,7 @@ class OpenAIAdapter:
             if request.messages is not None:
                 messages = [{"role": m.role, "content": m.content} for m in request.messages]
             else:
-                messages = [{"role": "user", "content": request.prompt}]
+                messages = [{"role": "user", "content": request.prompt or ""}]  # a request has one or the other
             response = self._call(lambda: self._client.chat.completions.create(messages=messages, **options))
             try:
                 text = response.choices[0].message.content
@@ -182,7 +182,9 @@ class OpenAIAdapter:
                 raise ProviderError(f"{self.name}: unexpected chat response: {response!r:.300}") from exc
         if text is not None and not isinstance(text, str):
             raise ProviderError(f"{self.name}: unexpected response text: {text!r:.300}")
-        prompt_tokens, completion_tokens = _usage(getattr(response, "usage", None), "prompt_tokens", "completion_tokens")
+        prompt_tokens, completion_tokens = _usage(
+            getattr(response, "usage", None), "prompt_tokens", "completion_tokens"
+        )
         return Generation(
             text=cut_at_stop(text or "", request.stop),
             prompt_tokens=prompt_tokens,
@@ -239,7 +241,9 @@ class OpenAIAdapter:
                 messages=messages, logprobs=True, top_logprobs=20, **options))
             steps = self._chat_steps(response)
         logprob, n, exact, greedy = follow_continuation(continuation, steps)
-        prompt_tokens, completion_tokens = _usage(getattr(response, "usage", None), "prompt_tokens", "completion_tokens")
+        prompt_tokens, completion_tokens = _usage(
+            getattr(response, "usage", None), "prompt_tokens", "completion_tokens"
+        )
         return LogprobResult(logprob=logprob, n_tokens=n, is_greedy=greedy, exact=exact,
                              prompt_tokens=prompt_tokens + completion_tokens)
 
@@ -257,7 +261,8 @@ class OpenAIAdapter:
         if not content:
             raise self._no_logprobs(response)
         try:
-            return [TokenStep(t.token, float(t.logprob), tuple((a.token, float(a.logprob)) for a in (t.top_logprobs or ())))
+            return [TokenStep(t.token, float(t.logprob),
+                              tuple((a.token, float(a.logprob)) for a in (t.top_logprobs or ())))
                     for t in content]
         except (AttributeError, TypeError, ValueError) as exc:
             raise ProviderError(f"{self.name}: unexpected logprobs in response: {response!r:.300}") from exc

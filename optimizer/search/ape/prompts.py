@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Literal
 
 from optimizer.tasks.templates import demo_block
@@ -33,21 +34,21 @@ def forward_prompt(demos: Sequence[Example], style: Literal["completion", "chat"
         The request; its answer is cleaned with :func:`clean_instruction`.
     """
     body = FORWARD_INTRO.format(n=len(demos)) + demo_block(demos)
-    common = dict(max_tokens=48, temperature=temperature, seed=seed, sample_index=sample_index)
+    request = partial(GenerateRequest, max_tokens=48, temperature=temperature, seed=seed, sample_index=sample_index)
     if style == "chat":
         text = body + FORWARD_TAIL + " ...? Complete the sentence with the instruction only, in one line."
-        return GenerateRequest(messages=(Message(role="user", content=text),), **common)
-    return GenerateRequest(prompt=body + FORWARD_TAIL, stop=("\n",), **common)
+        return request(messages=(Message(role="user", content=text),))
+    return request(prompt=body + FORWARD_TAIL, stop=("\n",))
 
 
 def variation_prompt(instruction: str, style: Literal["completion", "chat"], *, seed: int, sample_index: int,
                      temperature: float) -> GenerateRequest:
     """APE's resampling meta-prompt: a variation of ``instruction`` with the same meaning."""
-    common = dict(max_tokens=48, temperature=temperature, seed=seed, sample_index=sample_index)
+    request = partial(GenerateRequest, max_tokens=48, temperature=temperature, seed=seed, sample_index=sample_index)
     if style == "chat":
         text = f"{VARIATION} Reply with the new instruction only, in one line.\n\nInstruction: {instruction}"
-        return GenerateRequest(messages=(Message(role="user", content=text),), **common)
-    return GenerateRequest(prompt=f"{VARIATION}\n\nInput: {instruction}\n\nOutput:", stop=("\n",), **common)
+        return request(messages=(Message(role="user", content=text),))
+    return request(prompt=f"{VARIATION}\n\nInput: {instruction}\n\nOutput:", stop=("\n",))
 
 
 def clean_instruction(text: str, *, forward: bool, max_chars: int = 300) -> str:

@@ -35,7 +35,7 @@ class APESearch:
     def __init__(self, config: APEConfig | None = None) -> None:
         self.config = config or APEConfig()
 
-    def run(self, ctx: "SearchContext") -> None:
+    def run(self, ctx: SearchContext) -> None:
         """Propose, race, then refine for ``rounds`` rounds."""
         cfg = self.config
         style = cfg.proposal_style
@@ -44,7 +44,7 @@ class APESearch:
         rng = ctx.rng("proposal-subsets")
         train = ctx.task.train
         per_subset = -(-cfg.candidates // cfg.subsets)
-        requests = []
+        requests: list[GenerateRequest] = []
         for subset in range(cfg.subsets):
             demos = rng.sample(train, min(cfg.demos_per_proposal, len(train)))
             for sample in range(per_subset):
@@ -66,7 +66,7 @@ class APESearch:
             fresh = self._propose(ctx, requests, origin="variation", parents=parents, round=round_)
             ranked = ctx.race(top + fresh, round=round_)
 
-    def _propose(self, ctx: "SearchContext", requests: Sequence[GenerateRequest], *, origin: str,
+    def _propose(self, ctx: SearchContext, requests: Sequence[GenerateRequest], *, origin: str,
                  parents: Sequence[str | None], round: int) -> list[Candidate]:
         """Ask the proposer, clean each answer into an instruction, and add the new ones as candidates."""
         raws = ctx.generate_proposals(requests, origin=origin, parents=parents, round=round)

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
-from optimizer.tasks.cloze import ClozeTemplate
 from optimizer.errors import UsageError
+from optimizer.tasks.cloze import ClozeTemplate
 
 __all__ = ["ClozeModel", "Encoded", "Verbalizer", "special_ids"]
 
@@ -53,7 +53,7 @@ class Verbalizer:
             classes, a plain classifier over the label words).
     """
 
-    def __init__(self, model: "ClozeModel", label_words: dict[str, list[str]] | None, *,
+    def __init__(self, model: ClozeModel, label_words: dict[str, list[str]] | None, *,
                  normalize: str = "vocab") -> None:
         if normalize not in ("vocab", "labels"):
             raise ValueError(f"normalize must be vocab or labels, not {normalize!r}")
@@ -132,7 +132,9 @@ class ClozeModel:
         if kind not in ("masked", "causal"):
             raise ValueError(f"kind must be masked or causal, not {kind!r}")
         if kind == "masked" and tokenizer.mask_token_id is None:
-            raise UsageError("this tokenizer has no mask token; a masked LM is needed (or a causal LM as kind='causal')")
+            raise UsageError(
+                "this tokenizer has no mask token; a masked LM is needed (or a causal LM as kind='causal')"
+            )
         self.model = model
         self.tokenizer = tokenizer
         self.kind = kind
@@ -170,9 +172,17 @@ class ClozeModel:
         return ids[0] if len(ids) == 1 and (unk is None or ids[0] != unk) else None
 
     @property
-    def filler_id(self) -> int | None:
-        """The token a trigger slot holds before the search: the mask token, or ``the`` for a causal LM."""
-        return self.tokenizer.mask_token_id if self.kind == "masked" else self.word_id("the")
+    def filler_id(self) -> int:
+        """The token a trigger slot holds before the search: the mask token, or ``the`` for a causal LM.
+
+        Raises:
+            UsageError: a causal LM whose tokenizer has no single token for `` the``.
+        """
+        filler = self.tokenizer.mask_token_id if self.kind == "masked" else self.word_id("the")
+        if filler is None:
+            raise UsageError("this tokenizer has no single token for ' the', the trigger's starting word; "
+                             "give a starting trigger (--initial-trigger)")
+        return filler
 
     def token_text(self, token_id: int) -> str:
         """A token's text for display."""

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import torch
 
-from optimizer.tasks.cloze import ClozeTemplate
 from optimizer.errors import UsageError
 from optimizer.search.autoprompt.cloze_model import ClozeModel
+from optimizer.tasks.cloze import ClozeTemplate
 
 __all__ = ["find_label_words"]
 

@@ -75,9 +75,23 @@ class ClozeScorer:
         """Gold class (or token) of each example; None when its output has no label token."""
         return [self.verbalizer.gold(ex.output) for ex in examples]
 
+    def known_gold(self, examples: Sequence[Example]) -> list[int]:
+        """Gold class (or token) of each example, for examples that all have one (the search's training examples).
+
+        Raises:
+            UsageError: an example's output has no label token.
+        """
+        gold = self.gold(examples)
+        known = [g for g in gold if g is not None]
+        if len(known) < len(gold):
+            bad = next(ex.output for ex, g in zip(examples, gold) if g is None)
+            raise UsageError(f"gold output {bad!r} is not a label of the verbalizer (or not a single token of this "
+                             "model); training examples need one")
+        return known
+
     def losses(self, examples: Sequence[Example], triggers: Sequence[Sequence[int]]) -> list[float]:
         """Mean label loss of each trigger (search template) over ``examples`` (no gradient)."""
-        gold = self.gold(examples)
+        gold = self.known_gold(examples)
         base = [self.model.encode(self.template, ex.input, triggers[0]) for ex in examples]
         encs = [with_trigger(e, t) for t in triggers for e in base]
         lp, _ = self.verbalizer.score(self.model.logprobs(encs), [g for _ in triggers for g in gold])
@@ -90,11 +104,11 @@ class ClozeScorer:
             chunk = [ex for t, ex in pairs if t == text]
             template, trigger = self.spec(text)
             gold = self.gold(chunk)
-            usable = [i for i, g in enumerate(gold) if g is not None]
+            usable = {i: g for i, g in enumerate(gold) if g is not None}
             results: dict[int, tuple[float, int]] = {}
             if usable:
                 encs = [self.model.encode(template, chunk[i].input, trigger) for i in usable]
-                lp, pred = self.verbalizer.score(self.model.logprobs(encs), [gold[i] for i in usable])
+                lp, pred = self.verbalizer.score(self.model.logprobs(encs), list(usable.values()))
                 results = {i: (float(v), p) for i, v, p in zip(usable, lp.tolist(), pred)}
             for i, ex in enumerate(chunk):
                 if i in results:

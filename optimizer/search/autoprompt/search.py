@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from functools import partial
 from typing import TYPE_CHECKING
 
 from optimizer.config import AutoPromptConfig
@@ -61,37 +62,47 @@ class AutoPromptSearch:
         """Wrap the target as a cloze model; the run scores cloze prompts with the returned scorer."""
         cfg = self.config
         box = setup.target.whitebox()
-        self.model = ClozeModel(box.model, box.tokenizer, kind=box.kind, lock=box.lock, passes=setup.target.passes,
-                                max_rows=cfg.max_rows)
+        model = self.model = ClozeModel(box.model, box.tokenizer, kind=box.kind, lock=box.lock,
+                                        passes=setup.target.passes, max_rows=cfg.max_rows)
         template = parse_template(cfg.cloze_template or default_template(cfg.trigger_tokens))
         if template.n_triggers == 0:
             raise UsageError(f"template {template.text!r} has no [T] trigger slot; add at least one")
+        label_words: dict[str, list[str]] | None
         if cfg.auto_label_words is not None:
             from optimizer.search.autoprompt.label_search import find_label_words
 
             found = setup.events(LabelWordsChosen)
-            label_words = found[0].label_words if found else find_label_words(
-                self.model, template, setup.task, cfg.auto_label_words, seed=setup.config.seed)
-            if not found:
+            if found:
+                label_words = found[0].label_words
+            else:
+                label_words = find_label_words(model, template, setup.task, cfg.auto_label_words,
+                                               seed=setup.config.seed)
                 setup.record(LabelWordsChosen(label_words=label_words, auto=True))
         else:
             label_words = cfg.label_words
             if label_words is None and setup.task.labels:
                 label_words = {label: [label] for label in setup.task.labels}
-        verbalizer = Verbalizer(self.model, label_words, normalize=cfg.loss)
+        verbalizer = Verbalizer(model, label_words, normalize=cfg.loss)
         if verbalizer.classes is not None:
             outputs = sorted({ex.output for ex in setup.task.train})
             unknown = [o for o in outputs if o not in verbalizer.classes]
             if unknown:
-                raise UsageError(f"task {setup.task.name!r} has outputs {unknown[:5]} that are not classes of the label "
-                                 f"words ({', '.join(verbalizer.classes)}); fix: name every class, e.g. --label-words "
-                                 f"'{';'.join(f'{c}=word' for c in outputs[:4])}'")
-        self.scorer = ClozeScorer(self.model, template, verbalizer)
+                example = ";".join(f"{c}=word" for c in outputs[:4])
+                raise UsageError(f"task {setup.task.name!r} has outputs {unknown[:5]} that are not classes of the "
+                                 f"label words ({', '.join(verbalizer.classes)}); fix: name every class, e.g. "
+                                 f"--label-words '{example}'")
+        self.scorer = ClozeScorer(model, template, verbalizer)
         return self.scorer
 
-    def _initial(self) -> tuple[int, ...]:
-        cfg, model = self.config, self.model
-        n = self.scorer.template.n_triggers
+    def _built(self) -> tuple[ClozeModel, ClozeScorer]:
+        """The cloze model and scorer that :meth:`build_scorer` made."""
+        if self.model is None or self.scorer is None:
+            raise UsageError("AutoPromptSearch.run needs the engine to call build_scorer first")
+        return self.model, self.scorer
+
+    def _initial(self, model: ClozeModel, n: int) -> tuple[int, ...]:
+        """The trigger of iteration 0: ``initial_trigger``'s words, else the filler token in each of ``n`` slots."""
+        cfg = self.config
         if cfg.initial_trigger:
             words = cfg.initial_trigger.split()
             if len(words) != n:
@@ -106,12 +117,10 @@ class AutoPromptSearch:
         return (model.filler_id,) * n
 
     # -- loop ---------------------------------------------------------------------------------
-    def run(self, ctx: "SearchContext") -> None:
+    def run(self, ctx: SearchContext) -> None:
         """Search for ``iterations`` iterations (or until patience runs out), resuming recorded ones."""
         cfg = self.config
-        if self.model is None or self.scorer is None:
-            raise UsageError("AutoPromptSearch.run needs the engine to call build_scorer first")
-        model, ev = self.model, self.scorer
+        model, ev = self._built()
         train = [ex for ex, g in zip(ctx.task.train, ev.gold(ctx.task.train)) if g is not None]
         if not train:
             raise UsageError(f"task {ctx.task.name!r}: no training example has a gold output that is a label "
@@ -135,7 +144,7 @@ class AutoPromptSearch:
             model.forward_rows += passes.get("forward", 0)
             model.backward_rows += passes.get("backward", 0)
         else:
-            trigger = self._initial()
+            trigger = self._initial(model, ev.template.n_triggers)
             self._accept(ctx, trigger, 0, None, train_eval=train_eval)
             start, stale = 1, 0
 
@@ -150,26 +159,33 @@ class AutoPromptSearch:
             ctx.status(f"autoprompt iteration {it}/{cfg.iterations}: slot {pos}, trigger "
                                 f"{' '.join(model.token_text(t) for t in trigger)}")
             encs = [model.encode(ev.template, ex.input, trigger) for ex in grad_batch]
-            gold = ev.gold(grad_batch)
-            grad, _ = model.trigger_gradient(encs, trigger, lambda lp: label_loss(lp, gold, ev.verbalizer))
-            cands = [c for c in candidate_tokens(grad[pos], embeddings, cfg.token_candidates, excluded) if c != trigger[pos]]
+            loss = partial(label_loss, gold=ev.known_gold(grad_batch), verbalizer=ev.verbalizer)
+            grad, _ = model.trigger_gradient(encs, trigger, loss)
+            proposed = candidate_tokens(grad[pos], embeddings, cfg.token_candidates, excluded)
+            cands = [c for c in proposed if c != trigger[pos]]
             losses = ev.losses(eval_batch, [trigger] + [replace_trigger(trigger, pos, c) for c in cands])
             current, rest = losses[0], losses[1:]
             best = min(range(len(rest)), key=rest.__getitem__) if rest else None
-            step = {"iteration": it, "position": pos, "candidates": len(cands), "batch_loss_before": current,
-                    "passes": {"forward": model.forward_rows, "backward": model.backward_rows}}
+            step = AutoPromptStep(iteration=it, position=pos, candidates=len(cands), batch_loss_before=current,
+                                  passes={"forward": model.forward_rows, "backward": model.backward_rows})
             if best is not None and rest[best] < current:
                 trigger = replace_trigger(trigger, pos, cands[best])
                 stale = 0
-                self._accept(ctx, trigger, it, {**step, "batch_loss": rest[best]}, train_eval=train_eval)
+                self._accept(ctx, trigger, it, step, batch_loss=rest[best], train_eval=train_eval)
             else:
                 stale += 1
-                ctx.record(AutoPromptStep(**step, stale=stale, best_candidate_loss=rest[best] if best is not None else None))
+                step.stale = stale
+                step.best_candidate_loss = rest[best] if best is not None else None
+                ctx.record(step)
 
-    def _accept(self, ctx: "SearchContext", trigger: tuple[int, ...], iteration: int, step: dict | None, *,
-                replay: bool = False, train_eval: Sequence[Example] = ()) -> None:
-        """Register an accepted trigger as a candidate, score it on dev and (unless replaying) record it."""
-        ev = self.scorer
+    def _accept(self, ctx: SearchContext, trigger: tuple[int, ...], iteration: int, step: AutoPromptStep | None, *,
+                batch_loss: float | None = None, replay: bool = False, train_eval: Sequence[Example] = ()) -> None:
+        """Register an accepted trigger as a candidate, score it on dev and (unless replaying) record it.
+
+        ``step`` is the iteration that found the trigger (its slot, candidates and loss before), None for
+        iteration 0; ``batch_loss`` is the trigger's loss on that iteration's comparison batch.
+        """
+        model, ev = self._built()
         text = ev.render(trigger, is_taken=lambda t: ctx.find(t) is not None)
         cand = ctx.add(text, origin="autoprompt", round=iteration) or ctx.find(text)
         if cand is None:  # pragma: no cover - add() refuses only empty or known texts
@@ -178,11 +194,12 @@ class AutoPromptSearch:
         if replay:
             return
         train_loss = ev.losses(train_eval, [trigger])[0]
-        step = {k: v for k, v in (step or {}).items() if k != "iteration"}
-        step["passes"] = {"forward": self.model.forward_rows, "backward": self.model.backward_rows}
+        found = step or AutoPromptStep(iteration=iteration)
         ctx.record(TriggerAccepted(
-            iteration=iteration, **step, trigger_ids=list(trigger),
-            trigger_tokens=[self.model.token_text(t) for t in trigger], text=text, candidate=cand.id,
+            iteration=iteration, position=found.position, candidates=found.candidates,
+            batch_loss_before=found.batch_loss_before, batch_loss=batch_loss,
+            passes={"forward": model.forward_rows, "backward": model.backward_rows}, trigger_ids=list(trigger),
+            trigger_tokens=[model.token_text(t) for t in trigger], text=text, candidate=cand.id,
             train_loss=train_loss, train_n=len(train_eval), dev_acc=cand.dev.acc, dev_lp=cand.dev.lp,
             dev_n=cand.dev.n, stale=0,
         ))

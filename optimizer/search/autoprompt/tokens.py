@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 
 import torch
 
@@ -14,7 +14,7 @@ __all__ = ["candidate_tokens", "label_loss", "replace_trigger", "token_filter", 
 _BRACKETED = re.compile(r"^(\[.*\]|<.*>)$")
 
 
-def token_filter(tokenizer, vocab_size: int, *, exclude: set[int] = frozenset(), subwords: bool = True) -> torch.Tensor:
+def token_filter(tokenizer, vocab_size: int, *, exclude: Set[int] = frozenset(), subwords: bool = True) -> torch.Tensor:
     """A boolean mask over the vocabulary of tokens that may not be trigger candidates.
 
     Excluded: special and added tokens, ``exclude`` (label words), tokens that are empty after
