@@ -41,17 +41,14 @@ Metric = Callable[[str, Sequence[str]], float]
 
 
 def make_searcher(config: RunConfig) -> Searcher:
-    """The built-in searcher named by ``config.searcher``, configured."""
-    if config.searcher == "ape":
-        from optimizer.search.ape.search import APESearch
+    """The built-in searcher named by ``config.searcher``, configured (see optimizer.search)."""
+    from optimizer.search import BUILTIN_SEARCHERS, builtin_searcher
 
-        return APESearch(config.ape)
-    if config.searcher == "autoprompt":
-        from optimizer.search.autoprompt.search import AutoPromptSearch
-
-        return AutoPromptSearch(config.autoprompt)
-    raise UsageError(f"searcher {config.searcher!r} is not built into apo (ape, autoprompt); a run made by a searcher "
-                     "defined in Python resumes with resume(run_id, searcher=TheSearcher(...))")
+    searcher = builtin_searcher(config.searcher, config)
+    if searcher is None:
+        raise UsageError(f"searcher {config.searcher!r} is not built into apo ({', '.join(BUILTIN_SEARCHERS)}); a run "
+                         "made by a searcher defined in Python resumes with resume(run_id, searcher=TheSearcher(...))")
+    return searcher
 
 
 def lp_is_cheap(config: RunConfig, target: ModelClient) -> bool:
