@@ -20,7 +20,7 @@ import time
 
 from optimizer.models.client import Ledger, ModelClient
 from optimizer.models.registry import load_model
-from optimizer.run.scoring import Evaluator, Journal
+from optimizer.run.scoring import InstructionScorer, Journal, JournalledEvaluator
 from optimizer.tasks.metrics import resolve_metric
 from optimizer.tasks.task import load_task
 from optimizer.tasks.templates import execution_template
@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     eval_times = []
     for _ in range(args.repeats):
         client = ModelClient(adapter, "target", Ledger(), cache=None)
-        evaluator = Evaluator(client, template, resolve_metric(task.metric, task.labels), Journal(), lambda *e: None)
+        scorer = InstructionScorer(client, template, resolve_metric(task.metric, task.labels))
+        evaluator = JournalledEvaluator(scorer, Journal(), lambda *e: None)
         start = time.perf_counter()
         evaluator.score(instructions, examples, "dev", accuracy=False, logprob=True)
         eval_times.append(time.perf_counter() - start)
