@@ -1,4 +1,4 @@
-"""The Python API as the command line uses it: a searcher object, runs, the cache and the models table."""
+"""The Python API as the command line uses it: runs, the cache and the models table."""
 
 from __future__ import annotations
 
@@ -7,43 +7,15 @@ import pytest
 from optimizer import (
     RunConfig,
     UsageError,
-    build_leaderboard,
     cache_stats,
     clear_cache,
     list_models,
     list_runs,
     optimize,
-    resume,
     show_run,
 )
-from optimizer.api import run_info
-
-
-class Shouting:
-    """A searcher defined outside the package: each human instruction, and the same in capitals."""
-
-    name = "shouting"
-    requires = frozenset({"generate"})
-
-    def run(self, ctx):
-        field = [ctx.add(t, origin="human") for t in ctx.task.instructions]
-        field += [ctx.add(t.upper(), origin="rewrite") for t in ctx.task.instructions]
-        ctx.race([c for c in field if c is not None], round=0)
-
 
 SMALL = {"target": "fake:upper", "dev_limit": 6, "test_limit": 6}
-
-
-def test_a_searcher_object_runs_and_resumes_through_the_api(tmp_path):
-    runs = tmp_path / "runs"
-    result = optimize("capitalize_words", searcher=Shouting(), runs_dir=runs, **SMALL)
-    assert result.status == "complete" and result.searcher == "shouting"
-    assert run_info(result.run_id, runs).config["searcher"] == "shouting"
-    assert [row.searcher for row in build_leaderboard(runs).rows] == ["shouting"]
-    again = resume(result.run_id, runs_dir=runs, searcher=Shouting())
-    assert again.best.text == result.best.text and again.best.test == result.best.test
-    with pytest.raises(UsageError, match="not built into apo"):
-        resume(result.run_id, runs_dir=runs)
 
 
 def test_runs_are_listed_and_shown(tmp_path):

@@ -8,7 +8,7 @@ import json
 import pytest
 from test_ape import PLANTED, reversal_task
 
-from optimizer import SearchContext, Searcher, SearcherNote, build_leaderboard, optimize, resume
+from optimizer import SearchContext, Searcher, SearcherNote, UsageError, build_leaderboard, optimize, resume
 from optimizer.cli.main import main
 from optimizer.models.providers.fake import FakeModel, last_input, register_fake
 from optimizer.types import GenerateRequest
@@ -97,7 +97,7 @@ def test_external_searcher_resumes_after_a_kill(tmp_path):
     [run_dir] = list((tmp_path / "b").iterdir())
     before = [json.loads(x) for x in open(run_dir / "events.jsonl")]
     assert sum(e["type"] == "note" for e in before) == 3 and not (run_dir / "result.json").exists()
-    with pytest.raises(Exception, match="resume"):  # the stored name is not a built-in searcher
+    with pytest.raises(UsageError, match="not built into apo"):  # the stored name is not a built-in searcher
         resume(run_dir.name, runs_dir=tmp_path / "b", task=reversal_task())
     done = resume(run_dir.name, runs_dir=tmp_path / "b", searcher=WordGrid(), task=reversal_task())
     assert done.best.text == whole.best.text and done.best.test.acc == whole.best.test.acc

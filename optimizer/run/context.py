@@ -40,9 +40,18 @@ from optimizer.tasks.task import Task
 from optimizer.tasks.templates import normalize_instruction
 from optimizer.types import Candidate, Example, GenerateRequest, Score
 
-__all__ = ["ScorerSetup", "ScoresOwnPrompts", "SearchContext", "Searcher"]
+__all__ = ["ScorerSetup", "ScoresOwnPrompts", "SearchContext", "Searcher", "recorder"]
 
 E = TypeVar("E")
+
+
+def recorder(store: RunStore, ledger: Ledger) -> Callable[..., None]:
+    """A function that appends events to the run log together with a usage snapshot, in one write."""
+
+    def record(*events: Any) -> None:
+        store.log.append(*events, UsageSnapshot(usage=ledger.snapshot(), elapsed=round(ledger.elapsed, 3)))
+
+    return record
 
 
 @runtime_checkable
@@ -122,7 +131,7 @@ class SearchContext:
         self.target = target
         self.proposer = proposer
         self._store = store
-        self._ledger = ledger
+        self._record = recorder(store, ledger)
         self._evaluator = evaluator
         self._journal = journal
         self._reporter = reporter
@@ -153,8 +162,7 @@ class SearchContext:
 
     def record(self, *events: Any) -> None:
         """Append events to the run log together with a usage snapshot, in one write."""
-        self._store.log.append(*events, UsageSnapshot(usage=self._ledger.snapshot(),
-                                                      elapsed=round(self._ledger.elapsed, 3)))
+        self._record(*events)
 
     def events(self, kind: type[E]) -> list[E]:
         """Events of one kind recorded by earlier sessions of this run (for a searcher to resume its state)."""

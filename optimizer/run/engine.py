@@ -19,7 +19,7 @@ from optimizer.models.cache import ResponseCache
 from optimizer.models.client import Ledger, ModelClient, ProviderLimit, RoleUsage
 from optimizer.models.prices import load_prices, price_of
 from optimizer.models.registry import API_PROVIDERS, load_model, parse_model
-from optimizer.run.context import ScorerSetup, ScoresOwnPrompts, SearchContext, Searcher
+from optimizer.run.context import ScorerSetup, ScoresOwnPrompts, SearchContext, Searcher, recorder
 from optimizer.run.events import SCHEMA_VERSION, BudgetStopped, RunDone, SessionStarted, UsageSnapshot
 from optimizer.run.finish import finish
 from optimizer.run.progress import Reporter
@@ -184,9 +184,7 @@ def run(config: RunConfig, *, runs_dir: Any = None, reporter: Reporter | None = 
                             "provenance": provenance(config, task, target.adapter, clients.proposer.adapter)})
     store.log.append(SessionStarted(resume=resuming, schema_version=SCHEMA_VERSION))
 
-    def record(*events: Any) -> None:
-        store.log.append(*events, UsageSnapshot(usage=ledger.snapshot(), elapsed=round(ledger.elapsed, 3)))
-
+    record = recorder(store, ledger)
     scorer: PromptScorer
     if isinstance(searcher, ScoresOwnPrompts):
         scorer = searcher.build_scorer(ScorerSetup(config, task, target, recorded, record))

@@ -21,6 +21,11 @@ def _calls(snapshot: UsageSnapshot) -> int:
     return sum(int(u.get("calls", 0)) for u in snapshot.usage.values())
 
 
+def _candidate_hashes(events: Sequence[Any]) -> dict[str, str]:
+    """Prompt hash → candidate id, over the candidates recorded."""
+    return {e.prompt_hash: e.id for e in events if isinstance(e, CandidateAdded) and e.prompt_hash}
+
+
 def candidates_from_log(events: Sequence[Any], scoring: str = "accuracy") -> list[Candidate]:
     """Every candidate recorded, with its dev score over every dev example it was scored on, best first.
 
@@ -33,7 +38,7 @@ def candidates_from_log(events: Sequence[Any], scoring: str = "accuracy") -> lis
     """
     cands = {e.id: Candidate(id=e.id, text=e.text, origin=e.origin, parent=e.parent, round=e.round)
              for e in events if isinstance(e, CandidateAdded)}
-    by_hash = {e.prompt_hash: e.id for e in events if isinstance(e, CandidateAdded) and e.prompt_hash}
+    by_hash = _candidate_hashes(events)
     dev: dict[str, dict[str, ScoreRecord]] = {}
     for e in events:
         if isinstance(e, ScoreRecorded) and e.split == "dev" and e.prompt_hash in by_hash:
@@ -53,7 +58,7 @@ def dev_trajectory(events: Sequence[Any]) -> list[tuple[int, float]]:
     Returns:
         ``(calls, best accuracy)`` points, one per change.
     """
-    by_hash = {e.prompt_hash: e.id for e in events if isinstance(e, CandidateAdded) and e.prompt_hash}
+    by_hash = _candidate_hashes(events)
     seen: dict[str, dict[str, float]] = {}
     for e in events:
         if isinstance(e, ScoreRecorded) and e.split == "dev" and e.acc is not None and e.prompt_hash in by_hash:

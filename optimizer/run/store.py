@@ -45,7 +45,7 @@ class RunStore:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.id = self.path.name
-        self.log = RunLog(self.path / "events.jsonl")
+        self.log = RunLog(self.events_path)
 
     @classmethod
     def create(cls, root: str | Path | None, task_name: str) -> RunStore:

@@ -132,7 +132,7 @@ class AutoPromptSearch:
                                 subwords=cfg.filter_subwords)
         embeddings = model.embeddings.weight
 
-        done = [e for e in ctx.events(object) if isinstance(e, (TriggerAccepted, AutoPromptStep))]
+        done = sorted(ctx.events(TriggerAccepted) + ctx.events(AutoPromptStep), key=lambda e: e.iteration)
         accepted = [e for e in done if isinstance(e, TriggerAccepted)]
         for e in accepted:  # restore candidates (and their dev scores, from the journal) in order
             self._accept(ctx, tuple(e.trigger_ids), e.iteration, None, replay=True)
