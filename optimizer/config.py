@@ -10,120 +10,21 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from optimizer.errors import UsageError
+from optimizer.settings import (
+    APEConfig,
+    AutoPromptConfig,
+    Budget,
+    DemosConfig,
+    RacingConfig,
+    ReflectConfig,
+    SelectionConfig,
+)
 
-__all__ = ["APEConfig", "AutoPromptConfig", "Budget", "RacingConfig", "RunConfig", "load_job_file", "migrate_config"]
-
-
-class Budget(BaseModel):
-    """Limits on one run, across proposer and target together. ``None`` means no limit."""
-
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
-
-    max_calls: int | None = Field(default=None, ge=1)
-    """Most model requests that reach a provider (cached answers are free)."""
-    max_tokens: int | None = Field(default=None, ge=1)
-    """Most prompt plus generated tokens, counted over provider calls."""
-    max_seconds: float | None = Field(default=None, gt=0)
-    """Wall-clock limit on the search; the final test evaluation still runs after it."""
-    max_cost: float | None = Field(default=None, gt=0)
-    """Most estimated US dollars over provider calls (needs a price for every API model)."""
-
-
-class APEConfig(BaseModel):
-    """Parameters of the APE searcher (Zhou et al. 2022)."""
-
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
-
-    candidates: int = Field(default=12, ge=1)
-    """Instructions asked of the proposer in the first round (before de-duplication)."""
-    demos_per_proposal: int = Field(default=5, ge=1)
-    """Demonstrations shown in each proposal meta-prompt."""
-    subsets: int = Field(default=4, ge=1)
-    """Distinct demonstration subsets; each gets ``candidates / subsets`` samples."""
-    rounds: int = Field(default=2, ge=0)
-    """Iterative Monte Carlo rounds after the first: variations of the current top-k."""
-    top_k: int = Field(default=3, ge=1)
-    """How many of the best candidates are varied each round."""
-    variations: int = Field(default=3, ge=1)
-    """Variations asked per top-k candidate each round."""
-    temperature: float = Field(default=0.7, ge=0.0)
-    """Proposer sampling temperature."""
-    proposal_style: Literal["auto", "completion", "chat"] = "completion"
-    """Meta-prompt style: completion (APE's own: the proposer continues "The instruction was to"),
-    chat (one user message; for chat-only APIs), or auto (chat when the proposer has a chat template).
-    Completion gave usable instructions from the embedded SmolLM2, chat mostly echoed the request."""
-    max_instruction_chars: int = Field(default=300, ge=10)
-    """Longer proposals are cut here."""
-
-
-class RacingConfig(BaseModel):
-    """How candidates are raced over dev examples (successive halving), for every searcher."""
-
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
-
-    min_examples: int = Field(default=5, ge=1)
-    """Dev examples in the first rung of successive halving."""
-    eta: int = Field(default=2, ge=2)
-    """Successive-halving factor: keep 1/eta of the candidates, multiply examples by eta."""
-
-
-class AutoPromptConfig(BaseModel):
-    """Parameters of the AutoPrompt searcher (Shin et al. 2020): gradient-guided trigger tokens."""
-
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
-
-    cloze_template: str | None = None
-    """Cloze template with [T] trigger slots and one [P] prediction slot, e.g. ``{sentence} [T] [T] [T] [P] .``
-    (default: ``[X]``, ``trigger_tokens`` slots, ``[P] .``)."""
-    trigger_tokens: int = Field(default=3, ge=1)
-    """Trigger slots in the default template (ignored when ``cloze_template`` is given)."""
-    label_words: dict[str, list[str]] | None = None
-    """Verbalizer: label words per class, each a single token, e.g. ``{"positive": ["good"], "negative": ["bad"]}``;
-    several words per class have their probabilities summed; the command line's string form
-    ``"positive=good,great;negative=bad"`` is accepted too. Default: the task's labels as their own words, or
-    (no labels) the gold output itself predicted over the whole vocabulary (fact retrieval)."""
-    loss: Literal["vocab", "labels"] = "vocab"
-    """Class probability for the loss and the reported log-probability: ``vocab`` (the paper: summed probability
-    of the class's label words under the softmax over the whole vocabulary) or ``labels`` (renormalized over
-    the classes only, so the search optimizes discrimination rather than the label words' overall mass).
-    Accuracy is the same either way."""
-    auto_label_words: int | None = Field(default=None, ge=1)
-    """Find this many label words per class automatically (the paper's label search: a logistic classifier on
-    the [P] hidden state, vocabulary ranked by it) instead of ``label_words``."""
-    token_candidates: int = Field(default=10, ge=1)
-    """Candidate tokens per iteration: the top-k by -gradient . embedding at the chosen slot."""
-    iterations: int = Field(default=50, ge=0)
-    """Search iterations (one slot updated at most per iteration)."""
-    gradient_batch_size: int = Field(default=32, ge=1)
-    """Training examples in the gradient batch."""
-    eval_batch_size: int = Field(default=32, ge=1)
-    """Training examples in the fresh batch on which the candidates are compared with the current trigger."""
-    position: Literal["random", "round_robin"] = "random"
-    """How the slot to update is chosen each iteration."""
-    patience: int | None = Field(default=None, ge=1)
-    """Stop after this many consecutive iterations without an accepted replacement (None: never)."""
-    filter_subwords: bool = True
-    """Exclude word pieces that continue a word (``##ing``, BPE tokens without a leading space) from candidates."""
-    initial_trigger: str | None = None
-    """Space-separated starting trigger words, one token each (default: the mask token for a masked LM, ``the``
-    for a causal LM)."""
-    train_eval_size: int = Field(default=64, ge=1)
-    """Training examples of the fixed subset on which every accepted trigger's train loss is reported."""
-    max_rows: int = Field(default=128, ge=1)
-    """Most rows (examples x candidates) in one forward pass."""
-
-
-    @field_validator("label_words", mode="before")
-    @classmethod
-    def _parse_label_words(cls, value):
-        if isinstance(value, (str, dict)):  # a dict may give one word per class as a plain string
-            from optimizer.tasks.cloze import parse_label_words
-
-            return parse_label_words(value)
-        return value
+__all__ = ["APEConfig", "AutoPromptConfig", "Budget", "DemosConfig", "RacingConfig", "ReflectConfig",
+           "RunConfig", "SelectionConfig", "load_job_file", "migrate_config"]
 
 
 class RunConfig(BaseModel):
@@ -136,9 +37,14 @@ class RunConfig(BaseModel):
     data_dir: str | None = None
     """Folder of external task data (e.g. ../shared/data/instruction_induction)."""
     searcher: str = "ape"
-    """Which search strategy: ``ape`` (instructions written by a proposer LM), ``autoprompt`` (gradient-searched
-    trigger tokens; needs a white-box model: a masked LM such as ``embedded:splade-tiny``, or a local causal LM), or
-    the ``name`` of a searcher object given to ``optimize(searcher=...)`` (see ``optimizer.run.context.Searcher``)."""
+    """Which search strategy: ``ape`` (instructions written by a proposer LM), ``demos`` (which demonstrations, how
+    many, in what order), ``reflect`` (rewrites of the best prompts from the training examples they get wrong),
+    ``autoprompt`` (gradient-searched trigger tokens; needs a white-box model: a masked LM such as
+    ``embedded:splade-tiny``, or a local causal LM), or the ``name`` of a searcher object given to
+    ``optimize(searcher=...)`` (see ``optimizer.run.context.Searcher``)."""
+    initial_prompt: str | None = None
+    """The user's own instruction: the incumbent every candidate must beat, raced and refined like any candidate
+    (default: the task's best human instruction on dev, or no instruction)."""
     target: str = "embedded"
     """The model that executes candidate prompts (``embedded``, ``hf:PATH``, ``fake:NAME``)."""
     proposer: str | None = None
@@ -155,7 +61,8 @@ class RunConfig(BaseModel):
     tiebreak_logprob: bool = True
     """With accuracy scoring, also compute the gold log-probability and break ties with it."""
     dev_limit: int | None = Field(default=50, ge=1)
-    """Most dev examples used for selection (the first N of the task's dev split)."""
+    """Most dev examples raced on (the task's dev split shuffled by the seed, after the confirmation examples of
+    ``selection.confirm_limit`` are set aside)."""
     test_limit: int | None = Field(default=None, ge=1)
     """Most test examples in the final report (None: all)."""
     seed: int = 0
@@ -166,6 +73,12 @@ class RunConfig(BaseModel):
     """APE parameters."""
     autoprompt: AutoPromptConfig = Field(default_factory=AutoPromptConfig)
     """AutoPrompt parameters (used with ``searcher="autoprompt"``)."""
+    demos: DemosConfig = Field(default_factory=DemosConfig)
+    """Demonstration-search parameters (``searcher="demos"``, or APE with ``demo_search``)."""
+    reflect: ReflectConfig = Field(default_factory=ReflectConfig)
+    """Reflection parameters (``searcher="reflect"``)."""
+    selection: SelectionConfig = Field(default_factory=SelectionConfig)
+    """Which prompt ships: finalists confirmed against the incumbent on dev examples racing never saw."""
     budget: Budget = Field(default_factory=Budget)
     """Limits on calls, tokens and time."""
     cache: bool = True
@@ -271,20 +184,30 @@ def migrate_config(data: dict[str, Any]) -> dict[str, Any]:
 # -- flat options -> nested configuration ------------------------------------------------------
 
 _SECTIONS: dict[str, type[BaseModel]] = {"ape": APEConfig, "autoprompt": AutoPromptConfig, "budget": Budget,
-                                         "racing": RacingConfig}
+                                         "demos": DemosConfig, "racing": RacingConfig, "reflect": ReflectConfig,
+                                         "selection": SelectionConfig}
+_SEARCHER_SECTIONS = {"ape": ("ape", "demos"), "autoprompt": ("autoprompt",), "demos": ("demos",),
+                      "reflect": ("reflect",)}
+"""The sections whose flat options each built-in searcher takes (APE runs the demos search with demo_search)."""
+_OWNER = {"ape": "APE", "autoprompt": "AutoPrompt", "demos": "demos", "reflect": "reflect"}
+"""Searcher sections and how messages name them."""
 _RACING_FLAT = {"race_min_examples": "min_examples", "race_eta": "eta"}
 _HINTS = {"budget_calls": "max_calls", "budget_tokens": "max_tokens", "budget_time": "max_seconds", "model": "target",
           "no_cache": "cache", "keep_subwords": "filter_subwords", "batch_size_grad": "gradient_batch_size"}  # CLI
 
 
-def _home(name: str) -> tuple[str, ...] | None:
-    """Where a flat option goes in the nested configuration (None: not an option)."""
+def _home(name: str, searcher: Any = "ape") -> tuple[str, ...] | None:
+    """Where a flat option goes in the nested configuration (None: not an option).
+
+    A name several searchers use (``rounds``, ``temperature`` …) goes to the chosen searcher's section.
+    """
     if name in RunConfig.model_fields:
         return (name,)
     if name in _RACING_FLAT:
         return ("racing", _RACING_FLAT[name])
-    return next(((section, name) for section in ("budget", "ape", "autoprompt")
-                 if name in _SECTIONS[section].model_fields), None)
+    mine = _SEARCHER_SECTIONS.get(searcher, ())
+    order = ("budget", "selection", *mine, *(s for s in _OWNER if s not in mine))
+    return next(((section, name) for section in order if name in _SECTIONS[section].model_fields), None)
 
 
 def _unknown_message(names: list[str]) -> str:
@@ -317,7 +240,9 @@ def _nest(task: str | None, options: dict[str, Any]) -> tuple[dict[str, Any], di
             raise UsageError(f"{name!r} is the old name of {new!r} here; give one of them, {new!r}")
         if name in data:
             data[new] = data.pop(name)
-    homes = {name: home for name in data if (home := _home(name)) is not None}
+    if isinstance(data.get("initial_prompt"), str) and data["initial_prompt"].startswith("@"):
+        data["initial_prompt"] = _read_prompt_file(data["initial_prompt"][1:])
+    homes = {name: home for name in data if (home := _home(name, searcher)) is not None}
     unknown = [name for name in data if name not in homes]
     if unknown:
         raise UsageError(_unknown_message(unknown))
@@ -334,14 +259,31 @@ def _nest(task: str | None, options: dict[str, Any]) -> tuple[dict[str, Any], di
     return out, flat
 
 
+def _read_prompt_file(path: str) -> str:
+    """The prompt in a file given as ``@FILE`` (surrounding blank lines dropped)."""
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"initial prompt file {p} not found" + (" (it is a folder)" if p.is_dir() else "")
+                         + "; give --initial-prompt TEXT, or @FILE naming a text file")
+    try:
+        return p.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"initial prompt file {p} cannot be read as UTF-8 text: {exc}") from None
+
+
 def _check_searcher(searcher: Any, flat: dict[tuple[str, ...], str]) -> None:
-    """Refuse flat options of the searcher that was not chosen."""
-    other = {"ape": "autoprompt", "autoprompt": "ape"}.get(searcher)
-    wrong = sorted(name for home, name in flat.items() if home[0] == other and len(home) == 2)
-    if wrong and other:  # (other is None for an unknown searcher, which RunConfig's validation refuses)
-        label = {"ape": "APE", "autoprompt": "AutoPrompt"}[other]
-        raise UsageError(f"{', '.join(wrong)}: {label} option{'s' * (len(wrong) > 1)}, but the searcher is {searcher}; "
-                         f"choose searcher {other} (--searcher {other}) or leave {'them' if wrong[1:] else 'it'} out")
+    """Refuse flat options that only a searcher other than the chosen one takes."""
+    if searcher not in _SEARCHER_SECTIONS:  # a searcher object's name: RunConfig's validation judges the rest
+        return
+    wrong = [(home[0], name) for home, name in flat.items()
+             if len(home) == 2 and home[0] in _OWNER and home[0] not in _SEARCHER_SECTIONS[searcher]]
+    if wrong:
+        names = sorted(name for _, name in wrong)
+        owners = sorted({section for section, _ in wrong})
+        raise UsageError(f"{', '.join(names)}: {' and '.join(_OWNER[o] for o in owners)} option{'s' * (len(names) > 1)}"
+                         f", but the searcher is {searcher}; choose searcher {' or '.join(owners)} "
+                         f"({' or '.join('--searcher ' + o for o in owners)}) or leave "
+                         f"{'them' if names[1:] else 'it'} out")
 
 
 def _explain(exc: ValidationError, flat: dict[tuple[str, ...], str]) -> str:

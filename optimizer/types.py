@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "Candidate",
+    "Selection",
+    "FinalistTest",
+    "prompt_key",
+    "split_prompt_key",
     "Score",
     "RunResult",
     "ScoredPrompt",
@@ -133,21 +138,58 @@ class Score(BaseModel):
     """Examples behind the means."""
 
 
+_DEMOS_MARK = "\x1edemos="
+
+
+def prompt_key(instruction: str, demos: tuple[str, ...] | list[str] | None = None) -> str:
+    """The text that identifies a prompt in the journal: the instruction, plus its demonstrations when it has its own.
+
+    A prompt with the run's fixed demonstrations (``demos`` None) is keyed by its instruction alone, so runs
+    written before prompts carried demonstrations keep their keys.
+
+    Args:
+        instruction: the instruction ("" for none).
+        demos: ids of training examples shown as demonstrations, in order (None: the run's own).
+
+    Returns:
+        The key.
+    """
+    return instruction if demos is None else f"{instruction}{_DEMOS_MARK}{json.dumps(list(demos))}"
+
+
+def split_prompt_key(key: str) -> tuple[str, tuple[str, ...] | None]:
+    """The instruction and demonstration ids of a key made by :func:`prompt_key`."""
+    instruction, mark, demos = key.partition(_DEMOS_MARK)
+    return (instruction, tuple(json.loads(demos))) if mark else (key, None)
+
+
 class Candidate(BaseModel):
-    """An instruction met during a search, with where it came from and its best-known dev score."""
+    """A prompt met during a search, with where it came from and its best-known dev score.
+
+    A prompt is an instruction plus demonstrations: ``demos`` names training examples by id, in the
+    order shown (None: the run's fixed demonstrations, drawn from train with the run seed).
+    """
 
     id: str
-    """Run-local id (``c000``…; ``b…`` for baselines)."""
+    """Run-local id (``c000``…; ``h…`` for the task's human instructions)."""
     text: str
     """The instruction."""
     origin: str
-    """``forward`` (proposed from demonstrations), ``variation``, ``baseline`` or ``human``."""
+    """``initial`` (the user's prompt), ``human``, ``none`` (no instruction as the incumbent), ``forward``
+    (proposed from demonstrations), ``variation``, ``demos`` (a demonstration set), ``reflection`` …"""
     parent: str | None = None
     """The id of the candidate this one varies."""
     round: int = 0
     """Search round that produced it."""
+    demos: tuple[str, ...] | None = None
+    """Training example ids shown as demonstrations, in order (None: the run's fixed demonstrations)."""
     dev: Score = Field(default_factory=Score)
     """Its dev score with the most examples evaluated."""
+
+    @property
+    def key(self) -> str:
+        """The prompt's journal key (see :func:`prompt_key`)."""
+        return prompt_key(self.text, self.demos)
 
 
 class ScoredPrompt(BaseModel):
@@ -159,14 +201,65 @@ class ScoredPrompt(BaseModel):
     """The instruction ("" for none)."""
     candidate: str | None = None
     """The candidate id."""
+    demos: tuple[str, ...] | None = None
+    """Training example ids shown as demonstrations, in order (None: the run's fixed demonstrations)."""
+    demo_examples: list[Example] = []
+    """The demonstrations as the target saw them, in order."""
     dev: Score = Field(default_factory=Score)
-    """Score on the dev examples used for selection."""
+    """Score on the dev examples used for racing."""
+    confirm: Score | None = None
+    """Score on the confirmation examples (finalists and the incumbent)."""
     test: Score | None = None
     """Score on the test split (None when the budget ran out first)."""
     test_acc: list[float] = []
     """Per-example test metric scores, in test order (for confidence intervals)."""
     test_lp: list[float] = []
     """Per-example test gold log-probabilities, in test order."""
+
+
+class FinalistTest(BaseModel):
+    """One finalist against the incumbent on the confirmation examples."""
+
+    candidate: str
+    """The finalist's candidate id."""
+    confirm: Score
+    """Its score on the confirmation examples."""
+    diff: float
+    """Mean paired difference from the incumbent (finalist minus incumbent)."""
+    p_value: float
+    """One-sided p-value of "the finalist is better" (paired sign-flip permutation test)."""
+    p_adjusted: float
+    """Holm-adjusted over the finalists."""
+    significant: bool
+    """Whether ``p_adjusted`` is below alpha."""
+
+
+class Selection(BaseModel):
+    """The decision of which prompt ships, with its evidence."""
+
+    verdict: Literal["improved", "no significant improvement", "not tested"]
+    """``improved``: a finalist beat the incumbent; otherwise the incumbent ships (``not tested`` when
+    confirmation was off or the budget ended first, and then the best on dev ships)."""
+    incumbent: str | None = None
+    """The incumbent's candidate id."""
+    incumbent_origin: str | None = None
+    """``initial`` (the user's prompt), ``human`` (best human instruction on dev) or ``none`` (no instruction)."""
+    shipped: str | None = None
+    """The shipped prompt's candidate id."""
+    test: str = ""
+    """The statistical test used."""
+    alpha: float = 0.05
+    """Significance level."""
+    score: Literal["accuracy", "logprob"] = "accuracy"
+    """The per-example score compared."""
+    incumbent_confirm: Score | None = None
+    """The incumbent's score on the confirmation examples."""
+    finalists: list[FinalistTest] = []
+    """Each finalist's comparison."""
+    sizes: dict[str, int] = {}
+    """Examples in each part: ``dev`` (racing), ``confirm``, ``test``."""
+    note: str | None = None
+    """Why the verdict is what it is, when not plain."""
 
 
 class RunResult(BaseModel):
@@ -191,9 +284,13 @@ class RunResult(BaseModel):
     stop_reason: str | None = None
     """Why a partial run stopped."""
     best: ScoredPrompt | None = None
-    """The searcher's best instruction by dev score."""
+    """The prompt to ship: a finalist that beat the incumbent significantly on the confirmation examples, else
+    the incumbent (see ``selection``)."""
     baselines: list[ScoredPrompt] = []
-    """No instruction and the best human instruction by dev score."""
+    """The incumbent, no instruction, the best human instruction by dev score, and the best on dev when it was
+    not shipped."""
+    selection: Selection | None = None
+    """How ``best`` was chosen: the verdict, the test, p-values and sizes."""
     human: list[Candidate] = []
     """Every human/seed instruction with its dev score (raced like the candidates)."""
     candidates: list[Candidate] = []
@@ -208,3 +305,14 @@ class RunResult(BaseModel):
     """Estimated dollars over every role (0 for local models)."""
     timings: dict[str, float] = {}
     """Seconds per phase (search, test, total)."""
+
+    def incumbent_prompt(self) -> ScoredPrompt | None:
+        """The incumbent's row: ``best`` when it shipped, else ``incumbent`` (the user's prompt), ``best_human``
+        or ``no_instruction``, after its origin; None for runs made before incumbents."""
+        sel = self.selection
+        if sel is None or sel.incumbent is None:
+            return None
+        if self.best is not None and self.best.candidate == sel.incumbent:
+            return self.best
+        name = {"initial": "incumbent", "human": "best_human", "none": "no_instruction"}.get(sel.incumbent_origin or "")
+        return next((b for b in self.baselines if b.name == name), None)

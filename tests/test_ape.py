@@ -51,7 +51,9 @@ def test_ape_finds_planted_instruction(planted):
     result = optimize(reversal_task(), target="fake:planted", seed=3, candidates=10, rounds=1)
     assert result.status == "complete"
     assert result.best.text == PLANTED
-    assert result.best.dev.acc == 1.0 and result.best.dev.n == 24
+    assert result.best.dev.acc == 1.0 and result.best.dev.n == 12  # 24 dev examples: 12 raced, 12 to confirm
+    assert result.best.confirm.acc == 1.0 and result.best.confirm.n == 12
+    assert result.selection.verdict == "improved" and result.selection.sizes == {"dev": 12, "confirm": 12, "test": 16}
     assert result.best.test.acc == 1.0 and result.best.test.n == len(WORDS) - 44
     names = {b.name: b for b in result.baselines}
     assert names["no_instruction"].test.acc == 0.0
@@ -68,9 +70,9 @@ def test_racing_spends_fewer_evaluations_on_bad_candidates(planted):
     per_candidate = Counter(ids[e["prompt_hash"]] for e in events if e["type"] == "score" and e["split"] == "dev"
                             and e["prompt_hash"] in ids)
     best_id = result.best.candidate
-    assert per_candidate[best_id] == 24
+    assert per_candidate[best_id] == 12  # the 12 raced dev examples (12 more are kept to confirm the finalists)
     others = [n for cid, n in per_candidate.items() if cid != best_id]
-    assert others and max(others) < 24 and min(others) == 3
+    assert others and max(others) < 12 and min(others) == 3
     # every candidate keeps the number of examples behind its score
     assert len(others) >= 4
     for cand in result.candidates:

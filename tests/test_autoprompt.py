@@ -216,7 +216,7 @@ def test_accepted_trigger_never_raises_the_batch_loss(arch, tmp_path):
     spec = save(*tiny(arch), tmp_path / arch)
     result = optimize(sentiment_task(), target=spec, searcher="autoprompt", cloze_template="{sentence} [T] [T] [P] .",
                       label_words={"negative": ["bad"], "positive": ["good"]}, token_candidates=8, iterations=8,
-                      gradient_batch_size=8, eval_batch_size=8, dev_limit=8)
+                      gradient_batch_size=8, eval_batch_size=8, dev_limit=8, confirm_limit=0)
     assert result.status == "complete" and result.searcher == "autoprompt"
     trig = [e for e in events(result) if e["type"] == "trigger"]
     steps = [e for e in events(result) if e["type"] in ("trigger", "autoprompt_step")]
@@ -271,7 +271,7 @@ def test_search_finds_the_token_that_makes_the_label_predictable(tmp_path):
             for i in range(16)]
     task = Task(name="magic", train=rows, dev=rows[:8], test=rows[8:], metric="label", labels=["negative", "positive"])
     result = optimize(task, target=spec, searcher="autoprompt", cloze_template="[X] [T] [P]", token_candidates=10,
-                      iterations=3, gradient_batch_size=16, eval_batch_size=16, dev_limit=8,
+                      iterations=3, gradient_batch_size=16, eval_batch_size=16, dev_limit=8, confirm_limit=0,
                       label_words={"negative": ["no"], "positive": ["yes"]})
     trig = [e for e in events(result) if e["type"] == "trigger"]
     assert trig[-1]["trigger_tokens"] == ["magic"]
@@ -305,7 +305,7 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, monkeypatch)
 
     spec = save(*tiny("bert"), tmp_path / "bert")
     kw = dict(target=spec, searcher="autoprompt", cloze_template="{sentence} [T] [T] [P] .", token_candidates=6,
-              iterations=7, gradient_batch_size=8, eval_batch_size=8, dev_limit=8,
+              iterations=7, gradient_batch_size=8, eval_batch_size=8, dev_limit=8, confirm_limit=0,
               label_words={"negative": ["bad"], "positive": ["good"]})
     task = task_folder(sentiment_task(), tmp_path / "task")
     whole = optimize(task, runs_dir=tmp_path / "a", **kw)
@@ -340,7 +340,8 @@ def test_budget_counts_passes_and_stops_with_a_partial_result(tmp_path):
     spec = save(*tiny("bert"), tmp_path / "bert")
     result = optimize(sentiment_task(), target=spec, searcher="autoprompt", cloze_template="{sentence} [T] [P] .",
                       token_candidates=6, iterations=50, gradient_batch_size=8, eval_batch_size=8, dev_limit=8,
-                      label_words={"negative": ["bad"], "positive": ["good"]}, budget={"max_calls": 400})
+                      confirm_limit=0, label_words={"negative": ["bad"], "positive": ["good"]},
+                      budget={"max_calls": 400})
     assert result.status == "partial" and "calls" in result.stop_reason
     assert result.calls <= 400
     steps = [e for e in events(result) if e["type"] in ("trigger", "autoprompt_step")]

@@ -18,6 +18,9 @@ EPILOG = """examples:
   apo optimize capitalize_words                       # APE on the embedded SmolLM2, default budget
   apo optimize antonyms --data-dir ../shared/data/instruction_induction --rounds 1 --budget-time 600
   apo optimize --config job.yaml --seed 3             # a job file; options typed here override it
+  apo optimize past_tense --initial-prompt @my_prompt.txt   # beat your own prompt, or keep it
+  apo optimize capitalize_words --searcher demos     # search which demonstrations to show
+  apo optimize capitalize_words --searcher reflect   # rewrite from the training examples it gets wrong
   apo eval past_tense --prompt "Write the past tense of the verb." --split test
   apo optimize sst2 --data-dir ../shared/data --searcher autoprompt --model embedded:splade-tiny \\
       --label-words 'positive=good;negative=bad' --token-candidates 100 --iterations 50   # AutoPrompt
@@ -27,8 +30,11 @@ EPILOG = """examples:
 """
 
 OPTIMIZE_HELP = """Propose instructions with the proposer model, race them on dev examples with the target
-model, refine the best, and report dev and test scores against the no-instruction and human
-baselines (--searcher autoprompt searches trigger tokens instead).
+model, refine the best, confirm the finalists against your prompt (the incumbent) on held-out
+dev examples, and ship a finalist only when it is significantly better; report dev and test
+scores against the incumbent, no instruction and the human instructions. --searcher demos
+searches demonstrations, reflect rewrites prompts from their failures, autoprompt searches
+trigger tokens.
 
 A job can be kept in a YAML or JSON file (--config FILE) with the option names of the Python
 API, flat or nested as in runs/<id>/config.json; options typed on the command line override it:
@@ -54,6 +60,16 @@ LM (embedded = SmolLM2, hf:PATH) predicts the token after the prompt. Example:
   apo optimize sst2 --data-dir ../shared/data --searcher autoprompt --model embedded:splade-tiny \\
       --cloze-template '{sentence} [T] [T] [T] [P] .' --label-words 'positive=good;negative=bad' \\
       --token-candidates 100 --iterations 50"""
+
+SELECTION_HELP = """Racing picks finalists on dev; they are then scored once, with the incumbent (--initial-prompt,
+else the task's best human instruction, else no instruction), on dev examples racing never saw.
+A finalist ships only if a one-sided paired permutation test, Holm-corrected over the finalists,
+says it beats the incumbent at --alpha; otherwise the incumbent ships with the verdict "no
+significant improvement". The test split only reports."""
+
+REFLECT_HELP = """Each round runs the beam's prompts on training examples, shows the proposer the ones they get
+wrong (the answer given and the one expected), asks for a critique, then for a rewrite that fixes
+it, and races the rewrites with the beam (--rounds rounds; default 3)."""
 
 LEADERBOARD_HELP = """One row per (task, searcher, target model): the best prompt by dev score over the
 row's runs, its test accuracy with a bootstrap 95% interval, the paired difference against the
@@ -116,9 +132,15 @@ def _add_optimize_parser(sub) -> None:
     opt.add_argument("--config", dest="job_file", metavar="FILE",
                      help="YAML or JSON job file (see above); options typed here override it")
     opt.add_argument("--data-dir", help=DATA_DIR_HELP)
-    opt.add_argument("--searcher", choices=["ape", "autoprompt"],
-                     help="search strategy: ape (instructions written by a proposer LM; default) or autoprompt "
-                          "(gradient-searched trigger tokens in a cloze template; needs a local masked or causal LM)")
+    opt.add_argument("--searcher", choices=["ape", "demos", "reflect", "autoprompt"],
+                     help="search strategy: ape (instructions written by a proposer LM; default), demos (which "
+                          "demonstrations, how many, in what order), reflect (rewrites of the best prompts from the "
+                          "training examples they get wrong) or autoprompt (gradient-searched trigger tokens in a "
+                          "cloze template; needs a local masked or causal LM)")
+    opt.add_argument("--initial-prompt", metavar="TEXT|@FILE",
+                     help="your current instruction (or @FILE holding it): the incumbent every candidate must beat "
+                          "significantly to ship; it is raced and refined like any candidate (default: the task's best "
+                          "human instruction on dev, or no instruction)")
     _add_models_args(opt)
     opt.add_argument("--metric", help="override the task's metric (exact_match, normalized_match, contains, f1, label, "
                                       "numeric)")
@@ -127,14 +149,15 @@ def _add_optimize_parser(sub) -> None:
                      help="how a prompt is shown to the target: completion (raw text; default) or chat")
     opt.add_argument("--scoring", choices=["accuracy", "logprob"],
                      help="candidate score on dev: execution accuracy or gold log-probability (default: accuracy)")
-    opt.add_argument("--rounds", type=int, help="refinement rounds after the first (default: 2)")
+    opt.add_argument("--rounds", type=int, help="APE: refinement rounds after the first (default: 2); reflect: "
+                                                "reflection rounds (default: 3)")
     opt.add_argument("--candidates", type=int,
                      help="APE: instructions proposed in the first round (default: 12); with --searcher autoprompt "
                           "the same as --token-candidates")
     opt.add_argument("--top-k", type=int, help="candidates varied each round (default: 3)")
     opt.add_argument("--variations", type=int, help="variations per top-k candidate each round (default: 3)")
     opt.add_argument("--dev-limit", "--dev-size", dest="dev_limit", type=int,
-                     help="dev examples used for selection (default: 50)")
+                     help="dev examples raced on, after the confirmation examples are set aside (default: 50)")
     opt.add_argument("--test-limit", "--test-size", dest="test_limit", type=int,
                      help="test examples in the final report (default: all)")
     _add_budget_args(opt)
@@ -142,7 +165,45 @@ def _add_optimize_parser(sub) -> None:
     opt.add_argument("--json", action="store_true", help="print result.json to stdout instead of a table")
     opt.add_argument("--dry-run", action="store_true",
                      help="print the expected model calls and tokens (an upper bound) and exit without running")
+    _add_selection_group(opt)
+    _add_demos_and_reflect_groups(opt)
     _add_autoprompt_group(opt)
+
+
+def _add_selection_group(opt: argparse.ArgumentParser) -> None:
+    sel = opt.add_argument_group("choosing what ships", SELECTION_HELP)
+    sel.add_argument("--confirm-limit", type=int, metavar="N",
+                     help="dev examples held out from racing to confirm the finalists (at most half the dev split; "
+                          "default: 50; 0: no confirmation, the best on dev ships untested)")
+    sel.add_argument("--finalists", type=int, help="best raced candidates confirmed against the incumbent (default: 3)")
+    sel.add_argument("--alpha", type=float, help="significance level of the one-sided paired test (default: 0.05)")
+
+
+def _add_demos_and_reflect_groups(opt: argparse.ArgumentParser) -> None:
+    demos = opt.add_argument_group("demonstrations (--searcher demos, or ape with --demo-search)")
+    demos.add_argument("--demo-search", action="store_true",
+                       help="APE: after the instruction rounds, search demonstration sets for the best instruction")
+    demos.add_argument("--demo-sets", dest="sets", type=int, help="demonstration sets raced (default: 12)")
+    demos.add_argument("--demo-k", dest="k", type=_int_list, metavar="K[,K…]",
+                       help="numbers of demonstrations tried in turn (default: 1,2,3,4,6,8)")
+    demos.add_argument("--bootstrapped", type=float, metavar="FRACTION",
+                       help="share of sets made of training examples the target already answers right (default: 0.5)")
+    demos.add_argument("--bootstrap-pool", type=int, metavar="N",
+                       help="training examples run to find those answered right (default: 24)")
+    ref = opt.add_argument_group("reflection (--searcher reflect)", REFLECT_HELP)
+    ref.add_argument("--beam", type=int, help="best prompts kept and reflected on each round (default: 2)")
+    ref.add_argument("--rewrites", type=int, help="critique-and-rewrite pairs per beam prompt each round (default: 2)")
+    ref.add_argument("--minibatch", type=int,
+                     help="training examples each beam prompt runs on per round to find its failures (default: 12)")
+    ref.add_argument("--failures-shown", type=int, help="failed examples shown in one critique (default: 4)")
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers such as 1,2,4, got {text!r}") \
+            from None
 
 
 def _add_autoprompt_group(opt: argparse.ArgumentParser) -> None:

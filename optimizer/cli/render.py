@@ -33,14 +33,18 @@ def render_result(result: dict, console: Console = out) -> None:
     """Print a result: the best instruction, its dev and test scores, and the baselines'."""
     title = f"{result['task']} · {result['searcher']} · target {result['target']} · run {result['run_id']}"
     table = Table(title=title, show_lines=False)
-    for col in ("prompt", "dev acc", "dev logp", "dev n", "test acc", "test logp", "test n"):
+    for col in ("prompt", "id", "demos", "dev acc", "dev logp", "dev n", "confirm acc", "test acc", "test logp",
+                "test n"):
         table.add_column(col, no_wrap=True)
     rows = ([result["best"]] if result.get("best") else []) + list(result.get("baselines", []))
     for p in rows:
-        test = p.get("test") or {}
-        table.add_row(p["name"], fmt(p["dev"]["acc"]), fmt(p["dev"]["lp"], 2), str(p["dev"]["n"]),
-                      fmt(test.get("acc")), fmt(test.get("lp"), 2), str(test.get("n", "-")))
+        test, confirm = p.get("test") or {}, p.get("confirm") or {}
+        table.add_row(p["name"], p.get("candidate") or "-", demos_label(p), fmt(p["dev"]["acc"]),
+                      fmt(p["dev"]["lp"], 2), str(p["dev"]["n"]), fmt(confirm.get("acc")), fmt(test.get("acc")),
+                      fmt(test.get("lp"), 2), str(test.get("n", "-")))
     console.print(table)
+    if result.get("selection"):
+        console.print(Text(verdict_line(result["selection"])))
     status = result["status"] + (f" ({result['stop_reason']})" if result.get("stop_reason") else "")
     t = result.get("timings", {})
     console.print(f"status: {status}   calls: {result['calls']}   tokens: {result['tokens']}   "
@@ -48,7 +52,7 @@ def render_result(result: dict, console: Console = out) -> None:
                   f"time: {t.get('total_s', 0):.1f}s   run: {result['run_dir']}", highlight=False)
     for p in rows:
         if p["name"] != "no_instruction":
-            console.print(f"[bold]{p['name']}:[/bold] {escape(p['text'])}", highlight=False)
+            console.print(f"[bold]{p['name']}:[/bold] {escape(p['text']) or '(no instruction)'}", highlight=False)
     if not rows:
         console.print("nothing to recommend: the budget ran out before any prompt was scored on the dev set. "
                       "Run again with a larger --budget-calls (`apo optimize TASK --dry-run` prints what the job "
@@ -56,14 +60,35 @@ def render_result(result: dict, console: Console = out) -> None:
                       highlight=False, markup=False)
 
 
+def demos_label(prompt: dict) -> str:
+    """How a prompt's demonstrations are shown: ``run's k`` or ``k: id, id …``."""
+    demos = prompt.get("demos")
+    if demos is None:
+        n = len(prompt.get("demo_examples") or [])
+        return f"run's {n}" if prompt.get("demo_examples") is not None else "run's"
+    return f"{len(demos)}: " + ", ".join(demos) if demos else "0"
+
+
+def verdict_line(sel: dict) -> str:
+    """The selection verdict in one line: what shipped, against what, on how many examples, with which p-values."""
+    sizes = sel.get("sizes") or {}
+    head = (f"verdict: {sel['verdict']}; shipped {sel.get('shipped') or '-'} (incumbent {sel.get('incumbent') or '-'}"
+            f", {sel.get('incumbent_origin') or '-'})")
+    tests = "; ".join(f"{t['candidate']} {t['diff']:+.3f} p={t['p_value']:.3g} (Holm {t['p_adjusted']:.3g})"
+                      for t in sel.get("finalists") or [])
+    where = f"dev {sizes.get('dev', '-')} / confirm {sizes.get('confirm', '-')} / test {sizes.get('test', '-')}"
+    return (f"{head}; {where}" + (f"; {tests}; alpha {sel.get('alpha')}" if tests else "")
+            + (f" — {sel['note']}" if sel.get("note") else ""))
+
+
 def render_candidates(result: dict, limit: int = 10) -> None:
     """Print a result's best candidates by dev score."""
     table = Table(title="top candidates (dev)")
-    for col in ("id", "origin", "parent", "acc", "logp", "n", "instruction"):
+    for col in ("id", "origin", "parent", "demos", "acc", "logp", "n", "instruction"):
         table.add_column(col, overflow="fold")
     for c in result["candidates"][:limit]:
-        table.add_row(c["id"], c["origin"], c.get("parent") or "", fmt(c["dev"]["acc"]), fmt(c["dev"]["lp"], 2),
-                      str(c["dev"]["n"]), Text(c["text"]))  # model-written text: never console markup
+        table.add_row(c["id"], c["origin"], c.get("parent") or "", demos_label(c), fmt(c["dev"]["acc"]),
+                      fmt(c["dev"]["lp"], 2), str(c["dev"]["n"]), Text(c["text"]))  # model text: never markup
     out.print(table)
 
 

@@ -34,7 +34,7 @@ from optimizer.models.client import Ledger, ModelClient
 from optimizer.run.events import CandidateAdded, ProposalReceived, RungCompleted, UsageSnapshot
 from optimizer.run.progress import Reporter
 from optimizer.run.racing import rank_key, successive_halving
-from optimizer.run.scoring import Evaluator, Journal, PromptScorer, prompt_hash, summarize
+from optimizer.run.scoring import Evaluator, Journal, PromptScorer, ScoreRecord, prompt_hash, summarize
 from optimizer.run.store import RunStore
 from optimizer.tasks.task import Task
 from optimizer.tasks.templates import normalize_instruction
@@ -120,11 +120,12 @@ class SearchContext:
         reporter: progress display.
         recorded: the events of earlier sessions (typed).
         want_lp: whether selection computes gold log-probabilities.
+        fixed_demos: the run's demonstrations (those of a candidate whose ``demos`` is None).
     """
 
     def __init__(self, config: RunConfig, task: Task, store: RunStore, ledger: Ledger, target: ModelClient,
                  proposer: ModelClient, evaluator: Evaluator, journal: Journal, reporter: Reporter,
-                 recorded: Sequence[Any], want_lp: bool) -> None:
+                 recorded: Sequence[Any], want_lp: bool, fixed_demos: Sequence[Example] = ()) -> None:
         self.config = config
         self.task = task
         self.seed = config.seed
@@ -140,10 +141,20 @@ class SearchContext:
         self._candidates: dict[str, Candidate] = {}
         self._by_norm: dict[str, str] = {}
         self._recorded_ids = {e.id for e in self._recorded if isinstance(e, CandidateAdded)}
+        self.fixed_demos: tuple[Example, ...] = tuple(fixed_demos)
+        """The run's fixed demonstrations (drawn from train with the seed)."""
+        self.incumbent: Candidate | None = None
+        """What the user has: their initial prompt, else the best human instruction on dev, else no
+        instruction. Set by the engine before the search; every candidate must beat it to ship."""
+        self._train = {ex.id: ex for ex in task.train}
         dev = list(task.dev)
         self.rng("dev-order").shuffle(dev)
-        self.dev: list[Example] = dev[: config.dev_limit] if config.dev_limit else dev
-        """The dev examples used for selection (shuffled by the seed, at most ``dev_limit``)."""
+        n_confirm = min(config.selection.confirm_limit, len(dev) // 2)
+        self.confirm: list[Example] = dev[:n_confirm]
+        """Dev examples set aside to confirm the finalists against the incumbent; racing never sees them."""
+        rest = dev[n_confirm:]
+        self.dev: list[Example] = rest[: config.dev_limit] if config.dev_limit else rest
+        """The dev examples racing uses (shuffled by the seed, at most ``dev_limit``, none of ``confirm``)."""
 
     @property
     def run_id(self) -> str:
@@ -199,23 +210,79 @@ class SearchContext:
             self.record(*events)
         return [self._journal.proposals[k] for k in keys]
 
-    def add(self, text: str, *, origin: str, parent: str | None = None, round: int = 0) -> Candidate | None:
-        """Register a candidate; None when it is empty or a duplicate (after normalisation, see :meth:`find`)."""
-        norm = normalize_instruction(text)
-        if not norm or norm in self._by_norm:
+    def add(self, text: str, *, origin: str, parent: str | None = None, round: int = 0,
+            demos: Sequence[str] | None = None) -> Candidate | None:
+        """Register a candidate prompt; None when it is a duplicate (after normalisation, see :meth:`find`).
+
+        Args:
+            text: the instruction (may be empty only with demonstrations of its own).
+            origin: what produced it (``forward``, ``variation``, ``demos``, ``reflection`` …).
+            parent: the candidate it derives from.
+            round: search round.
+            demos: training example ids shown as its demonstrations, in order (None: the run's fixed ones).
+
+        Returns:
+            The candidate, or None for an empty instruction without demonstrations or a duplicate.
+        """
+        ids = tuple(demos) if demos is not None else None
+        if ids is not None and (unknown := [i for i in ids if i not in self._train]):
+            raise ValueError(f"demonstration ids {unknown} are not training examples of {self.task.name}")
+        if not normalize_instruction(text) and ids is None:
             return None
-        cand = Candidate(id=f"c{len(self._candidates):03d}", text=text, origin=origin, parent=parent, round=round)
+        return self._register(Candidate(id=f"c{len(self._candidates) - self._special:03d}", text=text, origin=origin,
+                                        parent=parent, round=round, demos=ids))
+
+    _special = 0
+    """Candidates registered under their own ids (the incumbent), not counted in ``c…`` numbering."""
+
+    def _register(self, cand: Candidate) -> Candidate | None:
+        norm = self._norm(cand.text, cand.demos)
+        if norm in self._by_norm:
+            return None
         self._candidates[cand.id] = cand
         self._by_norm[norm] = cand.id
         if cand.id not in self._recorded_ids:
-            self.record(CandidateAdded(id=cand.id, text=text, origin=origin, parent=parent, round=round,
-                                       prompt_hash=prompt_hash(text)))
+            self.record(CandidateAdded(id=cand.id, text=cand.text, origin=cand.origin, parent=cand.parent,
+                                       round=cand.round, prompt_hash=prompt_hash(cand.key),
+                                       demos=list(cand.demos) if cand.demos is not None else None))
         return cand
 
-    def find(self, text: str) -> Candidate | None:
-        """The candidate whose text equals ``text`` up to case, spacing and final punctuation."""
-        cid = self._by_norm.get(normalize_instruction(text))
+    def set_incumbent(self, cand: Candidate) -> Candidate:
+        """Register the incumbent under its own id (the engine calls this once, before the search)."""
+        existing = self.find(cand.text, cand.demos)
+        if existing is None:
+            self._register(cand)
+            self._special += 1
+            existing = cand
+        self.incumbent = existing
+        return existing
+
+    @staticmethod
+    def _norm(text: str, demos: Sequence[str] | None) -> str:
+        norm = normalize_instruction(text)
+        return norm if demos is None else f"{norm}\x1e{','.join(demos)}"
+
+    def find(self, text: str, demos: Sequence[str] | None = None) -> Candidate | None:
+        """The candidate with this instruction (up to case, spacing and punctuation) and these demonstrations."""
+        cid = self._by_norm.get(self._norm(text, tuple(demos) if demos is not None else None))
         return self._candidates[cid] if cid is not None else None
+
+    def demonstrations(self, cand: Candidate) -> list[Example]:
+        """The demonstrations a candidate runs with, in order."""
+        return list(self.fixed_demos) if cand.demos is None else [self._train[i] for i in cand.demos]
+
+    def outcomes(self, cand: Candidate, examples: Sequence[Example], split: str = "train") -> dict[str, ScoreRecord]:
+        """The candidate's answer and score on each example (journalled): for searchers that learn from failures.
+
+        Args:
+            cand: the candidate.
+            examples: the examples (searchers pass training examples; dev and test are for selection only).
+            split: the split the examples come from.
+
+        Returns:
+            ``{example id: ScoreRecord}`` with ``output`` and ``acc``.
+        """
+        return self._evaluator.score([cand.key], examples, split, accuracy=True, logprob=False)[cand.key]
 
     @property
     def candidates(self) -> Mapping[str, Candidate]:
@@ -228,7 +295,8 @@ class SearchContext:
         return rank_key(score, self.config.scoring)
 
     def evaluate(self, texts: Sequence[str], examples: Sequence[Example], split: str = "dev") -> dict[str, Score]:
-        """Score prompts on examples with the run's scoring (journalled) and summarise each."""
+        """Score prompts (by key, see :attr:`Candidate.key <optimizer.types.Candidate.key>`) on examples with the
+        run's scoring (journalled) and summarise each."""
         raw = self._evaluator.score(texts, examples, split, accuracy=self.config.scoring == "accuracy",
                                     logprob=self._want_lp)
         return {text: summarize(records) for text, records in raw.items()}
@@ -240,7 +308,7 @@ class SearchContext:
         """
         def evaluate(alive: list[Candidate], n: int) -> dict[str, Score]:
             self.status(f"round {round}: racing {len(alive)} candidates on {n} dev examples")
-            return self.evaluate([c.text for c in alive], self.dev[:n], "dev")
+            return self.evaluate([c.key for c in alive], self.dev[:n], "dev")
 
         def on_rung(alive: list[Candidate], n: int) -> None:
             self._store.log.append(RungCompleted(round=round, n=n, scores={c.id: (c.dev.acc, c.dev.lp) for c in alive}))

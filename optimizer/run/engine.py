@@ -121,7 +121,8 @@ def instruction_scorer(
 ) -> InstructionScorer:
     """The scorer of instructions: the run's execution template (seeded demonstrations) and metric."""
     template = execution_template(task, shots=config.shots, style=config.execution_style, seed=config.seed)
-    return InstructionScorer(target, template, resolve_metric(metric or config.metric or task.metric, task.labels))
+    return InstructionScorer(target, template, resolve_metric(metric or config.metric or task.metric, task.labels),
+                             train=task.train)
 
 
 def _check_capabilities(config: RunConfig, searcher: Searcher, target: ModelClient) -> None:
@@ -145,6 +146,21 @@ def _restore(store: RunStore, journal: Journal, ledger: Ledger) -> list[Any]:
             ledger.role(role).add(RoleUsage(**usage))
         ledger.elapsed_before = last.elapsed
     return events
+
+
+def _set_incumbent(ctx: SearchContext, humans: list[Candidate], none_score: Score) -> None:
+    """The incumbent: the user's initial prompt (raced), else the best human instruction on dev, else no instruction."""
+    initial = ctx.config.initial_prompt
+    if initial is not None:
+        cand = ctx.set_incumbent(Candidate(id="init", text=initial, origin="initial" if initial.strip() else "none"))
+        ctx.race([cand], round=-1)
+        return
+    scored = [h for h in humans if h.dev.n >= len(ctx.dev)]
+    if scored:
+        top = max(scored, key=lambda h: ctx.rank_key(h.dev))
+        ctx.set_incumbent(Candidate(id="human", text=top.text, origin="human", parent=top.id, dev=top.dev))
+    else:
+        ctx.set_incumbent(Candidate(id="none", text="", origin="none", dev=none_score))
 
 
 def run(config: RunConfig, *, runs_dir: Any = None, reporter: Reporter | None = None, task: Task | None = None,
@@ -192,8 +208,9 @@ def run(config: RunConfig, *, runs_dir: Any = None, reporter: Reporter | None = 
         scorer = instruction_scorer(config, task, target, metric)
     evaluator = JournalledEvaluator(scorer, journal, record, batch_size=config.score_batch_size)
     want_lp = config.scoring == "logprob" or (config.tiebreak_logprob and lp_is_cheap(config, target))
+    fixed = scorer.template.demos if isinstance(scorer, InstructionScorer) else ()
     ctx = SearchContext(config, task, store, ledger, target, clients.proposer, evaluator, journal, reporter,
-                        recorded, want_lp)
+                        recorded, want_lp, fixed_demos=fixed)
     reporter.start_scoring(evaluator, ledger)
     started = time.monotonic()
     stop_reason = None
@@ -203,6 +220,7 @@ def run(config: RunConfig, *, runs_dir: Any = None, reporter: Reporter | None = 
         reporter.status("scoring baselines on dev")
         none_score = ctx.evaluate([""], ctx.dev, "dev")[""]
         ctx.race(humans, round=-1)
+        _set_incumbent(ctx, humans, none_score)
         searcher.run(ctx)
     except BudgetExceeded as exc:
         stop_reason = str(exc)
@@ -235,7 +253,9 @@ def resume(run_id: str, *, runs_dir: Any = None, reporter: Reporter | None = Non
         The finished result.
     """
     store = RunStore.open(runs_dir, run_id)
-    config = RunConfig.model_validate(store.read_config()["config"])
+    stored = dict(store.read_config()["config"])
+    stored.setdefault("selection", {"confirm_limit": 0})  # a run made before confirmation resumes as it began
+    config = RunConfig.model_validate(stored)
     return run(config, runs_dir=runs_dir, reporter=reporter, store=store, searcher=searcher, task=task)
 
 

@@ -121,7 +121,10 @@ class CandidateAdded(_Event):
     round: int = 0
     """Search round (AutoPrompt: iteration)."""
     prompt_hash: str = ""
-    """Short hash of the exact text: the key of its scores."""
+    """Short hash of the prompt's key (its text, and its demonstrations when it has its own): the key of its
+    scores."""
+    demos: list[str] | None = None
+    """Training example ids shown as its demonstrations, in order (None: the run's fixed demonstrations)."""
 
     @model_validator(mode="before")
     @classmethod

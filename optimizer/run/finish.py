@@ -1,4 +1,4 @@
-"""The end of a job: pick the best candidate, score it and the baselines on the test split, build the result."""
+"""The end of a job: choose the prompt to ship (optimizer.run.selection), score it and the baselines on test."""
 
 from __future__ import annotations
 
@@ -6,26 +6,59 @@ from optimizer.errors import BudgetExceeded
 from optimizer.run.context import SearchContext
 from optimizer.run.events import BudgetStopped
 from optimizer.run.scoring import Evaluator, summarize
-from optimizer.types import Candidate, RunResult, Score, ScoredPrompt
+from optimizer.run.selection import choose
+from optimizer.types import Candidate, RunResult, Score, ScoredPrompt, Selection, prompt_key
 
 __all__ = ["finish"]
 
 
-def _finalists(ctx: SearchContext, none_score: Score, humans: list[Candidate]) -> list[ScoredPrompt]:
-    """The best candidate (among those scored on the whole dev set), no instruction, the best human one."""
-    ranked = ctx.ranked()
-    full = [c for c in ranked if c.dev.n >= len(ctx.dev)]
-    best = full[0] if full else (ranked[0] if ranked else None)
+def _prompt(ctx: SearchContext, name: str, cand: Candidate) -> ScoredPrompt:
+    return ScoredPrompt(name=name, text=cand.text, candidate=cand.id, demos=cand.demos,
+                        demo_examples=ctx.demonstrations(cand), dev=cand.dev)
+
+
+def _reported(ctx: SearchContext, shipped: Candidate | None, selection: Selection, none_score: Score,
+              humans: list[Candidate]) -> list[ScoredPrompt]:
+    """The prompts scored on test: the shipped one, the incumbent, no instruction, the best human, the best on dev."""
     prompts: list[ScoredPrompt] = []
-    if best is not None:
-        prompts.append(ScoredPrompt(name="best", text=best.text, candidate=best.id, dev=best.dev))
+    if shipped is not None:
+        prompts.append(_prompt(ctx, "best", shipped))
+    inc = ctx.incumbent  # a human or no-instruction incumbent is reported as best_human / no_instruction
+    if inc is not None and inc.origin == "initial" and (shipped is None or inc.id != shipped.id):
+        prompts.append(_prompt(ctx, "incumbent", inc))
     if none_score.n:
-        prompts.append(ScoredPrompt(name="no_instruction", text="", dev=none_score))
+        prompts.append(ScoredPrompt(name="no_instruction", text="", demo_examples=list(ctx.fixed_demos),
+                                    dev=none_score))
     scored_humans = [h for h in humans if h.dev.n >= len(ctx.dev)]
     if scored_humans:
         top = max(scored_humans, key=lambda h: ctx.rank_key(h.dev))
-        prompts.append(ScoredPrompt(name="best_human", text=top.text, candidate=top.id, dev=top.dev))
+        prompts.append(_prompt(ctx, "best_human", top))
+    raced = [c for c in ctx.ranked() if c.dev.n >= len(ctx.dev)]
+    if raced and shipped is not None and raced[0].id not in {shipped.id, inc.id if inc else None}:
+        prompts.append(_prompt(ctx, "best_dev", raced[0]))
+    confirm = {t.candidate: t.confirm for t in selection.finalists}
+    as_incumbent = {"initial": "incumbent", "human": "best_human", "none": "no_instruction"}.get(
+        selection.incumbent_origin or "")
+    for p in prompts:
+        is_incumbent = p.candidate == selection.incumbent or p.name == as_incumbent
+        p.confirm = confirm.get(p.candidate or "") or (selection.incumbent_confirm if is_incumbent else None)
     return prompts
+
+
+def _select(ctx: SearchContext, evaluator: Evaluator,
+            stop_reason: str | None) -> tuple[Candidate | None, Selection, str | None]:
+    """The shipped candidate and the selection record; a budget stop during confirmation ships the incumbent."""
+    try:
+        shipped, selection = choose(ctx, evaluator)
+    except BudgetExceeded as exc:
+        ctx.record(BudgetStopped(reason=str(exc), phase="confirm"))
+        inc = ctx.incumbent
+        selection = Selection(verdict="not tested", incumbent=inc.id if inc else None,
+                              incumbent_origin=inc.origin if inc else None, shipped=inc.id if inc else None,
+                              sizes={"dev": len(ctx.dev), "confirm": len(ctx.confirm)},
+                              note="the budget ran out before the finalists were confirmed: the incumbent ships")
+        return inc, selection, stop_reason or str(exc)
+    return shipped, selection, stop_reason
 
 
 def finish(ctx: SearchContext, evaluator: Evaluator, searcher: str, none_score: Score, humans: list[Candidate],
@@ -45,14 +78,17 @@ def finish(ctx: SearchContext, evaluator: Evaluator, searcher: str, none_score: 
         The result (without timings).
     """
     config, task = ctx.config, ctx.task
-    prompts = _finalists(ctx, none_score, humans)
+    shipped, selection, stop_reason = _select(ctx, evaluator, stop_reason)
+    prompts = _reported(ctx, shipped, selection, none_score, humans)
     test = task.test[: config.test_limit] if config.test_limit else task.test
+    selection.sizes["test"] = len(test)
     try:
         ctx.status(f"scoring {len(prompts)} prompts on {len(test)} test examples")
-        raw = evaluator.score([p.text for p in prompts], test, "test", accuracy=True, logprob=test_lp)
-        for p in prompts:
-            records = [raw[p.text][ex.id] for ex in test]
-            p.test = summarize(raw[p.text])
+        keys = [prompt_key(p.text, p.demos) for p in prompts]
+        raw = evaluator.score(keys, test, "test", accuracy=True, logprob=test_lp)
+        for p, key in zip(prompts, keys):
+            records = [raw[key][ex.id] for ex in test]
+            p.test = summarize(raw[key])
             p.test_acc = [r.acc for r in records if r.acc is not None]
             p.test_lp = [r.lp for r in records if r.lp is not None]
     except BudgetExceeded as exc:
@@ -64,6 +100,7 @@ def finish(ctx: SearchContext, evaluator: Evaluator, searcher: str, none_score: 
         run_id=ctx.run_id, run_dir=ctx.run_dir, task=task.name, searcher=searcher,
         target=config.target, proposer=config.proposer or config.target, seed=config.seed,
         status="partial" if stop_reason else "complete", stop_reason=stop_reason,
-        best=best, baselines=[p for p in prompts if p.name != "best"], human=humans, candidates=ctx.ranked(),
+        best=best, baselines=[p for p in prompts if p.name != "best"], selection=selection, human=humans,
+        candidates=ctx.ranked(),
         usage=ledger.snapshot(), calls=ledger.calls, tokens=ledger.tokens, cost_usd=round(ledger.cost, 6),
     )

@@ -36,7 +36,8 @@ def candidates_from_log(events: Sequence[Any], scoring: str = "accuracy") -> lis
     Returns:
         Candidates, most dev examples first, then by score.
     """
-    cands = {e.id: Candidate(id=e.id, text=e.text, origin=e.origin, parent=e.parent, round=e.round)
+    cands = {e.id: Candidate(id=e.id, text=e.text, origin=e.origin, parent=e.parent, round=e.round,
+                             demos=tuple(e.demos) if e.demos is not None else None)
              for e in events if isinstance(e, CandidateAdded)}
     by_hash = _candidate_hashes(events)
     dev: dict[str, dict[str, ScoreRecord]] = {}

@@ -47,7 +47,7 @@ def successive_halving(
     Args:
         candidates: the field (duplicates by id are raced once).
         n_examples: dev examples available.
-        evaluate: ``(candidates, n) -> {text: Score}`` on the first ``n`` examples.
+        evaluate: ``(candidates, n) -> {candidate key: Score}`` on the first ``n`` examples.
         rank: sort key of a score (see :func:`rank_key`).
         min_examples: examples in the first rung.
         eta: keep 1/eta of the field, multiply the examples by eta.
@@ -61,8 +61,8 @@ def successive_halving(
     while alive:
         scores = evaluate(alive, n)
         for c in alive:
-            if scores[c.text].n >= c.dev.n:
-                c.dev = scores[c.text]
+            if scores[c.key].n >= c.dev.n:
+                c.dev = scores[c.key]
         alive.sort(key=lambda c: rank(c.dev), reverse=True)
         on_rung(alive, n)
         if n >= n_examples:

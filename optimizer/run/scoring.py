@@ -21,7 +21,7 @@ from optimizer.models.client import ModelClient
 from optimizer.run.events import ProposalReceived, ScoreRecorded
 from optimizer.tasks.metrics import first_line
 from optimizer.tasks.templates import ExecutionTemplate
-from optimizer.types import Example, Score
+from optimizer.types import Example, Score, split_prompt_key
 
 __all__ = ["Evaluator", "InstructionScorer", "Journal", "JournalledEvaluator", "PromptScorer", "ScoreRecord",
            "prompt_hash", "summarize"]
@@ -178,28 +178,50 @@ class JournalledEvaluator:
 
 
 class InstructionScorer:
-    """Instructions executed by a target model through an execution template, scored by a metric.
+    """Prompts (an instruction and demonstrations) executed by a target model, scored by a metric.
+
+    A prompt is given by its key (:func:`~optimizer.types.prompt_key`): an instruction alone runs
+    with the template's demonstrations (the run's fixed ones); a key naming demonstrations runs
+    with those training examples instead.
 
     Args:
         client: the target model client.
         template: the execution template (demonstrations fixed for the run).
         metric: ``(prediction, answers) -> float``.
+        train: the training examples demonstrations are taken from, by id.
     """
 
     joint = False
 
     def __init__(self, client: ModelClient, template: ExecutionTemplate,
-                 metric: Callable[[str, Sequence[str]], float]) -> None:
+                 metric: Callable[[str, Sequence[str]], float], train: Sequence[Example] = ()) -> None:
         self.client = client
         self.template = template
         self.metric = metric
+        self.train = {ex.id: ex for ex in train}
+
+    def demonstrations(self, key: str) -> list[Example]:
+        """The demonstrations a prompt runs with, in order."""
+        ids = split_prompt_key(key)[1]
+        if ids is None:
+            return list(self.template.demos)
+        missing = [i for i in ids if i not in self.train]
+        if missing:
+            raise KeyError(f"demonstration ids {missing} are not training examples of this task")
+        return [self.train[i] for i in ids]
+
+    def requests(self, key: str, example: Example) -> tuple[ExecutionTemplate, str]:
+        """The template (with the prompt's demonstrations) and instruction that run ``key`` on an example."""
+        instruction, ids = split_prompt_key(key)
+        return (self.template if ids is None else self.template.with_demos(self.demonstrations(key))), instruction
 
     def compute(self, pairs: Sequence[tuple[str, Example]], kinds: frozenset[str]) -> list[ScoreRecord]:
         """Greedy answers scored by the metric (``acc``), or gold log-probabilities (``lp``)."""
+        runs = [(*self.requests(key, ex), ex) for key, ex in pairs]
         if LP in kinds:
-            results = self.client.logprob([self.template.logprob_request(t, ex) for t, ex in pairs])
+            results = self.client.logprob([tpl.logprob_request(instr, ex) for tpl, instr, ex in runs])
             return [ScoreRecord(lp=r.logprob, lp_exact=None if r.exact else False) for r in results]
-        answers = self.client.generate([self.template.generate_request(t, ex) for t, ex in pairs])
+        answers = self.client.generate([tpl.generate_request(instr, ex) for tpl, instr, ex in runs])
         out = []
         for (_, ex), gen in zip(pairs, answers):
             prediction = first_line(gen.text)

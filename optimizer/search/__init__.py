@@ -27,6 +27,8 @@ class BuiltinSearcher(NamedTuple):
 BUILTIN_SEARCHERS: dict[str, BuiltinSearcher] = {
     "ape": BuiltinSearcher("optimizer.search.ape.search", "APESearch", "ape"),
     "autoprompt": BuiltinSearcher("optimizer.search.autoprompt.search", "AutoPromptSearch", "autoprompt"),
+    "demos": BuiltinSearcher("optimizer.search.demos", "DemoSearch", "demos"),
+    "reflect": BuiltinSearcher("optimizer.search.reflect", "ReflectSearch", "reflect"),
 }
 """Name → built-in searcher."""
 

@@ -43,6 +43,10 @@ class ExecutionTemplate(BaseModel):
     max_tokens: int = 16
     """New tokens allowed for an answer."""
 
+    def with_demos(self, demos: Sequence[Example] | None) -> ExecutionTemplate:
+        """The same template with other demonstrations (None: these)."""
+        return self if demos is None else self.model_copy(update={"demos": tuple(demos)})
+
     def context(self, instruction: str, example: Example) -> str:
         """The prompt text for ``example`` under ``instruction``."""
         head = f"Instruction: {instruction.strip()}\n\n" if instruction.strip() else ""

@@ -41,10 +41,11 @@ def _stable_int(*parts: object) -> int:
 
 
 def _is_proposal(text: str) -> bool:
-    """Whether ``text`` is one of APE's meta-prompts (forward generation or variation)."""
+    """Whether ``text`` is a searcher's meta-prompt (APE's forward generation or variation, a reflection)."""
     from optimizer.search.ape.prompts import FORWARD_TAIL, VARIATION
+    from optimizer.search.reflect import REFLECT_INTRO
 
-    return FORWARD_TAIL in text or VARIATION in text
+    return FORWARD_TAIL in text or VARIATION in text or REFLECT_INTRO in text
 
 
 class FakeModel:
@@ -52,8 +53,10 @@ class FakeModel:
 
     Args:
         name: the model id (``fake:…``).
-        proposals: answers to proposal and variation meta-prompts, picked deterministically
-            from the prompt and the sample index.
+        proposals: answers to meta-prompts (proposal, variation, critique, rewrite), picked
+            deterministically from the prompt and the sample index.
+        propose: maps a meta-prompt to its answer, or to None to fall back on ``proposals``
+            (a scripted proposer, e.g. one that states a rule only when shown failures).
         answer: maps an execution prompt (the whole rendered text) to the answer.
         logprob_fn: maps (context, continuation) to a log-probability; by default the
             continuation scores 0 when ``answer(context)`` produces it and -5 per character
@@ -67,6 +70,7 @@ class FakeModel:
         name: str = "fake:echo",
         *,
         proposals: list[str] | None = None,
+        propose: Callable[[str], str | None] | None = None,
         answer: Callable[[str], str] | None = None,
         logprob_fn: Callable[[str, str], float] | None = None,
         chat: bool = False,
@@ -75,6 +79,7 @@ class FakeModel:
         self.name = name
         self.capabilities = frozenset({GENERATE, LOGPROB} | ({CHAT} if chat else set()))
         self.proposals = list(proposals or ["Repeat the input."])
+        self.propose = propose
         self.answer = answer or last_input
         self.logprob_fn = logprob_fn
         self.calls: list[GenerateRequest | LogprobRequest] = []
@@ -96,8 +101,9 @@ class FakeModel:
                 time.sleep(self.delay)
             text = self._text(request)
             if _is_proposal(text):
+                scripted = self.propose(text) if self.propose is not None else None
                 pick = _stable_int(text, request.sample_index, request.seed) % len(self.proposals)
-                reply = self.proposals[pick]
+                reply = scripted if scripted is not None else self.proposals[pick]
             else:
                 reply = self.answer(text)
             reply = cut_at_stop(reply, request.stop)

@@ -51,13 +51,14 @@ def variation_prompt(instruction: str, style: Literal["completion", "chat"], *, 
     return request(prompt=f"{VARIATION}\n\nInput: {instruction}\n\nOutput:", stop=("\n",))
 
 
-def clean_instruction(text: str, *, forward: bool, max_chars: int = 300) -> str:
-    """Turn a raw proposer answer into an instruction (first sentence, no quotes, sentence case).
+def clean_instruction(text: str, *, forward: bool, max_chars: int = 300, first_sentence: bool = True) -> str:
+    """Turn a raw proposer answer into an instruction (first line, no quotes, sentence case).
 
     Args:
         text: the raw generation.
-        forward: whether it continues "The instruction was to" (then "to" is restored).
+        forward: whether it continues "The instruction was to" (then the first letter is capitalised).
         max_chars: the longest instruction kept.
+        first_sentence: keep only the first sentence (APE's short instructions); reflection keeps the line.
 
     Returns:
         The instruction, or "" when nothing usable was generated.
@@ -66,13 +67,14 @@ def clean_instruction(text: str, *, forward: bool, max_chars: int = 300) -> str:
     if not lines:
         return ""
     line = lines[0]
-    for prefix in ("The instruction was to", "The instruction was", "Instruction:", "Output:"):
+    for prefix in ("A better instruction, which gets every one of these right, was to", "The instruction was to",
+                   "The instruction was", "Better instruction:", "Instruction:", "Output:"):
         if line.lower().startswith(prefix.lower()):
             line = line[len(prefix):].strip()
     line = line.strip(" \"'`*").strip()
     if not line:
         return ""
-    end = line.find(". ")
+    end = line.find(". ") if first_sentence else -1
     if end > 0:
         line = line[: end + 1]
     if forward and not line[0].isupper():

@@ -52,19 +52,24 @@ class APESearch:
                     requests.append(forward_prompt(demos, style, seed=ctx.seed + subset, sample_index=sample,
                                                    temperature=cfg.temperature))
         first = self._propose(ctx, requests, origin="forward", parents=[None] * len(requests), round=0)
-        ranked = ctx.race(first, round=0)
+        incumbent = [ctx.incumbent] if ctx.incumbent is not None else []
+        ranked = ctx.race(first + incumbent, round=0)
         for round_ in range(1, cfg.rounds + 1):
             top = ranked[: cfg.top_k]
             if not top:
                 break
             requests, parents = [], []
-            for parent in top:
+            for parent in (c for c in top if c.text.strip()):
                 for sample in range(cfg.variations):
                     requests.append(variation_prompt(parent.text, style, seed=ctx.seed + 1000 * round_,
                                                      sample_index=sample, temperature=cfg.temperature))
                     parents.append(parent.id)
             fresh = self._propose(ctx, requests, origin="variation", parents=parents, round=round_)
             ranked = ctx.race(top + fresh, round=round_)
+        if cfg.demo_search and ranked:
+            from optimizer.search.demos import DemoSearch
+
+            DemoSearch(ctx.config.demos).search(ctx, ranked[:1], round=cfg.rounds + 1)
 
     def _propose(self, ctx: SearchContext, requests: Sequence[GenerateRequest], *, origin: str,
                  parents: Sequence[str | None], round: int) -> list[Candidate]:

@@ -1,0 +1,122 @@
+"""Which prompt ships: the finalists of racing against the incumbent, on dev examples racing never saw.
+
+Taking the maximum of many noisy dev scores inflates the winner's score (the winner's curse), so
+the best raced candidates are re-scored on the confirmation examples together with the
+incumbent (the user's prompt, else the best human instruction, else no instruction). A
+finalist ships only when a one-sided paired test says it is better than the incumbent there,
+with Holm's correction for the number of finalists; otherwise the incumbent ships, with the
+verdict "no significant improvement". The test split is never used to choose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy.stats import permutation_test  # type: ignore[import-untyped]
+
+from optimizer.run.context import SearchContext
+from optimizer.run.scoring import Evaluator, ScoreRecord, summarize
+from optimizer.types import Candidate, FinalistTest, Selection
+
+__all__ = ["TEST_NAME", "choose", "holm", "paired_p_value"]
+
+TEST_NAME = "one-sided paired permutation test (sign flips), Holm-corrected over the finalists"
+RESAMPLES = 9999
+
+
+def paired_p_value(a: Sequence[float], b: Sequence[float], *, seed: int = 0) -> float:
+    """One-sided p-value of "``a`` is better than ``b``" for paired per-example scores.
+
+    The statistic is the mean difference; its null distribution comes from flipping the sign of
+    each pair's difference (exact when there are at most ``RESAMPLES`` sign patterns, else Monte
+    Carlo with ``seed``), with scipy's ``permutation_test``.
+
+    Args:
+        a: per-example scores of the challenger.
+        b: per-example scores of the incumbent, same examples in the same order.
+        seed: seeds the Monte Carlo resampling.
+
+    Returns:
+        The p-value (1.0 when every pair ties).
+    """
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if len(x) != len(y):
+        raise ValueError(f"paired scores differ in length ({len(x)} and {len(y)})")
+    if len(x) == 0 or np.all(x == y):
+        return 1.0
+    result = permutation_test((x, y), lambda u, v, axis: np.mean(u - v, axis=axis), vectorized=True,
+                              permutation_type="samples", alternative="greater", n_resamples=RESAMPLES,
+                              rng=np.random.default_rng(seed))
+    return float(result.pvalue)
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (family-wise error control), in the input order."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [1.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def _values(records: dict[str, ScoreRecord], scoring: str) -> list[float]:
+    if scoring == "logprob":
+        return [r.lp if r.lp is not None else -1e9 for r in records.values()]
+    return [r.acc if r.acc is not None else 0.0 for r in records.values()]
+
+
+def choose(ctx: SearchContext, evaluator: Evaluator) -> tuple[Candidate | None, Selection]:
+    """Pick the prompt to ship and say why (scores the finalists and the incumbent on the confirmation examples).
+
+    May raise :class:`~optimizer.errors.BudgetExceeded` while scoring; the caller then ships the incumbent.
+
+    Args:
+        ctx: the run's context (candidates, incumbent, dev and confirmation examples).
+        evaluator: the run's evaluator (journalled, so a resumed run asks nothing twice).
+
+    Returns:
+        The shipped candidate (None when nothing was scored) and the selection record.
+    """
+    cfg, scoring = ctx.config.selection, ctx.config.scoring
+    inc = ctx.incumbent
+    ranked = ctx.ranked()
+    raced = [c for c in ranked if c.dev.n >= len(ctx.dev)]
+    sizes = {"dev": len(ctx.dev), "confirm": len(ctx.confirm)}
+    base = Selection(verdict="not tested", incumbent=inc.id if inc else None,
+                     incumbent_origin=inc.origin if inc else None, alpha=cfg.alpha, score=scoring, sizes=sizes)
+    if not ctx.confirm or inc is None:  # untested: the searcher's best on dev (a baseline incumbent stays a baseline)
+        pool = [c for c in ranked if inc is None or c.id != inc.id or inc.origin == "initial"]
+        full = [c for c in pool if c.dev.n >= len(ctx.dev)]
+        best = full[0] if full else (pool[0] if pool else None)
+        base.shipped = best.id if best else None
+        base.note = ("confirmation is off (selection.confirm_limit 0): the best candidate on dev ships untested"
+                     if not ctx.confirm else "no incumbent: the best candidate on dev ships untested")
+        return best, base
+    finalists = [c for c in raced if c.id != inc.id][: cfg.finalists]
+    base.test = TEST_NAME
+    if not finalists:
+        base.verdict, base.shipped = "no significant improvement", inc.id
+        base.note = "no candidate other than the incumbent finished racing"
+        return inc, base
+    ctx.status(f"confirming {len(finalists)} finalists against the incumbent on {len(ctx.confirm)} held-out examples")
+    raw = evaluator.score([inc.key] + [f.key for f in finalists], ctx.confirm, "confirm",
+                          accuracy=scoring == "accuracy", logprob=scoring == "logprob")
+    ref = _values(raw[inc.key], scoring)
+    base.incumbent_confirm = summarize(raw[inc.key])
+    p_values = [paired_p_value(_values(raw[f.key], scoring), ref, seed=ctx.seed) for f in finalists]
+    for f, p, adj in zip(finalists, p_values, holm(p_values)):
+        mine = _values(raw[f.key], scoring)
+        base.finalists.append(FinalistTest(candidate=f.id, confirm=summarize(raw[f.key]),
+                                           diff=round(float(np.mean(np.subtract(mine, ref))), 6), p_value=round(p, 6),
+                                           p_adjusted=round(adj, 6), significant=adj < cfg.alpha))
+    winners = [t for t in base.finalists if t.significant]
+    if not winners:
+        base.verdict, base.shipped = "no significant improvement", inc.id
+        return inc, base
+    top = max(winners, key=lambda t: t.diff)  # the largest significant gain on the confirmation examples
+    base.verdict, base.shipped = "improved", top.candidate
+    return ctx.candidates[top.candidate], base
