@@ -24,6 +24,8 @@ __all__ = ["DemoSearch"]
 
 BEST_REORDERED = 2
 """How many of the best sets are tried in other orders."""
+ATTEMPTS = 5
+"""Draws of a set before giving up on a new one (small train splits run out of distinct sets)."""
 
 
 class DemoSearch:
@@ -82,13 +84,15 @@ class DemoSearch:
         fresh = []
         for i in range(cfg.sets):
             k = min(cfg.k[i % len(cfg.k)], len(train))
-            chosen = rng.sample(good, min(k, len(good))) if i < n_boot else []
-            rest = [ex for ex in train if ex not in chosen]
-            chosen += rng.sample(rest, k - len(chosen))
-            rng.shuffle(chosen)
-            cand = ctx.add(base.text, origin="demos", parent=base.id, round=round, demos=[ex.id for ex in chosen])
-            if cand is not None:
-                fresh.append(cand)
+            for _ in range(ATTEMPTS):  # draw again when the set is one already raced
+                chosen = rng.sample(good, min(k, len(good))) if i < n_boot else []
+                rest = [ex for ex in train if ex not in chosen]
+                chosen += rng.sample(rest, k - len(chosen))
+                rng.shuffle(chosen)
+                cand = ctx.add(base.text, origin="demos", parent=base.id, round=round, demos=[ex.id for ex in chosen])
+                if cand is not None:
+                    fresh.append(cand)
+                    break
         return fresh
 
     def bootstrap(self, ctx: SearchContext, base: Candidate, rng: random.Random) -> list[Example]:

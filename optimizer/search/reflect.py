@@ -123,7 +123,8 @@ class ReflectSearch:
         ctx.status(f"round {round}: critiquing {len(jobs)} prompts from their training failures")
         seed, temp = ctx.seed + 1000 * round, cfg.temperature
         critiques = ctx.generate_proposals(
-            [critique_prompt(p.text, shown, style, seed=seed, sample_index=j, temperature=temp) for p, shown, j in jobs],
+            [critique_prompt(p.text, shown, style, seed=seed, sample_index=j, temperature=temp)
+             for p, shown, j in jobs],
             origin="critique", parents=[p.id for p, _, _ in jobs], round=round)
         rewrites = ctx.generate_proposals(
             [rewrite_prompt(p.text, shown, _first_paragraph(c), style, seed=seed, sample_index=j, temperature=temp)

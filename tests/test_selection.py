@@ -1,0 +1,137 @@
+"""Which prompt ships: the incumbent, the confirmation split, the paired test with Holm's correction."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from optimizer import optimize
+from optimizer.cli.main import main
+from optimizer.models.providers.fake import FakeModel, last_input, register_fake
+from optimizer.run.selection import holm, paired_p_value
+from optimizer.tasks.task import Task
+from optimizer.types import Example
+
+from test_ape import PLANTED, WORDS, planted_model, reversal_task
+
+
+@pytest.fixture(autouse=True)
+def fakes():
+    register_fake("planted", planted_model)
+    register_fake("coin", coin_model)
+
+
+def test_paired_p_value_is_exact_for_small_samples():
+    # five wins and no loss: 1 of the 2^5 sign patterns is as extreme
+    assert paired_p_value([1, 1, 1, 1, 1], [0, 0, 0, 0, 0]) == pytest.approx(1 / 32)
+    # ties carry no evidence
+    assert paired_p_value([1, 0, 1], [1, 0, 1]) == 1.0
+    # a worse challenger is not better
+    assert paired_p_value([0, 0, 0, 0], [1, 1, 1, 1]) == 1.0
+    # six wins and one loss: the sign patterns with at most one loss (1 + 7 of 2^7) are as extreme
+    assert paired_p_value([1] * 6 + [0], [0] * 6 + [1]) == pytest.approx(8 / 128)
+
+
+def test_holm_adjusts_step_down_and_keeps_order():
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.5]) == [0.5]
+    assert holm([0.9, 0.001]) == pytest.approx([0.9, 0.002])
+
+
+def test_a_planted_improvement_ships_with_its_evidence():
+    result = optimize(reversal_task(), target="fake:planted", seed=3, candidates=10, rounds=0)
+    sel = result.selection
+    assert sel.verdict == "improved" and result.best.text == PLANTED
+    assert sel.incumbent_origin == "human" and sel.sizes == {"dev": 12, "confirm": 12, "test": 16}
+    win = next(t for t in sel.finalists if t.candidate == result.best.candidate)
+    assert win.diff == 1.0 and win.p_adjusted < 0.05 and win.significant
+    assert win.p_adjusted >= win.p_value  # Holm never lowers a p-value
+    # the test split only reports: the shipped prompt's confirmation score is recorded under its own split
+    events = [json.loads(x) for x in open(f"{result.run_dir}/events.jsonl")]
+    confirm_ids = {e["example"] for e in events if e["type"] == "score" and e["split"] == "confirm"}
+    dev_ids = {e["example"] for e in events if e["type"] == "score" and e["split"] == "dev"}
+    assert len(confirm_ids) == 12 and not confirm_ids & dev_ids
+
+
+def coin_model() -> FakeModel:
+    """A target whose right answers depend on nothing but a hash of (instruction, input): pure noise."""
+
+    def answer(prompt: str) -> str:
+        instruction = prompt.split("\n")[0]
+        word = last_input(prompt)
+        lucky = hashlib.sha256(f"{instruction}|{word}".encode()).digest()[0] % 2 == 0
+        return word[::-1] if lucky else word
+
+    return FakeModel("fake:coin", proposals=[f"Instruction number {i}." for i in range(40)], answer=answer)
+
+
+def test_a_noisy_winner_on_dev_is_rejected_on_the_confirmation_set():
+    words = [f"{w}{i}" for i, w in enumerate(WORDS * 3)]
+    ex = [Example(input=w, output=w[::-1], id=str(i)) for i, w in enumerate(words)]
+    task = Task(name="coin", train=ex[:40], dev=ex[40:120], test=ex[120:], metric="exact_match",
+                instructions=["Reverse the word."], shots=0)
+    result = optimize(task, target="fake:coin", seed=0, candidates=24, rounds=0, race_min_examples=10,
+                      tiebreak_logprob=False)
+    sel = result.selection
+    rows = {b.name: b for b in result.baselines}
+    # racing crowned a candidate that looked better than the incumbent on the raced dev examples ...
+    assert rows["best_dev"].dev.acc > rows["best_human"].dev.acc
+    # ... but on examples racing never saw it is not significantly better, so the incumbent ships
+    assert sel.verdict == "no significant improvement"
+    assert result.best.candidate == sel.incumbent and result.best.text == "Reverse the word."
+    assert all(not t.significant for t in sel.finalists) and len(sel.finalists) == 3
+
+
+def test_initial_prompt_is_the_incumbent_raced_and_kept_when_nothing_beats_it():
+    result = optimize(reversal_task(), target="fake:planted", seed=3, candidates=10, rounds=0,
+                      initial_prompt=PLANTED + " Thanks.")
+    sel = result.selection
+    assert sel.incumbent == "init" and sel.incumbent_origin == "initial"
+    # the user's prompt is already perfect: nothing beats it, so it ships
+    assert sel.verdict == "no significant improvement" and result.best.candidate == "init"
+    init = next(c for c in result.candidates if c.id == "init")
+    assert init.dev.n == 12 and init.dev.acc == 1.0
+
+
+def test_initial_prompt_that_is_beaten_is_reported_as_the_incumbent(tmp_path, capsys):
+    prompt_file = tmp_path / "mine.txt"
+    prompt_file.write_text("Repeat the word.\n")
+    task_dir = tmp_path / "rev"
+    task_dir.mkdir()
+    for split in ("train", "dev", "test"):
+        (task_dir / f"{split}.jsonl").write_text("".join(e.model_dump_json() + "\n"
+                                                         for e in reversal_task().split(split)))
+    (task_dir / "task.yaml").write_text("name: rev\nmetric: exact_match\nshots: 2\n"
+                                        "data: {train: train.jsonl, dev: dev.jsonl, test: test.jsonl}\n")
+    code = main(["--runs-dir", str(tmp_path / "runs"), "optimize", str(task_dir), "--target", "fake:planted",
+                 "--initial-prompt", f"@{prompt_file}", "--rounds", "0", "--candidates", "10", "--seed", "3",
+                 "--json"])
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["selection"]["incumbent_origin"] == "initial" and data["selection"]["verdict"] == "improved"
+    rows = {b["name"]: b for b in data["baselines"]}
+    assert rows["incumbent"]["text"] == "Repeat the word." and rows["incumbent"]["test"]["acc"] == 0.0
+    assert data["best"]["text"] == PLANTED
+
+
+def test_initial_prompt_file_that_is_missing_is_a_usage_error(tmp_path, capsys):
+    code = main(["optimize", "topic", "--target", "fake:upper", "--initial-prompt", f"@{tmp_path}/nope.txt"])
+    assert code == 2
+    assert "initial prompt file" in capsys.readouterr().err
+
+
+def test_confirmation_off_ships_the_best_on_dev_untested():
+    result = optimize(reversal_task(), target="fake:planted", seed=3, candidates=10, rounds=0, confirm_limit=0)
+    assert result.selection.verdict == "not tested" and result.best.text == PLANTED
+    assert result.best.dev.n == 24 and result.selection.sizes["confirm"] == 0
+
+
+def test_budget_that_ends_before_confirmation_ships_the_incumbent():
+    # baselines on 12 raced dev examples, 10 proposals raced: the budget runs out before the finalists are confirmed
+    result = optimize(reversal_task(), target="fake:planted", seed=3, candidates=10, rounds=0, max_calls=90,
+                      tiebreak_logprob=False)
+    assert result.status == "partial"
+    assert result.selection.verdict == "not tested" and result.best.candidate == result.selection.incumbent
+    assert "budget" in result.selection.note
