@@ -6,13 +6,12 @@ import json
 import re
 
 import pytest
+from test_ape import WORDS
 
 from optimizer import optimize
 from optimizer.models.providers.fake import FakeModel, last_input, register_fake
 from optimizer.tasks.task import Task
 from optimizer.types import Example
-
-from test_ape import WORDS
 
 GOOD = {"apple", "river", "stone", "cloud"}
 """The training examples whose demonstrations make the fake target reverse words."""

@@ -6,6 +6,7 @@ import hashlib
 import json
 
 import pytest
+from test_ape import PLANTED, WORDS, planted_model, reversal_task
 
 from optimizer import optimize
 from optimizer.cli.main import main
@@ -13,8 +14,6 @@ from optimizer.models.providers.fake import FakeModel, last_input, register_fake
 from optimizer.run.selection import holm, paired_p_value
 from optimizer.tasks.task import Task
 from optimizer.types import Example
-
-from test_ape import PLANTED, WORDS, planted_model, reversal_task
 
 
 @pytest.fixture(autouse=True)
