@@ -28,6 +28,17 @@ def test_estimate_bounds_real_calls(task, rounds):
     assert result.calls >= 0.3 * est.calls
 
 
+@pytest.mark.parametrize("searcher", ["demos", "reflect"])
+@pytest.mark.parametrize("task", ["topic", "past_tense"])
+def test_estimate_bounds_real_calls_of_demos_and_reflect(task, searcher):
+    config = RunConfig(task=task, target="fake:upper", cache=False, searcher=searcher)
+    est = estimate(config, load_task(task))
+    result = optimize(task, target="fake:upper", cache=False, searcher=searcher)
+    assert result.calls <= est.calls
+    assert result.usage.get("proposer", {}).get("calls", 0) <= est.proposer_calls
+    assert result.calls >= 0.3 * est.calls
+
+
 def test_dry_run_cli_makes_no_run(tmp_path):
     env = {**os.environ, "APO_RUNS_DIR": str(tmp_path / "runs")}
     out = subprocess.run([sys.executable, "-m", "optimizer", "optimize", "topic", "--target", "fake:upper",
