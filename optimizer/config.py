@@ -18,12 +18,13 @@ from optimizer.settings import (
     AutoPromptConfig,
     Budget,
     DemosConfig,
+    JointConfig,
     RacingConfig,
     ReflectConfig,
     SelectionConfig,
 )
 
-__all__ = ["APEConfig", "AutoPromptConfig", "Budget", "DemosConfig", "RacingConfig", "ReflectConfig",
+__all__ = ["APEConfig", "AutoPromptConfig", "Budget", "DemosConfig", "JointConfig", "RacingConfig", "ReflectConfig",
            "RunConfig", "SelectionConfig", "load_job_file", "migrate_config"]
 
 
@@ -38,7 +39,8 @@ class RunConfig(BaseModel):
     """Folder of external task data (e.g. ../shared/data/instruction_induction)."""
     searcher: str = "ape"
     """Which search strategy: ``ape`` (instructions written by a proposer LM), ``demos`` (which demonstrations, how
-    many, in what order), ``reflect`` (rewrites of the best prompts from the training examples they get wrong),
+    many, in what order), ``joint`` (instructions × demonstration sets under a Bayesian optimizer, as MIPROv2),
+    ``reflect`` (rewrites of the best prompts from the training examples they get wrong),
     ``autoprompt`` (gradient-searched trigger tokens; needs a white-box model: a masked LM such as
     ``embedded:splade-tiny``, or a local causal LM), or the ``name`` of a searcher object given to
     ``optimize(searcher=...)`` (see ``optimizer.run.context.Searcher``)."""
@@ -77,6 +79,8 @@ class RunConfig(BaseModel):
     """Demonstration-search parameters (``searcher="demos"``, or APE with ``demo_search``)."""
     reflect: ReflectConfig = Field(default_factory=ReflectConfig)
     """Reflection parameters (``searcher="reflect"``)."""
+    joint: JointConfig = Field(default_factory=JointConfig)
+    """Joint instruction × demonstration search parameters (``searcher="joint"``)."""
     selection: SelectionConfig = Field(default_factory=SelectionConfig)
     """Which prompt ships: finalists confirmed against the incumbent on dev examples racing never saw."""
     budget: Budget = Field(default_factory=Budget)
@@ -184,12 +188,13 @@ def migrate_config(data: dict[str, Any]) -> dict[str, Any]:
 # -- flat options -> nested configuration ------------------------------------------------------
 
 _SECTIONS: dict[str, type[BaseModel]] = {"ape": APEConfig, "autoprompt": AutoPromptConfig, "budget": Budget,
-                                         "demos": DemosConfig, "racing": RacingConfig, "reflect": ReflectConfig,
+                                         "demos": DemosConfig, "joint": JointConfig, "racing": RacingConfig,
+                                         "reflect": ReflectConfig,
                                          "selection": SelectionConfig}
 _SEARCHER_SECTIONS = {"ape": ("ape", "demos"), "autoprompt": ("autoprompt",), "demos": ("demos",),
-                      "reflect": ("reflect",)}
+                      "joint": ("joint", "demos"), "reflect": ("reflect",)}
 """The sections whose flat options each built-in searcher takes (APE runs the demos search with demo_search)."""
-_OWNER = {"ape": "APE", "autoprompt": "AutoPrompt", "demos": "demos", "reflect": "reflect"}
+_OWNER = {"ape": "APE", "autoprompt": "AutoPrompt", "demos": "demos", "joint": "joint", "reflect": "reflect"}
 """Searcher sections and how messages name them."""
 _RACING_FLAT = {"race_min_examples": "min_examples", "race_eta": "eta"}
 _HINTS = {"budget_calls": "max_calls", "budget_tokens": "max_tokens", "budget_time": "max_seconds", "model": "target",

@@ -9,7 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["APEConfig", "AutoPromptConfig", "Budget", "DemosConfig", "RacingConfig", "ReflectConfig", "SelectionConfig"]
+__all__ = ["APEConfig", "AutoPromptConfig", "Budget", "DemosConfig", "JointConfig", "RacingConfig", "ReflectConfig",
+           "SelectionConfig"]
 
 
 class Budget(BaseModel):
@@ -137,6 +138,10 @@ class SelectionConfig(BaseModel):
     """Best raced candidates compared with the incumbent on the confirmation examples."""
     alpha: float = Field(default=0.05, gt=0.0, lt=1.0)
     """Significance level of the one-sided paired test (Holm-corrected over the finalists)."""
+    prefer: Literal["accuracy", "shorter"] = "accuracy"
+    """``shorter``: once the winner is chosen, ship the prompt with the fewest tokens among the finalists and the
+    incumbent that are not significantly worse than it on the confirmation examples (uncorrected one-sided paired
+    test at ``alpha``)."""
 
 
 class DemosConfig(BaseModel):
@@ -177,3 +182,30 @@ class ReflectConfig(BaseModel):
     proposal_style: Literal["auto", "completion", "chat"] = "completion"
     """Meta-prompt style, as for APE: completion (the proposer continues "A better instruction … was to"), chat
     (one user message; for chat-only APIs) or auto (chat when the proposer has a chat template)."""
+
+
+class JointConfig(BaseModel):
+    """Parameters of the ``joint`` searcher: instructions × demonstration sets under a Bayesian optimizer."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    instructions: int = Field(default=6, ge=1)
+    """Instructions asked of the proposer (from random training demonstrations); the incumbent's is added."""
+    demo_sets: int = Field(default=6, ge=1)
+    """Demonstration sets drawn as the ``demos`` searcher draws them; the incumbent's own set is added."""
+    trials: int = Field(default=24, ge=1)
+    """Trials of the TPE sampler: one (instruction, demonstration set) scored on one minibatch each."""
+    startup_trials: int = Field(default=8, ge=1)
+    """Random trials before TPE models the scores."""
+    minibatch: int = Field(default=8, ge=1)
+    """Raced dev examples per trial (a fresh random draw each trial)."""
+    top_combinations: int = Field(default=4, ge=1)
+    """Combinations with the best mean minibatch score raced on the full dev set with the incumbent."""
+    demos_per_proposal: int = Field(default=5, ge=1)
+    """Training demonstrations shown in each proposal meta-prompt."""
+    temperature: float = Field(default=0.7, ge=0.0)
+    """Proposer sampling temperature."""
+    proposal_style: Literal["auto", "completion", "chat"] = "completion"
+    """Meta-prompt style, as for APE."""
+    max_instruction_chars: int = Field(default=300, ge=10)
+    """Longer proposals are cut here."""

@@ -185,6 +185,9 @@ class Candidate(BaseModel):
     """Training example ids shown as demonstrations, in order (None: the run's fixed demonstrations)."""
     dev: Score = Field(default_factory=Score)
     """Its dev score with the most examples evaluated."""
+    prompt_tokens: int | None = None
+    """Tokens of its fixed part (instruction and demonstrations) under the target's tokenizer (about 4
+    characters a token for models whose tokenizer is not at hand)."""
 
     @property
     def key(self) -> str:
@@ -209,6 +212,10 @@ class ScoredPrompt(BaseModel):
     """Score on the dev examples used for racing."""
     confirm: Score | None = None
     """Score on the confirmation examples (finalists and the incumbent)."""
+    prompt_tokens: int | None = None
+    """Tokens of the fixed part of the prompt (instruction and demonstrations)."""
+    tokens_per_example: float | None = None
+    """Mean tokens the target reads per test example (the fixed part, the input and the answer cue)."""
     test: Score | None = None
     """Score on the test split (None when the budget ran out first)."""
     test_acc: list[float] = []
@@ -237,9 +244,13 @@ class FinalistTest(BaseModel):
 class Selection(BaseModel):
     """The decision of which prompt ships, with its evidence."""
 
-    verdict: Literal["improved", "no significant improvement", "not tested"]
-    """``improved``: a finalist beat the incumbent; otherwise the incumbent ships (``not tested`` when
-    confirmation was off or the budget ended first, and then the best on dev ships)."""
+    verdict: Literal["improved", "no significant improvement", "shorter, not significantly worse", "not tested"]
+    """``improved``: a finalist beat the incumbent; ``no significant improvement``: the incumbent ships;
+    ``shorter, not significantly worse`` (with ``prefer shorter``): a shorter prompt that is not significantly
+    worse than the winner ships; ``not tested``: confirmation was off (the best on dev ships) or the budget ended
+    first (the incumbent ships)."""
+    prefer: Literal["accuracy", "shorter"] = "accuracy"
+    """What decided among prompts that are not significantly different."""
     incumbent: str | None = None
     """The incumbent's candidate id."""
     incumbent_origin: str | None = None
@@ -291,6 +302,9 @@ class RunResult(BaseModel):
     not shipped."""
     selection: Selection | None = None
     """How ``best`` was chosen: the verdict, the test, p-values and sizes."""
+    pareto: list[str] = []
+    """Candidates on the accuracy × prompt-tokens Pareto front (dev accuracy over the raced dev examples; none
+    is both more accurate and shorter), shortest first."""
     human: list[Candidate] = []
     """Every human/seed instruction with its dev score (raced like the candidates)."""
     candidates: list[Candidate] = []

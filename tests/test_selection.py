@@ -134,3 +134,50 @@ def test_budget_that_ends_before_confirmation_ships_the_incumbent():
     assert result.status == "partial"
     assert result.selection.verdict == "not tested" and result.best.candidate == result.selection.incumbent
     assert "budget" in result.selection.note
+
+
+LONG = "Reverse the letters of the word, keeping every letter exactly as it is, only in the opposite order."
+
+
+def verbose_model() -> FakeModel:
+    """The long instruction is always right; the short one slips on words starting with s (a few examples)."""
+
+    def answer(prompt: str) -> str:
+        word = last_input(prompt)
+        if "keeping every letter" in prompt or ("reverse the letters" in prompt.lower() and word[0] != "s"):
+            return word[::-1]
+        return word
+
+    return FakeModel("fake:verbose", proposals=[LONG, PLANTED, "Repeat the word.", "Write a rhyme.", "Count letters."],
+                     answer=answer)
+
+
+def test_prefer_shorter_ships_the_shortest_prompt_not_significantly_worse():
+    register_fake("verbose", verbose_model)
+    plain = optimize(reversal_task(), target="fake:verbose", seed=3, candidates=10, rounds=0)
+    short = optimize(reversal_task(), target="fake:verbose", seed=3, candidates=10, rounds=0, prefer="shorter")
+    by_text = {c.text: c for c in short.candidates}
+    assert by_text[PLANTED].prompt_tokens < by_text[LONG].prompt_tokens
+    # by accuracy the long prompt wins; the short one slips on a few examples, not significantly
+    assert plain.best.text == LONG and plain.selection.prefer == "accuracy"
+    assert short.best.text == PLANTED and short.selection.prefer == "shorter"
+    assert short.best.confirm.acc < plain.best.confirm.acc
+    assert short.selection.verdict == "improved"  # it also beat the incumbent significantly
+    assert "not significantly worse" in short.selection.note
+    assert short.best.prompt_tokens == by_text[PLANTED].prompt_tokens
+    assert short.best.tokens_per_example > short.best.prompt_tokens
+    # the front: each prompt on it is more accurate than every shorter one
+    front = [next(c for c in short.candidates if c.id == cid) for cid in short.pareto]
+    assert [c.prompt_tokens for c in front] == sorted(c.prompt_tokens for c in front)
+    assert all(a.dev.acc < b.dev.acc for a, b in zip(front, front[1:]))
+
+
+def test_pareto_front_keeps_only_undominated_candidates():
+    from optimizer.run.selection import pareto_front
+    from optimizer.types import Candidate, Score
+
+    def cand(cid: str, acc: float, tokens: int) -> Candidate:
+        return Candidate(id=cid, text=cid, origin="x", dev=Score(acc=acc, n=10), prompt_tokens=tokens)
+
+    cands = [cand("a", 0.5, 10), cand("b", 0.7, 20), cand("c", 0.6, 30), cand("d", 0.9, 40), cand("e", 0.9, 50)]
+    assert [c.id for c in pareto_front(cands, lambda c: (c.dev.acc, 0.0))] == ["a", "b", "d"]

@@ -37,7 +37,7 @@ from optimizer.run.racing import rank_key, successive_halving
 from optimizer.run.scoring import Evaluator, Journal, PromptScorer, ScoreRecord, prompt_hash, summarize
 from optimizer.run.store import RunStore
 from optimizer.tasks.task import Task
-from optimizer.tasks.templates import normalize_instruction
+from optimizer.tasks.templates import demo_block, normalize_instruction
 from optimizer.types import Candidate, Example, GenerateRequest, Score
 
 __all__ = ["ScorerSetup", "ScoresOwnPrompts", "SearchContext", "Searcher", "recorder"]
@@ -147,6 +147,7 @@ class SearchContext:
         """What the user has: their initial prompt, else the best human instruction on dev, else no
         instruction. Set by the engine before the search; every candidate must beat it to ship."""
         self._train = {ex.id: ex for ex in task.train}
+        self._token_counts: dict[str, int] = {}
         dev = list(task.dev)
         self.rng("dev-order").shuffle(dev)
         n_confirm = min(config.selection.confirm_limit, len(dev) // 2)
@@ -267,9 +268,42 @@ class SearchContext:
         cid = self._by_norm.get(self._norm(text, tuple(demos) if demos is not None else None))
         return self._candidates[cid] if cid is not None else None
 
+    def prompt_tokens(self, cand: Candidate) -> int:
+        """Tokens of a candidate's fixed part (instruction line and demonstrations) under the target's tokenizer;
+        about 4 characters a token when the target's tokenizer is not at hand (API models)."""
+        head = f"Instruction: {cand.text.strip()}\n\n" if cand.text.strip() else ""
+        return self.count_tokens(head + demo_block(self.demonstrations(cand)))
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` under the target's tokenizer (about 4 characters a token without one)."""
+        if text not in self._token_counts:
+            tokenizer = getattr(self.target.adapter, "tokenizer", None)
+            self._token_counts[text] = (len(tokenizer(text, add_special_tokens=False)["input_ids"]) if tokenizer
+                                        is not None else (len(text) + 3) // 4)
+        return self._token_counts[text]
+
     def demonstrations(self, cand: Candidate) -> list[Example]:
         """The demonstrations a candidate runs with, in order."""
         return list(self.fixed_demos) if cand.demos is None else [self._train[i] for i in cand.demos]
+
+    def records(self, key: str, examples: Sequence[Example], split: str = "dev") -> dict[str, float]:
+        """A prompt's score on each example, by the run's scoring (accuracy or gold log-probability), journalled.
+
+        Unlike :meth:`evaluate`, accuracy scoring computes no tie-breaking log-probability: for searchers
+        that learn from many small evaluations (minibatches).
+
+        Args:
+            key: the prompt's key (:attr:`Candidate.key <optimizer.types.Candidate.key>`).
+            examples: the examples.
+            split: their split.
+
+        Returns:
+            ``{example id: score}``.
+        """
+        lp = self.config.scoring == "logprob"
+        raw = self._evaluator.score([key], examples, split, accuracy=not lp, logprob=lp)[key]
+        value = (lambda r: r.lp if r.lp is not None else -1e9) if lp else (lambda r: r.acc or 0.0)
+        return {ex_id: float(value(r)) for ex_id, r in raw.items()}
 
     def outcomes(self, cand: Candidate, examples: Sequence[Example], split: str = "train") -> dict[str, ScoreRecord]:
         """The candidate's answer and score on each example (journalled): for searchers that learn from failures.

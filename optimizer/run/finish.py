@@ -6,7 +6,7 @@ from optimizer.errors import BudgetExceeded
 from optimizer.run.context import SearchContext
 from optimizer.run.events import BudgetStopped
 from optimizer.run.scoring import Evaluator, summarize
-from optimizer.run.selection import choose
+from optimizer.run.selection import choose, pareto_front
 from optimizer.types import Candidate, RunResult, Score, ScoredPrompt, Selection, prompt_key
 
 __all__ = ["finish"]
@@ -14,7 +14,21 @@ __all__ = ["finish"]
 
 def _prompt(ctx: SearchContext, name: str, cand: Candidate) -> ScoredPrompt:
     return ScoredPrompt(name=name, text=cand.text, candidate=cand.id, demos=cand.demos,
-                        demo_examples=ctx.demonstrations(cand), dev=cand.dev)
+                        demo_examples=ctx.demonstrations(cand), dev=cand.dev, prompt_tokens=ctx.prompt_tokens(cand))
+
+
+def _lengths(ctx: SearchContext, prompts: list[ScoredPrompt], test: list) -> list[str]:
+    """Set every candidate's prompt tokens and each reported prompt's tokens per example; the Pareto front."""
+    for c in ctx.candidates.values():
+        c.prompt_tokens = ctx.prompt_tokens(c)
+    if test:
+        rest = sum(ctx.count_tokens(f"Input: {ex.input}\nOutput:") for ex in test) / len(test)
+        for p in prompts:
+            if p.prompt_tokens is None:
+                p.prompt_tokens = ctx.prompt_tokens(Candidate(id="-", text=p.text, origin="-", demos=p.demos))
+            p.tokens_per_example = round(p.prompt_tokens + rest, 1)
+    raced = [c for c in ctx.candidates.values() if c.dev.n >= len(ctx.dev)]
+    return [c.id for c in pareto_front(raced, lambda c: ctx.rank_key(c.dev))]
 
 
 def _reported(ctx: SearchContext, shipped: Candidate | None, selection: Selection, none_score: Score,
@@ -82,6 +96,7 @@ def finish(ctx: SearchContext, evaluator: Evaluator, searcher: str, none_score: 
     prompts = _reported(ctx, shipped, selection, none_score, humans)
     test = task.test[: config.test_limit] if config.test_limit else task.test
     selection.sizes["test"] = len(test)
+    pareto = _lengths(ctx, prompts, list(test))
     try:
         ctx.status(f"scoring {len(prompts)} prompts on {len(test)} test examples")
         keys = [prompt_key(p.text, p.demos) for p in prompts]
@@ -100,7 +115,7 @@ def finish(ctx: SearchContext, evaluator: Evaluator, searcher: str, none_score: 
         run_id=ctx.run_id, run_dir=ctx.run_dir, task=task.name, searcher=searcher,
         target=config.target, proposer=config.proposer or config.target, seed=config.seed,
         status="partial" if stop_reason else "complete", stop_reason=stop_reason,
-        best=best, baselines=[p for p in prompts if p.name != "best"], selection=selection, human=humans,
-        candidates=ctx.ranked(),
+        best=best, baselines=[p for p in prompts if p.name != "best"], selection=selection, pareto=pareto,
+        human=humans, candidates=ctx.ranked(),
         usage=ledger.snapshot(), calls=ledger.calls, tokens=ledger.tokens, cost_usd=round(ledger.cost, 6),
     )

@@ -10,7 +10,7 @@ verdict "no significant improvement". The test split is never used to choose.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy.stats import permutation_test  # type: ignore[import-untyped]
@@ -19,7 +19,7 @@ from optimizer.run.context import SearchContext
 from optimizer.run.scoring import Evaluator, ScoreRecord, summarize
 from optimizer.types import Candidate, FinalistTest, Selection
 
-__all__ = ["TEST_NAME", "choose", "holm", "paired_p_value"]
+__all__ = ["TEST_NAME", "choose", "holm", "paired_p_value", "pareto_front"]
 
 TEST_NAME = "one-sided paired permutation test (sign flips), Holm-corrected over the finalists"
 RESAMPLES = 9999
@@ -114,9 +114,45 @@ def choose(ctx: SearchContext, evaluator: Evaluator) -> tuple[Candidate | None, 
                                            diff=round(float(np.mean(np.subtract(mine, ref))), 6), p_value=round(p, 6),
                                            p_adjusted=round(adj, 6), significant=adj < cfg.alpha))
     winners = [t for t in base.finalists if t.significant]
-    if not winners:
-        base.verdict, base.shipped = "no significant improvement", inc.id
-        return inc, base
-    top = max(winners, key=lambda t: t.diff)  # the largest significant gain on the confirmation examples
-    base.verdict, base.shipped = "improved", top.candidate
-    return ctx.candidates[top.candidate], base
+    top = max(winners, key=lambda t: t.diff) if winners else None  # the largest significant gain on confirm
+    shipped = ctx.candidates[top.candidate] if top else inc
+    base.verdict, base.shipped = ("improved" if top else "no significant improvement"), shipped.id
+    if cfg.prefer == "shorter":
+        values = {c.id: _values(raw[c.key], scoring) for c in [inc, *finalists]}
+        shipped = _shortest_not_worse(ctx, shipped, [inc, *finalists], values, base)
+    return shipped, base
+
+
+def _shortest_not_worse(ctx: SearchContext, winner: Candidate, pool: list[Candidate],
+                        values: dict[str, list[float]], sel: Selection) -> Candidate:
+    """The prompt with the fewest tokens among ``pool`` that the winner does not beat significantly (uncorrected)."""
+    alpha = ctx.config.selection.alpha
+    ok = [c for c in pool if c.id == winner.id
+          or paired_p_value(values[winner.id], values[c.id], seed=ctx.seed) >= alpha]
+    short = min(ok, key=lambda c: (ctx.prompt_tokens(c), c.id != winner.id))
+    sel.prefer = "shorter"
+    if short.id != winner.id:
+        significant = {t.candidate for t in sel.finalists if t.significant}
+        sel.verdict = ("improved" if short.id in significant else "no significant improvement"
+                       if short.id == sel.incumbent else "shorter, not significantly worse")
+        sel.note = (f"--prefer shorter: {short.id} ({ctx.prompt_tokens(short)} prompt tokens) is not significantly "
+                    f"worse than {winner.id} ({ctx.prompt_tokens(winner)} tokens) on the confirmation examples")
+        sel.shipped = short.id
+    return short
+
+
+def pareto_front(cands: Sequence[Candidate], key: Callable[[Candidate], tuple[float, float]]) -> list[Candidate]:
+    """The candidates no other beats on both accuracy and length, shortest first.
+
+    Args:
+        cands: candidates with ``prompt_tokens`` set.
+        key: their score's sort key (higher is better; see optimizer.run.racing.rank_key).
+
+    Returns:
+        The front: each one scores strictly higher than every shorter one.
+    """
+    front: list[Candidate] = []
+    for c in sorted(cands, key=lambda c: (c.prompt_tokens or 0, tuple(-v for v in key(c)))):
+        if not front or key(c) > key(front[-1]):
+            front.append(c)
+    return front

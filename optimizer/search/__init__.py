@@ -22,12 +22,15 @@ class BuiltinSearcher(NamedTuple):
     """The class name."""
     section: str
     """The ``RunConfig`` field holding its parameters."""
+    extra: tuple[str, ...] = ()
+    """Further ``RunConfig`` sections passed to its constructor, in order."""
 
 
 BUILTIN_SEARCHERS: dict[str, BuiltinSearcher] = {
     "ape": BuiltinSearcher("optimizer.search.ape.search", "APESearch", "ape"),
     "autoprompt": BuiltinSearcher("optimizer.search.autoprompt.search", "AutoPromptSearch", "autoprompt"),
     "demos": BuiltinSearcher("optimizer.search.demos", "DemoSearch", "demos"),
+    "joint": BuiltinSearcher("optimizer.search.joint", "JointSearch", "joint", ("demos",)),
     "reflect": BuiltinSearcher("optimizer.search.reflect", "ReflectSearch", "reflect"),
 }
 """Name → built-in searcher."""
@@ -39,4 +42,4 @@ def builtin_searcher(name: str, config: Any) -> Any:
     if entry is None:
         return None
     cls = getattr(importlib.import_module(entry.module), entry.cls)
-    return cls(getattr(config, entry.section))
+    return cls(getattr(config, entry.section), *(getattr(config, s) for s in entry.extra))

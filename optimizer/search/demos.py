@@ -10,7 +10,7 @@ split, never dev or test). The best sets are then tried in other orders and race
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from optimizer.models.base import GENERATE
@@ -72,6 +72,26 @@ class DemoSearch:
 
     def propose(self, ctx: SearchContext, base: Candidate, *, round: int) -> list[Candidate]:
         """Demonstration sets for ``base``'s instruction, as new candidates (random and bootstrapped)."""
+        fresh = []
+        for ids in self.draw(ctx, base, round=round, taken=lambda ids: ctx.find(base.text, ids) is not None):
+            cand = ctx.add(base.text, origin="demos", parent=base.id, round=round, demos=ids)
+            if cand is not None:
+                fresh.append(cand)
+        return fresh
+
+    def draw(self, ctx: SearchContext, base: Candidate, *, round: int,
+             taken: Callable[[list[str]], bool] = lambda ids: False) -> list[list[str]]:
+        """Distinct demonstration sets (training example ids, in order): random ones and bootstrapped ones.
+
+        Args:
+            ctx: the search context.
+            base: the prompt whose instruction bootstraps (its right answers on train).
+            round: search round (part of the random stream).
+            taken: whether a set is already in use (it is then drawn again, a few times at most).
+
+        Returns:
+            Up to ``sets`` sets.
+        """
         cfg = self.config
         train = list(ctx.task.train)
         if not train:
@@ -81,19 +101,19 @@ class DemoSearch:
         good = self.bootstrap(ctx, base, rng) if n_boot else []
         ctx.status(f"round {round}: {cfg.sets} demonstration sets for {base.id}"
                    + (f" ({len(good)} bootstrapped examples)" if n_boot else ""))
-        fresh = []
+        sets: list[list[str]] = []
         for i in range(cfg.sets):
             k = min(cfg.k[i % len(cfg.k)], len(train))
-            for _ in range(ATTEMPTS):  # draw again when the set is one already raced
+            for _ in range(ATTEMPTS):  # draw again when the set is one already in use
                 chosen = rng.sample(good, min(k, len(good))) if i < n_boot else []
                 rest = [ex for ex in train if ex not in chosen]
                 chosen += rng.sample(rest, k - len(chosen))
                 rng.shuffle(chosen)
-                cand = ctx.add(base.text, origin="demos", parent=base.id, round=round, demos=[ex.id for ex in chosen])
-                if cand is not None:
-                    fresh.append(cand)
+                ids = [ex.id for ex in chosen]
+                if ids not in sets and not taken(ids):
+                    sets.append(ids)
                     break
-        return fresh
+        return sets
 
     def bootstrap(self, ctx: SearchContext, base: Candidate, rng: random.Random) -> list[Example]:
         """Training examples the target answers right under ``base`` (its own demonstrations excluded)."""
