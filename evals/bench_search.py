@@ -1,0 +1,251 @@
+"""Search benchmark: does the shipped prompt beat the incumbent on test, per task, searcher and seed?
+
+For every task: the default searcher on each seed, and every other searcher on the first seed,
+all under the same model-call budget per job, embedded target and proposer. Per job: test
+accuracy (bootstrap 95% interval) of the shipped prompt, the incumbent (the best human
+instruction chosen on dev) and no instruction; the paired differences against the incumbent
+and against no instruction (bootstrap 95% interval over the same test examples); the verdict;
+calls and wall time.
+
+Usage (the committed results were made with the commands in evals/README.md):
+
+    python evals/bench_search.py --data-dir ../shared/data/instruction_induction \\
+        --out evals/results/search_smollm2
+
+It may run across sessions: each finished job is written to OUT.json at once, a job found in
+OUT.json is skipped, and a job whose run folder exists without a result (killed) is resumed
+from its journal. ``--rebuild`` re-summarises OUT.json from the run folders without calling a
+model; ``--html`` also writes the leaderboard of every run as OUT.html.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from optimizer import optimize, resume
+from optimizer.report.stats import bootstrap_ci, paired_bootstrap_ci
+from optimizer.run.provenance import git_commit
+from optimizer.tasks.task import list_tasks
+from optimizer.types import RunResult, ScoredPrompt
+
+SEARCHERS = ("ape", "demos", "joint", "reflect")
+
+
+def _ci(values: list[float]) -> list[float] | None:
+    return [round(v, 4) for v in bootstrap_ci(values)] if values else None
+
+
+def _prompt(p: ScoredPrompt | None) -> dict | None:
+    if p is None or p.test is None:
+        return None
+    return {"candidate": p.candidate, "text": p.text, "demos": len(p.demos) if p.demos is not None else None,
+            "test_acc": p.test.acc, "test_acc_ci": _ci(p.test_acc), "n": p.test.n, "dev_acc": p.dev.acc,
+            "confirm_acc": p.confirm.acc if p.confirm else None, "prompt_tokens": p.prompt_tokens}
+
+
+def _diff(a: ScoredPrompt | None, b: ScoredPrompt | None) -> dict | None:
+    if a is None or b is None or not a.test_acc or len(a.test_acc) != len(b.test_acc):
+        return None
+    diff = sum(a.test_acc) / len(a.test_acc) - sum(b.test_acc) / len(b.test_acc)
+    return {"acc_diff": round(diff, 4), "acc_diff_ci": [round(v, 4) for v in paired_bootstrap_ci(a.test_acc,
+                                                                                                 b.test_acc)]}
+
+
+def summarize(result: RunResult) -> dict[str, Any]:
+    """The benchmark row of one run."""
+    rows = {p.name: p for p in result.baselines}
+    inc = result.incumbent_prompt()
+    sel = result.selection
+    return {
+        "task": result.task, "searcher": result.searcher, "seed": result.seed, "run_id": result.run_id,
+        "status": result.status, "calls": result.calls, "tokens": result.tokens,
+        "wall_s": result.timings.get("total_s"), "verdict": sel.verdict if sel else None,
+        "shipped_is_incumbent": bool(sel and result.best and result.best.candidate == sel.incumbent),
+        "p_values": [t.p_adjusted for t in sel.finalists] if sel else [],
+        "sizes": sel.sizes if sel else {},
+        "shipped": _prompt(result.best), "incumbent": _prompt(inc), "none": _prompt(rows.get("no_instruction")),
+        "vs_incumbent": _diff(result.best, inc), "vs_none": _diff(result.best, rows.get("no_instruction")),
+    }
+
+
+def _above(d: dict | None) -> bool:
+    return bool(d) and d["acc_diff_ci"][0] > 0
+
+
+def _below(d: dict | None) -> bool:
+    return bool(d) and d["acc_diff_ci"][1] < 0
+
+
+def summary(rows: list[dict], default: str) -> dict[str, Any]:
+    """Counts per (searcher, seed): shipped prompt significantly better / worse than the incumbent on test."""
+    out: dict[str, Any] = {}
+    for key in sorted({(r["searcher"], r["seed"]) for r in rows}):
+        mine = [r for r in rows if (r["searcher"], r["seed"]) == key and r["vs_incumbent"]]
+        out[f"{key[0]} seed {key[1]}"] = {
+            "tasks": len(mine),
+            "better_than_incumbent": sum(_above(r["vs_incumbent"]) for r in mine),
+            "worse_than_incumbent": sum(_below(r["vs_incumbent"]) for r in mine),
+            "better_than_none": sum(_above(r["vs_none"]) for r in mine),
+            "improved_verdicts": sum(r["verdict"] == "improved" for r in mine),
+            "no_improvement_ships_incumbent": all(r["shipped_is_incumbent"] for r in mine
+                                                  if r["verdict"] == "no significant improvement"),
+            "wall_s": round(sum(r["wall_s"] or 0 for r in mine), 1), "calls": sum(r["calls"] for r in mine),
+        }
+    out["default"] = default
+    return out
+
+
+def _f(v: float | None, d: int = 2) -> str:
+    return "-" if v is None else f"{v:.{d}f}"
+
+
+def _cell(p: dict | None) -> str:
+    if not p:
+        return "-"
+    lo, hi = p["test_acc_ci"] or (None, None)
+    return f"{_f(p['test_acc'])} [{_f(lo)}, {_f(hi)}]"
+
+
+def _dcell(d: dict | None) -> str:
+    return "-" if not d else f"{d['acc_diff']:+.2f} [{d['acc_diff_ci'][0]:+.2f}, {d['acc_diff_ci'][1]:+.2f}]"
+
+
+def markdown(report: dict) -> str:
+    """The report as Markdown: the summary per searcher and seed, then one row per job."""
+    lines = [f"# Search benchmark: {report['target']} (proposer {report['proposer']})", "",
+             f"Command: `{report['command']}`", "",
+             f"Machine: {report['machine']}; apo commit {report['git_commit']}; budget {report['max_calls']} model "
+             f"calls per job; default searcher {report['default']}; total wall time {report['total_wall_s']:.0f} s.",
+             "", "| searcher, seed | tasks | better than incumbent (95% CI > 0) | worse than incumbent (CI < 0) | "
+             "better than none | verdict improved | no-improvement runs ship the incumbent | calls | wall s |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for key, s in report["summary"].items():
+        if key == "default":
+            continue
+        lines.append(f"| {key} | {s['tasks']} | {s['better_than_incumbent']} | {s['worse_than_incumbent']} | "
+                     f"{s['better_than_none']} | {s['improved_verdicts']} | "
+                     f"{'yes' if s['no_improvement_ships_incumbent'] else 'NO'} | {s['calls']} | {s['wall_s']:.0f} |")
+    lines += ["", "Test accuracy with bootstrap 95% interval; differences paired over the same test examples. "
+              "demos: the shipped prompt's own demonstrations (k), or '-' for the run's fixed ones.", "",
+              "| task | searcher | seed | n | no instruction | incumbent (best human on dev) | shipped | "
+              "shipped − incumbent | shipped − none | verdict | demos | calls | wall s | shipped instruction |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(report["rows"], key=lambda r: (r["task"], r["searcher"], r["seed"])):
+        shipped = r["shipped"] or {}
+        text = (shipped.get("text") or "(no instruction)").replace("|", "\\|")
+        k = shipped.get("demos")
+        lines.append(f"| {r['task']} | {r['searcher']} | {r['seed']} | {shipped.get('n', '-')} | {_cell(r['none'])} | "
+                     f"{_cell(r['incumbent'])} | {_cell(r['shipped'])} | {_dcell(r['vs_incumbent'])} | "
+                     f"{_dcell(r['vs_none'])} | {r['verdict']} | {'-' if k is None else k} | {r['calls']} | "
+                     f"{_f(r['wall_s'], 0)} | {text} |")
+    return "\n".join(lines) + "\n"
+
+
+def jobs(tasks: list[str], searchers: list[str], default: str, seeds: list[int]) -> list[tuple[str, str, int]]:
+    """(task, searcher, seed): the default searcher on every seed, the others on the first."""
+    return [(t, s, seed) for t in tasks for s in searchers for seed in (seeds if s == default else seeds[:1])]
+
+
+def _unfinished(runs_dir: Path, task: str, searcher: str, seed: int, max_calls: int) -> str | None:
+    """The id of a run of this job that was started and never finished (it is resumed, not restarted)."""
+    for config_path in sorted(runs_dir.glob("*/config.json")):
+        if (config_path.parent / "result.json").exists():
+            continue
+        config = json.loads(config_path.read_text()).get("config", {})
+        if (config.get("searcher"), config.get("seed"), (config.get("budget") or {}).get("max_calls")) == \
+                (searcher, seed, max_calls) and config_path.parent.name.split("-", 2)[-1].startswith(task):
+            return config_path.parent.name
+    return None
+
+
+def run_job(args: argparse.Namespace, task: str, searcher: str, seed: int) -> RunResult:
+    """One job: resumed from its journal when a killed run of it exists, else started."""
+    runs_dir = Path(args.runs_dir)
+    unfinished = _unfinished(runs_dir, task, searcher, seed, args.max_calls) if runs_dir.exists() else None
+    if unfinished:
+        print(f"   resuming {unfinished}", file=sys.stderr, flush=True)
+        return resume(unfinished, runs_dir=runs_dir)
+    return optimize(task, data_dir=args.data_dir, target=args.target, proposer=args.proposer, seed=seed,
+                    searcher=searcher, runs_dir=runs_dir, max_calls=args.max_calls, test_limit=args.test_size)
+
+
+def _write(out: Path, args: argparse.Namespace, rows: list[dict], spent: float) -> None:
+    report = {
+        "command": "python " + " ".join([sys.argv[0], *sys.argv[1:]]),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
+        "git_commit": git_commit(), "target": args.target, "proposer": args.proposer or args.target,
+        "max_calls": args.max_calls, "default": args.default, "total_wall_s": round(spent, 1), "rows": rows,
+        "summary": summary(rows, args.default),
+    }
+    out.with_suffix(".json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    out.with_suffix(".md").write_text(markdown(report))
+
+
+def _html(out: Path, runs_dir: Path, rows: list[dict]) -> None:
+    from optimizer.report.build import build_leaderboard
+    from optimizer.report.html import render_html
+
+    board = build_leaderboard([runs_dir / r["run_id"] for r in rows])
+    out.with_suffix(".html").write_text(render_html(board), encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data-dir", help="instruction-induction folder (induce/, execute/, annotations/)")
+    ap.add_argument("--tasks", default="all", help="comma-separated task names, or 'all', 'induction', 'bundled'")
+    ap.add_argument("--searchers", default=",".join(SEARCHERS), help="comma-separated searchers")
+    ap.add_argument("--default", default="ape", help="the searcher run on every seed")
+    ap.add_argument("--seeds", default="0,1,2", help="seeds of the default searcher (the others run the first)")
+    ap.add_argument("--target", default="embedded")
+    ap.add_argument("--proposer", default=None)
+    ap.add_argument("--max-calls", type=int, default=1500, help="model-call budget of every job")
+    ap.add_argument("--test-size", type=int, default=None)
+    ap.add_argument("--runs-dir", default="runs/bench_search")
+    ap.add_argument("--out", required=True, help="output path without extension (.json and .md are written)")
+    ap.add_argument("--rebuild", action="store_true", help="re-summarise OUT.json from the run folders (no model call)")
+    ap.add_argument("--html", action="store_true", help="also write the leaderboard of every run as OUT.html")
+    args = ap.parse_args(argv)
+    out, runs_dir = Path(args.out), Path(args.runs_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    previous = json.loads(out.with_suffix(".json").read_text()) if out.with_suffix(".json").exists() else None
+    rows: list[dict] = []
+    spent = previous["total_wall_s"] if previous else 0.0
+    if previous:
+        for old in previous["rows"]:
+            stored = json.loads((runs_dir / old["run_id"] / "result.json").read_text())
+            rows.append(summarize(RunResult.model_validate({k: v for k, v in stored.items() if k != "schema"})))
+    if not args.rebuild:
+        infos = list_tasks(args.data_dir)
+        induction = [i.name for i in infos if i.kind == "instruction_induction"]
+        bundled = [i.name for i in infos if i.kind == "yaml"]
+        names = {"all": induction + bundled, "induction": induction, "bundled": bundled}.get(
+            args.tasks, [t for t in args.tasks.split(",") if t])
+        done = {(r["task"], r["searcher"], r["seed"]) for r in rows}
+        seeds = [int(s) for s in args.seeds.split(",")]
+        for task, searcher, seed in jobs(names, args.searchers.split(","), args.default, seeds):
+            if (task, searcher, seed) in done:
+                continue
+            print(f"== {task} {searcher} seed {seed}", file=sys.stderr, flush=True)
+            started = time.time()
+            rows.append(summarize(run_job(args, task, searcher, seed)))
+            spent += time.time() - started
+            r = rows[-1]
+            print(f"   incumbent {_cell(r['incumbent'])}  shipped {_cell(r['shipped'])}  "
+                  f"{_dcell(r['vs_incumbent'])}  {r['verdict']}  {r['wall_s']}s", file=sys.stderr, flush=True)
+            _write(out, args, rows, spent)
+    _write(out, args, rows, spent)
+    if args.html:
+        _html(out, runs_dir, rows)
+    print(markdown(json.loads(out.with_suffix(".json").read_text())))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
