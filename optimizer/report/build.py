@@ -39,7 +39,7 @@ from optimizer.report.stats import bootstrap_ci, paired_bootstrap_ci
 from optimizer.run.history import candidates_from_log, dev_trajectory, usage_from_log
 from optimizer.run.racing import rank_key
 from optimizer.run.store import RunStore, runs_dir
-from optimizer.types import Candidate, RunResult
+from optimizer.types import Candidate, RunResult, prompt_key
 
 __all__ = [
     "Comparison",
@@ -133,7 +133,7 @@ def summarize_run(path: str | Path) -> RunSummary:
         top = cands[0] if cands else None
         return RunSummary(**base, task=task, status="interrupted", calls=calls, tokens=tokens, wall_s=elapsed,
                           best_text=top.text if top else None, best_candidate=top.id if top else None,
-                          dev=top.dev if top else None, candidates=cands)
+                          dev=top.dev if top else None, demos=top.demos if top else None, candidates=cands)
     result = RunResult.model_validate({k: v for k, v in data.items() if k != "schema"})
     best = result.best
     baselines = {b.name: b for b in result.baselines}
@@ -153,7 +153,25 @@ def summarize_run(path: str | Path) -> RunSummary:
             summary.vs_none = _comparison(best, baselines["no_instruction"])
         if "best_human" in baselines:
             summary.vs_human = _comparison(best, baselines["best_human"])
+    _add_selection(summary, result, data)
     return summary
+
+
+def _add_selection(summary: RunSummary, result: RunResult, data: dict) -> None:
+    """The verdict, the comparison with the incumbent on test and the shipped prompt's demonstrations."""
+    best = result.best
+    if best is not None:
+        summary.demos = best.demos
+        recorded = best.demos is not None or "demo_examples" in (data.get("best") or {})
+        summary.demos_k = len(best.demos) if best.demos is not None else (
+            len(best.demo_examples) if recorded else None)
+    if result.selection is None:
+        return
+    summary.selection, summary.verdict = result.selection, result.selection.verdict
+    incumbent = result.incumbent_prompt()
+    if best is not None and best.test is not None and best.test_acc and incumbent is not None \
+            and incumbent.test is not None:
+        summary.vs_incumbent = _comparison(best, incumbent)
 
 
 # -- lineage ---------------------------------------------------------------------------------
@@ -193,7 +211,8 @@ def lineage(candidates: Sequence[Candidate], best_id: str | None) -> list[Lineag
     steps = []
     for i, c in enumerate(chain):
         diff = word_diff(chain[i - 1].text, c.text) if i else []
-        steps.append(LineageStep(id=c.id, text=c.text, origin=c.origin, round=c.round, dev=c.dev, diff=diff))
+        steps.append(LineageStep(id=c.id, text=c.text, origin=c.origin, round=c.round, dev=c.dev, demos=c.demos,
+                                 diff=diff))
     return steps
 
 
@@ -309,7 +328,7 @@ def wrong_test_examples(path: str | Path) -> WrongExamples | None:
     if not data or not data.get("best") or not data["best"].get("test"):
         return None
     text = data["best"]["text"]
-    ih = prompt_hash(text)
+    ih = prompt_hash(prompt_key(text, data["best"].get("demos")))  # a prompt with its own demonstrations
     journal = Journal()
     journal.replay(store.log.replay())
     records = {ex: rec for (split, h, ex), rec in journal.scores.items() if split == "test" and h == ih}

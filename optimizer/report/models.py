@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from optimizer.types import Candidate, Score
+from optimizer.types import Candidate, Score, Selection
 
 __all__ = ["Comparison", "Leaderboard", "LeaderboardRow", "LineageStep", "RunSummary", "SORT_ORDER", "SeedSpread",
            "SkippedRun", "WrongExample", "WrongExamples"]
@@ -23,8 +23,9 @@ class Comparison(BaseModel):
 
     model_config = _MODEL
 
-    baseline: Literal["no_instruction", "best_human"]
-    """Which baseline."""
+    baseline: Literal["no_instruction", "best_human", "incumbent", "best"]
+    """Which baseline: its row name in ``result.json`` (``incumbent``: the user's initial prompt; ``best``: the
+    incumbent shipped, so the comparison is with itself)."""
     text: str
     """The baseline's instruction ("" for none)."""
     test_acc: float | None
@@ -52,6 +53,8 @@ class LineageStep(BaseModel):
     """Search round that produced it."""
     dev: Score
     """Its dev score."""
+    demos: tuple[str, ...] | None = None
+    """Training example ids shown as its demonstrations, in order (None: the run's fixed demonstrations)."""
     diff: list[tuple[Literal["same", "add", "del"], str]] = []
     """Word differences from the previous step (empty for the first)."""
 
@@ -101,7 +104,7 @@ class RunSummary(BaseModel):
     stop_reason: str | None = None
     """Why a partial run stopped."""
     best_text: str | None = None
-    """The run's best instruction by dev score."""
+    """The run's shipped instruction (``result.best``; the best raced candidate of an interrupted run)."""
     best_candidate: str | None = None
     """Its candidate id."""
     dev: Score | None = None
@@ -114,6 +117,18 @@ class RunSummary(BaseModel):
     """Paired comparison with no instruction."""
     vs_human: Comparison | None = None
     """Paired comparison with the best human instruction (chosen on dev)."""
+    verdict: str | None = None
+    """``selection.verdict``: ``improved`` (a finalist beat the incumbent on the confirmation examples), ``no
+    significant improvement`` (the incumbent ships), ``shorter, not significantly worse``, ``not tested``; None
+    for a run made before incumbents."""
+    selection: Selection | None = None
+    """How the shipped prompt was chosen: the incumbent and its origin, each finalist's p-values, the sizes."""
+    vs_incumbent: Comparison | None = None
+    """Paired comparison of the shipped prompt with the incumbent on test (zero when the incumbent shipped)."""
+    demos: tuple[str, ...] | None = None
+    """Training example ids the shipped prompt shows as demonstrations, in order (None: the run's fixed ones)."""
+    demos_k: int | None = None
+    """How many demonstrations the shipped prompt shows (None when the run did not record them)."""
     calls: int | None = None
     """Provider calls (None where the run recorded none)."""
     tokens: int | None = None

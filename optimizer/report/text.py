@@ -14,14 +14,28 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from optimizer.report.build import Comparison, Leaderboard, LeaderboardRow, LineageStep, WrongExamples
+from optimizer.report.build import (
+    Comparison,
+    Leaderboard,
+    LeaderboardRow,
+    LineageStep,
+    RunSummary,
+    WrongExamples,
+)
+from optimizer.types import Selection
 
-__all__ = ["fmt_ci", "fmt_diff", "md_escape", "render_lineage", "render_markdown", "render_table",
-           "render_wrong", "row_cells", "sources_text", "status_text"]
+__all__ = ["columns", "demos_text", "evidence_text", "fmt_ci", "fmt_diff", "has_selection", "incumbent_text",
+           "md_escape", "render_lineage", "render_markdown", "render_table", "render_wrong", "row_cells",
+           "sources_text", "status_text"]
 
 DASH = "—"
 COLUMNS = ("task", "searcher", "target", "test acc [95% CI]", "Δ vs none [95% CI]", "Δ vs human [95% CI]",
            "dev acc", "seeds", "calls", "tokens", "cost", "wall", "status", "runs", "best prompt")
+SELECTION_COLUMNS = ("verdict", "Δ vs incumbent [95% CI]", "incumbent", "demos")
+"""Shown after the baselines when a row's run chose its prompt against an incumbent (older runs did not)."""
+ORIGINS = {"initial": "initial prompt", "human": "best human", "none": "no instruction"}
+"""How an incumbent's origin is shown."""
+_AT = COLUMNS.index("Δ vs human [95% CI]") + 1
 
 
 def _num(value: float | None, digits: int = 2, sign: bool = False) -> str:
@@ -56,12 +70,42 @@ def _seeds(row: LeaderboardRow) -> str:
     return seeds + (f"; test {s.mean:.2f}±{s.sd:.2f}" if s else "")
 
 
-def row_cells(row: LeaderboardRow) -> list[str]:
-    """The plain-text cells of one row, in :data:`COLUMNS` order."""
+def has_selection(lb: Leaderboard) -> bool:
+    """Whether any row's winning run chose its prompt against an incumbent (and so has a verdict)."""
+    return any(row.best.selection is not None for row in lb.rows)
+
+
+def columns(lb: Leaderboard) -> tuple[str, ...]:
+    """The board's columns: :data:`COLUMNS`, with :data:`SELECTION_COLUMNS` when any row has a verdict."""
+    return COLUMNS[:_AT] + SELECTION_COLUMNS + COLUMNS[_AT:] if has_selection(lb) else COLUMNS
+
+
+def demos_text(demos: tuple[str, ...] | None, k: int | None = None, ids: bool = False) -> str:
+    """A prompt's demonstrations: ``run's 2`` (the run's fixed ones), ``0`` (none), ``8``, or ``8: w0, w3 …`` with
+    ``ids``."""
+    if demos is None:
+        return "0" if k == 0 else "run's" + ("" if k is None else f" {k}")
+    return f"{len(demos)}" + (f": {', '.join(demos)}" if ids and demos else "")
+
+
+def incumbent_text(sel: Selection | None) -> str:
+    """Where the incumbent came from (``best human`` …), or a dash."""
+    origin = sel.incumbent_origin if sel else None
+    return DASH if origin is None else ORIGINS.get(origin, origin)
+
+
+def _selection_cells(b: RunSummary, ids: bool) -> list[str]:
+    demos = DASH if b.best_text is None else demos_text(b.demos, b.demos_k, ids)
+    return [b.verdict or DASH, fmt_diff(b.vs_incumbent), incumbent_text(b.selection), demos]
+
+
+def row_cells(row: LeaderboardRow, selection: bool = False, ids: bool = False) -> list[str]:
+    """The plain-text cells of one row, in :data:`COLUMNS` order, or in :func:`columns` order with ``selection``
+    (``ids``: the demonstrations' example ids too)."""
     b = row.best
     dev = b.dev.acc if b.dev else None
     runs = ", ".join(row.run_ids)
-    return [
+    cells = [
         row.task, row.searcher, row.target,
         fmt_ci(b.test.acc if b.test else None, b.test_ci), fmt_diff(b.vs_none), fmt_diff(b.vs_human),
         _num(dev), _seeds(row),
@@ -71,6 +115,34 @@ def row_cells(row: LeaderboardRow) -> list[str]:
         DASH if row.wall_s is None else f"{row.wall_s:.0f} s",
         status_text(row), runs, b.best_text if b.best_text is not None else DASH,
     ]
+    return cells[:_AT] + _selection_cells(b, ids) + cells[_AT:] if selection else cells
+
+
+def evidence_text(b: RunSummary) -> str | None:
+    """The verdict with its evidence in a few sentences: the incumbent, each finalist's difference and p-values
+    on the confirmation examples, the sizes of dev, confirm and test; None for a run without a verdict."""
+    sel = b.selection
+    if sel is None:
+        return None
+    sizes = sel.sizes
+    label = {"initial": "the initial prompt", "human": "the best human instruction"}.get(
+        sel.incumbent_origin or "", "no instruction")
+    inc = f"the incumbent ({label}, id {sel.incumbent})"
+    on = f"on {sizes.get('confirm', DASH)} held-out dev examples"
+    head = {"improved": f"improved: {sel.shipped} beat {inc} {on} and ships",
+            "no significant improvement": f"no significant improvement: no finalist beat {inc} {on}, so it ships",
+            "shorter, not significantly worse": f"shorter, not significantly worse: {sel.shipped} ships (compared "
+                                                f"with {inc} {on})"}.get(sel.verdict, sel.verdict)
+    parts = [head]
+    if sel.finalists:
+        tests = "; ".join(f"{t.candidate} {t.diff:+.3f}, p {t.p_value:.3g}, Holm {t.p_adjusted:.3g}"
+                          for t in sel.finalists)
+        parts.append(f"Finalist minus incumbent ({sel.score}): {tests} (alpha {sel.alpha:g})")
+    if sel.note:
+        parts.append(sel.note[0].upper() + sel.note[1:])
+    parts.append(f"Examples: dev {sizes.get('dev', DASH)} (racing) / confirm {sizes.get('confirm', DASH)} / "
+                 f"test {sizes.get('test', DASH)}")
+    return ". ".join(parts) + "."
 
 
 def sources_text(lb: Leaderboard) -> str:
@@ -88,32 +160,64 @@ def _caption(lb: Leaderboard) -> str:
     n_runs = sum(len(r.run_ids) for r in lb.rows)
     filters = "; ".join(f"{k}: {', '.join(v)}" for k, v in lb.filters.items())
     return (f"{len(lb.rows)} rows from {n_runs} runs in {sources_text(lb)}" + (f" ({filters})" if filters else "")
-            + f". Sorted by {lb.sort_order}. Calls, tokens, cost and wall time add up every run of a row.")
+            + f". Sorted by {lb.sort_order}. Calls, tokens, cost and wall time add up every run of a row."
+            + (f" {SELECTION_NOTE}" if has_selection(lb) else ""))
+
+
+SELECTION_NOTE = ("Verdict: whether a finalist of racing beat the incumbent (the user's initial prompt, else the best "
+                  "human instruction, else no instruction) in a one-sided paired permutation test, Holm-corrected, on "
+                  "dev examples racing never saw; otherwise the incumbent ships. Δ vs incumbent: the shipped prompt "
+                  "minus the incumbent on test (zero when the incumbent shipped). Demos: how many demonstrations the "
+                  "shipped prompt shows (run's: the run's fixed ones).")
+
+
+def _terminal_cells(row: LeaderboardRow, selection: bool) -> list[str]:
+    """A row's table cells for the terminal: without runs and prompt (printed under the table), and with the
+    incumbent folded into the verdict (``improved vs best human``) to save a column."""
+    cells = row_cells(row, selection)[:-2]
+    if selection:
+        at = _AT + SELECTION_COLUMNS.index("verdict")
+        incumbent = cells.pop(_AT + SELECTION_COLUMNS.index("incumbent"))
+        cells[at] += f" vs {incumbent}" if incumbent != DASH else ""
+    # intervals and the seed spread go on a second line, to fit common terminal widths
+    return [c.replace(" [", "\n[").replace("; ", "\n") for c in cells]
 
 
 def render_table(lb: Leaderboard, console: Console) -> None:
-    """Print the leaderboard as a rich table, each row's runs and best prompt under it, then any
-    unreadable run folders."""
+    """Print the leaderboard as a rich table, each row's runs and best prompt under it (with the verdict's
+    evidence and the shipped prompt's demonstrations), then any unreadable run folders."""
+    selection = has_selection(lb)
     table = Table(title="apo leaderboard", caption=_caption(lb), box=box.SIMPLE_HEAD, caption_justify="left",
-                  collapse_padding=True)
-    cols = ("#",) + COLUMNS[:-2]
+                  collapse_padding=True, pad_edge=not selection)
+    cols = ("#",) + tuple(c for c in columns(lb)[:-2] if c != "incumbent")
     for col in cols:
-        numeric = col not in ("task", "searcher", "target", "status")
-        table.add_column(col.replace(" [", "\n["), overflow="fold", no_wrap=numeric, min_width=None if numeric else 6,
+        numeric = col not in ("task", "searcher", "target", "status", "verdict", "demos")
+        # with the verdict columns, intervals and the seeds may wrap to fit common terminal widths
+        no_wrap = numeric and not (selection and (col.endswith("[95% CI]") or col == "seeds"))
+        header = {"verdict": "verdict\nvs incumbent", "dev acc": "dev\nacc" if selection else col}.get(
+            col, col.replace(" [", "\n["))
+        table.add_column(header, overflow="fold", no_wrap=no_wrap, min_width=None if numeric else 6,
                          justify="right" if col in ("#", "calls", "tokens", "cost", "wall") else "left")
     for i, row in enumerate(lb.rows, 1):
         style = None if row.status == "complete" and not row.incomplete else "yellow"
-        # intervals and the seed spread go on a second line, to fit common terminal widths
-        cells = [c.replace(" [", "\n[").replace("; ", "\n") for c in row_cells(row)[:-2]]
-        table.add_row(str(i), *[Text(c) for c in cells], style=style)
+        table.add_row(str(i), *[Text(c) for c in _terminal_cells(row, selection)], style=style)
     console.print(table)
     for i, row in enumerate(lb.rows, 1):
         line = Text(f"#{i} ", style="bold")
         line.append(f"{', '.join(row.run_ids)}: ", style="dim")
         line.append(row.best.best_text if row.best.best_text is not None else DASH)
         console.print(line)
+        _print_evidence(row.best, console)
     for s in lb.skipped:
         console.print(Text(f"unreadable run {s.path}: {s.reason}", style="red"))
+
+
+def _print_evidence(b: RunSummary, console: Console) -> None:
+    evidence = evidence_text(b)
+    if evidence is not None:
+        console.print(Text(f"   {evidence}", style="dim"))
+    if b.demos:
+        console.print(Text(f"   demonstrations of the shipped prompt, in order: {', '.join(b.demos)}", style="dim"))
 
 
 def md_escape(text: str) -> str:
@@ -126,12 +230,18 @@ def md_escape(text: str) -> str:
 
 def render_markdown(lb: Leaderboard) -> str:
     """The leaderboard as a GitHub-flavoured Markdown table (every run id listed)."""
+    cols, selection = columns(lb), has_selection(lb)
     lines = ["# apo leaderboard", "", md_escape(_caption(lb)), "",
-             "| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
-    text_cols = {"task", "searcher", "target", "seeds", "status", "runs", "best prompt"}
+             "| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    text_cols = {"task", "searcher", "target", "seeds", "status", "runs", "best prompt", "demos"}
     for row in lb.rows:
-        cells = [md_escape(c) if col in text_cols else c for col, c in zip(COLUMNS, row_cells(row))]
+        cells = [md_escape(c) if col in text_cols else c for col, c in zip(cols, row_cells(row, selection, ids=True))]
         lines.append("| " + " | ".join(cells) + " |")
+    evidence = [(i, row, evidence_text(row.best)) for i, row in enumerate(lb.rows, 1)]
+    if selection:
+        lines += ["", "Verdicts and their evidence:", ""]
+        lines += [f"- #{i} {md_escape(f'{row.task} · {row.searcher} · {row.target}')}: {md_escape(text)}"
+                  for i, row, text in evidence if text is not None]
     if lb.skipped:
         lines += ["", "Unreadable run folders:", ""]
         lines += [f"- {md_escape(s.path)}: {md_escape(s.reason)}" for s in lb.skipped]
@@ -146,7 +256,10 @@ def render_lineage(steps: list[LineageStep], console: Console) -> None:
     console.print(Text("lineage of the best prompt (demonstrations → proposal → variations):", style="bold"))
     for i, s in enumerate(steps):
         acc = _num(s.dev.acc)
-        head = Text(f"{'  ' * i}{'└─ ' if i else ''}{s.id} {s.origin} (round {s.round}) dev {acc} on {s.dev.n}: ")
+        demos = "" if s.demos is None else (f" with {len(s.demos)} demonstrations ({', '.join(s.demos)})" if s.demos
+                                            else " with no demonstrations")
+        head = Text(f"{'  ' * i}{'└─ ' if i else ''}{s.id} {s.origin} (round {s.round}) dev {acc} on {s.dev.n}"
+                    f"{demos}: ")
         if not s.diff:
             head.append(s.text)
         for op, words in s.diff:
