@@ -1,8 +1,9 @@
 """The Python API: the same engine as the CLI, for use inside pipelines.
 
 The ``apo`` command calls only these functions; each is a thin door to the package that does the work
-(``optimizer.run`` for jobs and runs, ``optimizer.report`` for the leaderboard, and through
-:mod:`optimizer.resources` ``optimizer.models`` for the response cache and the embedded models).
+(``optimizer.run`` for jobs and runs, ``optimizer.export`` for a run's shipped prompt, ``optimizer.report`` for
+the leaderboard, and through :mod:`optimizer.resources` ``optimizer.models`` for the response cache and the
+embedded models).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from optimizer.config import Budget, RunConfig
 from optimizer.errors import UsageError
+from optimizer.export import ExportedPrompt, RunEvalResult, evaluate_run, export_prompt, export_run
 from optimizer.report.build import Leaderboard, LineageStep, WrongExamples
 from optimizer.resources import CacheStats, EmbeddedStatus, cache_stats, clear_cache, list_models, pull_model
 from optimizer.tasks.task import Task, load_task
@@ -26,9 +28,10 @@ if TYPE_CHECKING:
     from optimizer.run.context import Searcher
     from optimizer.run.estimate import Estimate
 
-__all__ = ["CacheStats", "EmbeddedStatus", "EvalResult", "RunDetails", "RunInfo", "cache_stats", "clear_cache",
-           "estimate", "evaluate", "leaderboard_text", "list_models", "list_runs", "optimize", "print_leaderboard",
-           "print_run_details", "pull_model", "resume", "run_info", "runs_folder", "show_run"]
+__all__ = ["CacheStats", "EmbeddedStatus", "EvalResult", "ExportedPrompt", "RunDetails", "RunEvalResult", "RunInfo",
+           "cache_stats", "clear_cache", "estimate", "evaluate", "evaluate_run", "export_prompt", "export_run",
+           "leaderboard_text", "list_models", "list_runs", "optimize", "print_leaderboard", "print_run_details",
+           "pull_model", "resume", "run_info", "runs_folder", "show_run"]
 
 _DOCS = ConfigDict(use_attribute_docstrings=True)
 
@@ -340,6 +343,7 @@ def evaluate(
     base_url: str | None = None,
     request_timeout: float = 120.0,
     concurrency: int = 4,
+    cache: bool = True,
 ) -> EvalResult:
     """Score one instruction on a split of a task.
 
@@ -357,9 +361,11 @@ def evaluate(
         base_url: an OpenAI-compatible server for ``openai:`` models.
         request_timeout: seconds to wait for one API response.
         concurrency: API requests in flight at once.
+        cache: read and write answers in the response cache.
 
     Returns:
-        The mean scores and every example's prediction.
+        The mean scores and every example's prediction. :func:`evaluate_run` scores a run's shipped prompt
+        with the run's own settings instead.
     """
     from optimizer.run.engine import evaluate_prompt
     from optimizer.run.scoring import summarize
@@ -370,7 +376,8 @@ def evaluate(
         raise UsageError(f"limit must be at least 1, got {limit}")
     config = RunConfig(task=task.name if isinstance(task, Task) else str(task), target=model, shots=shots,
                        metric=metric, execution_style=template, data_dir=str(data_dir) if data_dir else None,
-                       seed=seed, base_url=base_url, request_timeout=request_timeout, concurrency=concurrency)
+                       seed=seed, base_url=base_url, request_timeout=request_timeout, concurrency=concurrency,
+                       cache=cache)
     loaded, examples, raw = evaluate_prompt(config, prompt, split=split, limit=limit, task=_task(task, data_dir, seed))
     s = summarize(raw)
     rows = [{"input": ex.input, "gold": ex.output, "prediction": raw[ex.id].output, "acc": raw[ex.id].acc,

@@ -35,8 +35,8 @@ class ModelUnavailable(ApoError):
 class BudgetExceeded(ApoError):
     """Raised inside the engine when the next model call would exceed the run's budget."""
 
-    def __init__(self, what: str, used: float, limit: float) -> None:
-        super().__init__(f"budget reached: {what} used {used:g} of {limit:g}")
+    def __init__(self, what: str, used: float, limit: float, note: str | None = None) -> None:
+        super().__init__(f"budget reached: {what} used {used:g} of {limit:g}" + (f" ({note})" if note else ""))
         self.what = what
         self.used = used
         self.limit = limit

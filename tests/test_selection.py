@@ -127,7 +127,18 @@ def test_confirmation_off_ships_the_best_on_dev_untested():
     assert result.best.dev.n == 24 and result.selection.sizes["confirm"] == 0
 
 
-def test_budget_that_ends_before_confirmation_ships_the_incumbent():
+def test_a_call_budget_keeps_back_what_confirming_and_testing_need():
+    result = optimize(reversal_task(), target="fake:planted", seed=3, candidates=16, rounds=2, max_calls=260,
+                      cache=False)
+    assert result.status == "partial" and "kept to confirm and test the finalists" in result.stop_reason
+    assert result.calls <= 260
+    # the search stopped early, yet its finalists were confirmed and the shipped prompt was tested
+    assert result.selection.verdict == "improved" and result.best.text == PLANTED
+    assert result.best.test is not None and result.best.test.n == 16
+
+
+def test_budget_that_ends_before_confirmation_ships_the_incumbent(monkeypatch):
+    monkeypatch.setattr("optimizer.run.engine._reserve", lambda ctx, test_lp: 0)  # nothing kept back
     # baselines on 12 raced dev examples, 10 proposals raced: the budget runs out before the finalists are confirmed
     result = optimize(reversal_task(), target="fake:planted", seed=3, candidates=10, rounds=0, max_calls=90,
                       tiebreak_logprob=False)

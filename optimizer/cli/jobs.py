@@ -8,8 +8,16 @@ from typing import Any
 
 from optimizer import api
 from optimizer.cli.parser import JOB_ARGS
-from optimizer.cli.render import out, render_autoprompt_passes, render_estimate, render_eval, render_result
+from optimizer.cli.render import (
+    out,
+    render_autoprompt_passes,
+    render_estimate,
+    render_eval,
+    render_eval_run,
+    render_result,
+)
 from optimizer.config import RunConfig
+from optimizer.errors import UsageError
 
 __all__ = ["cmd_eval", "cmd_optimize", "cmd_resume", "job_config", "typed_options"]
 
@@ -74,13 +82,43 @@ def cmd_resume(args: argparse.Namespace) -> int:
     return 0
 
 
+_RUN_SETTINGS = {"model": "--model", "split": "--split", "shots": "--shots", "metric": "--metric", "seed": "--seed",
+                 "limit": "--limit", "execution_style": "--template", "base_url": "--base-url",
+                 "request_timeout": "--request-timeout", "concurrency": "--concurrency"}
+"""``apo eval`` options that --from-run takes from the run instead."""
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
-    """apo eval."""
-    res = api.evaluate(args.task, args.prompt, args.model, split=args.split, shots=args.shots, metric=args.metric,
-                       template=args.execution_style, data_dir=args.data_dir, seed=args.seed, limit=args.limit,
-                       base_url=args.base_url, request_timeout=args.request_timeout, concurrency=args.concurrency)
+    """apo eval: one instruction on a split, or (--from-run) a run's shipped prompt re-scored on its test examples."""
+    if args.from_run is not None:
+        return _eval_from_run(args)
+    if not args.task:
+        raise UsageError("apo eval --prompt needs a TASK: `apo eval TASK --prompt TEXT` (or re-score a run's shipped "
+                         "prompt with `apo eval --from-run RUN`)")
+    res = api.evaluate(args.task, args.prompt, args.model or "embedded", split=args.split or "test", shots=args.shots,
+                       metric=args.metric, template=args.execution_style or "completion", data_dir=args.data_dir,
+                       seed=0 if args.seed is None else args.seed, limit=args.limit, base_url=args.base_url,
+                       request_timeout=120.0 if args.request_timeout is None else args.request_timeout,
+                       concurrency=4 if args.concurrency is None else args.concurrency,
+                       cache=not args.no_cache)
     if args.json:
         print(res.model_dump_json(indent=2))
     else:
         render_eval(res)
     return 0
+
+
+def _eval_from_run(args: argparse.Namespace) -> int:
+    """apo eval --from-run: exit 0 when the run's test score is reproduced exactly, else 1."""
+    given = [flag for name, flag in _RUN_SETTINGS.items() if getattr(args, name) is not None]
+    if given:
+        raise UsageError(f"{', '.join(given)} cannot be combined with --from-run, which re-uses the run's own settings "
+                         "so that its test score can be reproduced; drop them, or score the instruction your way with "
+                         "`apo eval TASK --prompt TEXT ...`")
+    res = api.evaluate_run(args.from_run, task=args.task, runs_dir=args.runs_dir, data_dir=args.data_dir,
+                           cache=False if args.no_cache else None)
+    if args.json:
+        print(res.model_dump_json(indent=2))
+    else:
+        render_eval_run(res)
+    return 0 if res.matches else 1

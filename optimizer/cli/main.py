@@ -11,7 +11,7 @@ from optimizer.errors import ApoError, ModelUnavailable, UsageError
 __all__ = ["main"]
 
 COMMANDS = {"optimize": "jobs", "resume": "jobs", "eval": "jobs", "runs": "runs", "leaderboard": "runs",
-            "tasks": "resources", "models": "resources", "cache": "resources"}
+            "export": "export", "tasks": "resources", "models": "resources", "cache": "resources"}
 """The module of ``optimizer.cli`` that runs each subcommand (imported only when it runs, so help stays light)."""
 
 
@@ -22,7 +22,8 @@ def main(argv: list[str] | None = None) -> int:
         argv: the arguments (default: ``sys.argv[1:]``).
 
     Returns:
-        The exit code: 0, 1 (an error apo raised), 2 (bad input), 3 (a model unavailable), 130 (interrupted).
+        The exit code: 0, 1 (an error apo raised, or `apo eval --from-run` not reproducing the run's score),
+        2 (bad input), 3 (a model unavailable), 130 (interrupted).
     """
     parser = build_parser()
     args = parser.parse_args(argv)

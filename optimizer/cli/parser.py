@@ -22,6 +22,7 @@ EPILOG = """examples:
   apo optimize capitalize_words --searcher demos     # search which demonstrations to show
   apo optimize capitalize_words --searcher reflect   # rewrite from the training examples it gets wrong
   apo eval past_tense --prompt "Write the past tense of the verb." --split test
+  apo export RUN_ID --format python --out prompt.py ; apo eval --from-run RUN_ID   # ship it; reproduce its score
   apo optimize sst2 --data-dir ../shared/data --searcher autoprompt --model embedded:splade-tiny \\
       --label-words 'positive=good;negative=bad' --token-candidates 100 --iterations 50   # AutoPrompt
   apo runs list ; apo runs show RUN_ID ; apo resume RUN_ID
@@ -88,6 +89,25 @@ LEADERBOARD_EPILOG = """examples:
   apo leaderboard runs/bench --model embedded:gemma3-270m --format json --out board.json
   apo leaderboard runs/bench --format html --out leaderboard.html   # one self-contained page with plots
 """
+
+EVAL_HELP = """Score one instruction (--prompt) on a split of a task, or (--from-run RUN) re-score a run's shipped
+prompt, its instruction and demonstrations, with the run's own target, shots, execution style, metric,
+seed and test limit on its test examples, printing the score now beside the one the run recorded. With
+--from-run, TASK defaults to the run's task (give it when the task has moved) and the options that would
+change the score (--model, --split, --shots, --metric, --seed, --limit, --template, ...) are refused.
+Answers come from the response cache when the run used it; --no-cache asks the model again."""
+
+EXPORT_HELP = """Write the prompt a run shipped exactly as its target saw it: the execution template with the
+instruction and the demonstrations, the last input left as the placeholder {input}.
+
+  text    the prompt alone (paste it, replacing {input}); the manifest goes to stderr as # lines
+  json    instruction, demonstrations, template, chat messages (chat-style runs), manifest, notes
+  chat    OpenAI-style messages: one user message holding the prompt
+  python  a self-contained module: PROMPT (a str.format template), render(input), messages(input), MANIFEST
+
+The manifest: target model, seed, task name and fingerprint, execution style, decoding, dev/confirm/test
+scores with a bootstrap 95% interval on test, the verdict and p-values, apo's version and git commit.
+`apo eval --from-run RUN` checks that the prompt reproduces the run's test score."""
 
 TASK_HELP = ("bundled task name (apo tasks list), a task folder/file, or an instruction-induction task name "
              "with --data-dir")
@@ -234,22 +254,40 @@ def _add_autoprompt_group(opt: argparse.ArgumentParser) -> None:
 
 
 def _add_eval_parser(sub) -> None:
-    ev = sub.add_parser("eval", help="score one instruction on a split")
-    _add_task_args(ev)
-    ev.add_argument("--prompt", required=True, help='the instruction ("" for none)')
-    ev.add_argument("--model", default="embedded", help="target model (default: embedded)")
-    ev.add_argument("--split", default="test", choices=["train", "dev", "test"])
+    ev = sub.add_parser("eval", help="score one instruction on a split, or re-score a run's shipped prompt",
+                        description=EVAL_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ev.add_argument("task", nargs="?", help=TASK_HELP + " (with --from-run: default the run's own)")
+    ev.add_argument("--data-dir", help=DATA_DIR_HELP)
+    which = ev.add_mutually_exclusive_group(required=True)
+    which.add_argument("--prompt", help='the instruction ("" for none)')
+    which.add_argument("--from-run", metavar="RUN",
+                       help="re-score RUN's shipped prompt (a run id or folder) with the run's own settings on its "
+                            "test examples and compare with the score it recorded; exits 1 when they differ")
+    ev.add_argument("--model", help="target model (default: embedded)")
+    ev.add_argument("--split", choices=["train", "dev", "test"], help="split to score (default: test)")
     ev.add_argument("--shots", type=int, help="demonstrations in the execution template (default: the task's)")
     ev.add_argument("--metric", help="override the task's metric")
-    ev.add_argument("--seed", type=int, default=0, help="picks the demonstrations as optimize does (default: 0)")
+    ev.add_argument("--seed", type=int, help="picks the demonstrations as optimize does (default: 0)")
     ev.add_argument("--limit", type=int, help="score only the first N examples")
     ev.add_argument("--template", "--execution-style", dest="execution_style", choices=["completion", "chat"],
-                    default="completion", help="how the prompt is shown to the model (default: completion)")
+                    help="how the prompt is shown to the model (default: completion)")
     ev.add_argument("--base-url", help="OpenAI-compatible server for openai:MODEL (default: $OPENAI_BASE_URL)")
-    ev.add_argument("--request-timeout", type=float, default=120.0,
+    ev.add_argument("--request-timeout", type=float,
                     help="seconds to wait for one API response before retrying it (default: 120)")
-    ev.add_argument("--concurrency", type=int, default=4, help="requests in flight per API provider (default: 4)")
+    ev.add_argument("--concurrency", type=int, help="requests in flight per API provider (default: 4)")
+    ev.add_argument("--no-cache", action="store_true",
+                    help="ask the model again instead of reading answers from the response cache")
     ev.add_argument("--json", action="store_true", help="print the scores and every example as JSON")
+
+
+def _add_export_parser(sub) -> None:
+    ex = sub.add_parser("export", help="write a run's shipped prompt exactly as the target saw it",
+                        description=EXPORT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ex.add_argument("run_id", metavar="RUN", help="a run id under the runs folder, or a run folder")
+    ex.add_argument("--format", choices=["text", "json", "chat", "python"], default="text",
+                    help="text (the prompt alone; default), json (prompt, parts and manifest), chat (OpenAI-style "
+                         "messages) or python (a module defining PROMPT, render(input), MANIFEST)")
+    ex.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
 
 
 def _add_leaderboard_parser(sub) -> None:
@@ -309,6 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval_parser(sub)
     _add_tasks_and_runs_parsers(sub)
     _add_leaderboard_parser(sub)
+    _add_export_parser(sub)
     res = sub.add_parser("resume", help="continue a job that stopped (even killed), reusing every recorded score")
     res.add_argument("run_id")
     _add_models_and_cache_parsers(sub)

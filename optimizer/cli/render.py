@@ -14,11 +14,12 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from optimizer.api import CacheStats, EmbeddedStatus, EvalResult, RunInfo
+from optimizer.api import CacheStats, EmbeddedStatus, EvalResult, RunEvalResult, RunInfo
 from optimizer.config import RunConfig
 
 __all__ = ["fmt", "out", "render_autoprompt_passes", "render_cache", "render_candidates", "render_estimate",
-           "render_eval", "render_models", "render_result", "render_runs", "render_task", "render_tasks"]
+           "render_eval", "render_eval_run", "render_models", "render_result", "render_runs", "render_task",
+           "render_tasks"]
 
 out = Console()
 """Standard output."""
@@ -118,6 +119,27 @@ def render_eval(res: EvalResult, wrong: int = 5) -> None:
               highlight=False)
     for r in [r for r in res.per_example if r["acc"] is not None and r["acc"] < 1][:wrong]:
         out.print(f"  ✗ {r['input']!r} → {r['prediction']!r} (gold {r['gold']!r})", highlight=False)
+
+
+def render_eval_run(res: RunEvalResult, wrong: int = 5) -> None:
+    """Print a run's shipped prompt re-scored on its test examples beside the score the run recorded."""
+    demos = "the run's demonstrations" if res.demos is None else f"its own {len(res.demos)} demonstrations"
+    out.print(Text(f"{res.task} [test] model {res.model}, run {res.run_id}\n  prompt:   "
+                   f"{res.prompt or '(no instruction)'} (+ {demos})"))
+    out.print(f"  now:      acc {fmt(res.acc)}  logp {fmt(res.lp, 2)}  n {res.n}", highlight=False)
+    out.print(f"  recorded: acc {fmt(res.recorded_acc)}  n {res.recorded_n}", highlight=False)
+    if res.matches:
+        out.print("  reproduced: the test score equals the run's exactly", highlight=False)
+    elif res.recorded_acc is None:
+        out.print("  nothing to compare: the run recorded no test score (its budget ended first)", highlight=False)
+    else:
+        why = ("the task's examples are not those the run used" if res.same_data is False else
+               "the model answered differently (another model file, library version or machine), or the metric "
+               "was a Python function the run did not store")
+        out.print(Text(f"  NOT reproduced ({res.acc!r} vs {res.recorded_acc!r}): {len(res.differing)} of {res.n} "
+                       f"test examples score differently, at positions {res.differing[:10]}; likely cause: {why}"))
+    for r in [r for r in res.per_example if r["acc"] is not None and r["acc"] < 1][:wrong]:
+        out.print(Text(f"  ✗ {r['input']!r} → {r['prediction']!r} (gold {r['gold']!r})"))
 
 
 def render_runs(runs: Sequence[RunInfo], root: object) -> None:

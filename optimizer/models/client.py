@@ -60,6 +60,8 @@ class Ledger:
         self.started = time.monotonic()
         self.elapsed_before = 0.0
         self.enforce_time = True
+        self.reserved_calls = 0
+        """Calls of ``max_calls`` kept back from the search for confirming and testing its finalists."""
 
     def role(self, name: str) -> RoleUsage:
         """The usage record of ``name``, created on first use."""
@@ -88,7 +90,10 @@ class Ledger:
     def check(self, new_calls: int) -> None:
         """Raise BudgetExceeded if ``new_calls`` more provider calls would break the budget."""
         b = self.budget
-        if b.max_calls is not None and self.calls + new_calls > b.max_calls:
+        if b.max_calls is not None and self.calls + new_calls > b.max_calls - self.reserved_calls:
+            if self.reserved_calls:
+                raise BudgetExceeded("calls", self.calls, b.max_calls,
+                                     f"{self.reserved_calls} of them kept to confirm and test the finalists")
             raise BudgetExceeded("calls", self.calls, b.max_calls)
         if b.max_tokens is not None and self.tokens >= b.max_tokens:
             raise BudgetExceeded("tokens", self.tokens, b.max_tokens)

@@ -163,6 +163,21 @@ def _set_incumbent(ctx: SearchContext, humans: list[Candidate], none_score: Scor
         ctx.set_incumbent(Candidate(id="none", text="", origin="none", dev=none_score))
 
 
+def _reserve(ctx: SearchContext, test_lp: bool) -> int:
+    """Calls of a call budget kept from the search for confirming and testing (at most half the budget).
+
+    An upper bound for the finalists and the incumbent on the confirmation examples and four prompts on test
+    (answers, and gold log-probabilities where they are computed); calls answered from the cache cost nothing,
+    so the search may end with some of it unspent.
+    """
+    max_calls = ctx.config.budget.max_calls
+    if max_calls is None:
+        return 0
+    test = len(ctx.task.test[: ctx.config.test_limit] if ctx.config.test_limit else ctx.task.test)
+    need = (ctx.config.selection.finalists + 1) * len(ctx.confirm) + 4 * test * (2 if test_lp else 1)
+    return min(need, max_calls // 2)
+
+
 def run(config: RunConfig, *, runs_dir: Any = None, reporter: Reporter | None = None, task: Task | None = None,
         metric: Metric | None = None, searcher: Searcher | None = None, store: RunStore | None = None) -> RunResult:
     """Run (or continue) an optimization job and write its result.
@@ -221,12 +236,14 @@ def run(config: RunConfig, *, runs_dir: Any = None, reporter: Reporter | None = 
         none_score = ctx.evaluate([""], ctx.dev, "dev")[""]
         ctx.race(humans, round=-1)
         _set_incumbent(ctx, humans, none_score)
+        ledger.reserved_calls = _reserve(ctx, lp_is_cheap(config, target) or config.scoring == "logprob")
         searcher.run(ctx)
     except BudgetExceeded as exc:
         stop_reason = str(exc)
         store.log.append(BudgetStopped(reason=stop_reason))
     search_s = time.monotonic() - started
     ledger.enforce_time = False
+    ledger.reserved_calls = 0
     result = finish(ctx, evaluator, searcher.name, none_score, humans, stop_reason,
                     test_lp=config.scoring == "logprob" or lp_is_cheap(config, target))
     result.timings = {"search_s": round(search_s, 2), "test_s": round(time.monotonic() - started - search_s, 2),

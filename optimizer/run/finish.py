@@ -97,13 +97,13 @@ def finish(ctx: SearchContext, evaluator: Evaluator, searcher: str, none_score: 
     test = task.test[: config.test_limit] if config.test_limit else task.test
     selection.sizes["test"] = len(test)
     pareto = _lengths(ctx, prompts, list(test))
-    try:
-        ctx.status(f"scoring {len(prompts)} prompts on {len(test)} test examples")
-        keys = [prompt_key(p.text, p.demos) for p in prompts]
-        raw = evaluator.score(keys, test, "test", accuracy=True, logprob=test_lp)
-        for p, key in zip(prompts, keys):
-            records = [raw[key][ex.id] for ex in test]
-            p.test = summarize(raw[key])
+    try:  # the shipped prompt first: a tight budget still tests it
+        for i, p in enumerate(prompts):
+            ctx.status(f"scoring prompt {i + 1} of {len(prompts)} ({p.name}) on {len(test)} test examples")
+            key = prompt_key(p.text, p.demos)
+            raw = evaluator.score([key], test, "test", accuracy=True, logprob=test_lp)[key]
+            records = [raw[ex.id] for ex in test]
+            p.test = summarize(raw)
             p.test_acc = [r.acc for r in records if r.acc is not None]
             p.test_lp = [r.lp for r in records if r.lp is not None]
     except BudgetExceeded as exc:

@@ -96,7 +96,9 @@ def choose(ctx: SearchContext, evaluator: Evaluator) -> tuple[Candidate | None, 
         base.note = ("confirmation is off (selection.confirm_limit 0): the best candidate on dev ships untested"
                      if not ctx.confirm else "no incumbent: the best candidate on dev ships untested")
         return best, base
-    finalists = [c for c in raced if c.id != inc.id][: cfg.finalists]
+    # finalists: the best raced to the end, then (when the budget cut racing short) the best of the rest
+    partial = sorted((c for c in ranked if c.dev.n and c not in raced), key=lambda c: ctx.rank_key(c.dev), reverse=True)
+    finalists = [c for c in raced + partial if c.id != inc.id][: cfg.finalists]
     base.test = TEST_NAME
     if not finalists:
         base.verdict, base.shipped = "no significant improvement", inc.id
