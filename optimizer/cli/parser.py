@@ -152,9 +152,10 @@ def _add_optimize_parser(sub) -> None:
     opt.add_argument("--config", dest="job_file", metavar="FILE",
                      help="YAML or JSON job file (see above); options typed here override it")
     opt.add_argument("--data-dir", help=DATA_DIR_HELP)
-    opt.add_argument("--searcher", choices=["ape", "demos", "reflect", "autoprompt"],
+    opt.add_argument("--searcher", choices=["ape", "demos", "joint", "reflect", "autoprompt"],
                      help="search strategy: ape (instructions written by a proposer LM; default), demos (which "
-                          "demonstrations, how many, in what order), reflect (rewrites of the best prompts from the "
+                          "demonstrations, how many, in what order), joint (instructions x demonstration sets under "
+                          "a Bayesian optimizer, as MIPROv2), reflect (rewrites of the best prompts from the "
                           "training examples they get wrong) or autoprompt (gradient-searched trigger tokens in a "
                           "cloze template; needs a local masked or causal LM)")
     opt.add_argument("--initial-prompt", metavar="TEXT|@FILE",
@@ -197,6 +198,9 @@ def _add_selection_group(opt: argparse.ArgumentParser) -> None:
                           "default: 50; 0: no confirmation, the best on dev ships untested)")
     sel.add_argument("--finalists", type=int, help="best raced candidates confirmed against the incumbent (default: 3)")
     sel.add_argument("--alpha", type=float, help="significance level of the one-sided paired test (default: 0.05)")
+    sel.add_argument("--prefer", choices=["accuracy", "shorter"],
+                     help="shorter: ship the prompt with the fewest tokens among the finalists and the incumbent that "
+                          "are not significantly worse than the winner (default: accuracy)")
 
 
 def _add_demos_and_reflect_groups(opt: argparse.ArgumentParser) -> None:
@@ -210,11 +214,19 @@ def _add_demos_and_reflect_groups(opt: argparse.ArgumentParser) -> None:
                        help="share of sets made of training examples the target already answers right (default: 0.5)")
     demos.add_argument("--bootstrap-pool", type=int, metavar="N",
                        help="training examples run to find those answered right (default: 24)")
+    joint = opt.add_argument_group("joint search (--searcher joint; the demonstration options above draw its sets)")
+    joint.add_argument("--instructions", type=int, help="instructions asked of the proposer (default: 6)")
+    joint.add_argument("--joint-demo-sets", dest="demo_sets", type=int,
+                       help="demonstration sets drawn (default: 6); the incumbent's own is added")
+    joint.add_argument("--trials", type=int, help="TPE trials, one combination on one minibatch each (default: 24)")
+    joint.add_argument("--top-combinations", type=int,
+                       help="best combinations by mean minibatch score raced on the full dev set (default: 4)")
     ref = opt.add_argument_group("reflection (--searcher reflect)", REFLECT_HELP)
     ref.add_argument("--beam", type=int, help="best prompts kept and reflected on each round (default: 2)")
     ref.add_argument("--rewrites", type=int, help="critique-and-rewrite pairs per beam prompt each round (default: 2)")
     ref.add_argument("--minibatch", type=int,
-                     help="training examples each beam prompt runs on per round to find its failures (default: 12)")
+                     help="reflect: training examples each beam prompt runs on per round to find its failures "
+                          "(default: 12); joint: dev examples per trial (default: 8)")
     ref.add_argument("--failures-shown", type=int, help="failed examples shown in one critique (default: 4)")
 
 
