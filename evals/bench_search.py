@@ -14,7 +14,9 @@ Usage (the committed results were made with the commands in evals/README.md):
 
 It may run across sessions: each finished job is written to OUT.json at once, a job found in
 OUT.json is skipped, and a job whose run folder exists without a result (killed) is resumed
-from its journal. ``--rebuild`` re-summarises OUT.json from the run folders without calling a
+from its journal. Before the first job of a task and seed, a job with no search scores the
+baselines into the response cache, so that each searcher's budget pays for its own search,
+confirmation and test alone. ``--rebuild`` re-summarises OUT.json from the run folders without calling a
 model; ``--html`` also writes the leaderboard of every run as OUT.html.
 """
 
@@ -165,6 +167,24 @@ def _unfinished(runs_dir: Path, task: str, searcher: str, seed: int, max_calls: 
     return None
 
 
+class Baselines:
+    """A searcher that searches nothing: its job scores only the baselines (no instruction, the human
+    instructions raced, the incumbent) on dev and test, so that they enter the response cache once per task and
+    seed, and every searcher's budget then pays for its own search, confirmation and test alone."""
+
+    name = "baselines"
+    requires = frozenset({"generate"})
+
+    def run(self, ctx: Any) -> None:
+        """Nothing to search."""
+
+
+def warm_up(args: argparse.Namespace, task: str, seed: int) -> None:
+    """Score the baselines of (task, seed) once, into the response cache (runs under RUNS_DIR/baselines)."""
+    optimize(task, data_dir=args.data_dir, target=args.target, proposer=args.proposer, seed=seed,
+             searcher=Baselines(), runs_dir=Path(args.runs_dir) / "baselines", test_limit=args.test_size)
+
+
 def run_job(args: argparse.Namespace, task: str, searcher: str, seed: int) -> RunResult:
     """One job: resumed from its journal when a killed run of it exists, else started."""
     runs_dir = Path(args.runs_dir)
@@ -229,11 +249,16 @@ def main(argv: list[str] | None = None) -> int:
             args.tasks, [t for t in args.tasks.split(",") if t])
         done = {(r["task"], r["searcher"], r["seed"]) for r in rows}
         seeds = [int(s) for s in args.seeds.split(",")]
+        warm: set[tuple[str, int]] = set()
         for task, searcher, seed in jobs(names, args.searchers.split(","), args.default, seeds):
             if (task, searcher, seed) in done:
                 continue
-            print(f"== {task} {searcher} seed {seed}", file=sys.stderr, flush=True)
             started = time.time()
+            if (task, seed) not in warm:
+                print(f"== {task} seed {seed}: baselines into the response cache", file=sys.stderr, flush=True)
+                warm_up(args, task, seed)
+                warm.add((task, seed))
+            print(f"== {task} {searcher} seed {seed}", file=sys.stderr, flush=True)
             rows.append(summarize(run_job(args, task, searcher, seed)))
             spent += time.time() - started
             r = rows[-1]
