@@ -168,9 +168,9 @@ def estimate(task: str | Path | Task | RunConfig | None = None, *,
     from optimizer.run.estimate import estimate as _estimate
 
     job, loaded = _job(task, config, options)
-    if job.searcher not in {"ape", "demos", "reflect"}:
-        raise UsageError(f"estimate covers the ape, demos and reflect searchers, not {job.searcher!r} (an AutoPrompt "
-                         "job's dry run counts example passes: apo optimize ... --searcher autoprompt --dry-run)")
+    if job.searcher not in {"ape", "demos", "joint", "reflect"}:
+        raise UsageError(f"estimate covers the ape, demos, joint and reflect searchers, not {job.searcher!r} (an "
+                         "AutoPrompt job's dry run counts example passes: apo optimize ... --searcher autoprompt --dry-run)")
     return _estimate(job, loaded or load_task(job.task, data_dir=job.data_dir, seed=job.seed))
 
 

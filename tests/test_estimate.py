@@ -28,7 +28,7 @@ def test_estimate_bounds_real_calls(task, rounds):
     assert result.calls >= 0.3 * est.calls
 
 
-@pytest.mark.parametrize("searcher", ["demos", "reflect"])
+@pytest.mark.parametrize("searcher", ["demos", "joint", "reflect"])
 @pytest.mark.parametrize("task", ["topic", "past_tense"])
 def test_estimate_bounds_real_calls_of_demos_and_reflect(task, searcher):
     config = RunConfig(task=task, target="fake:upper", cache=False, searcher=searcher)

@@ -89,6 +89,11 @@ def _search_phases(config: RunConfig, dev: int) -> tuple[dict[str, int], int, in
         demos = config.demos
         pairs["demonstration sets"] = race(demos.sets + 1) + race(2 + 2 * 2)
         train += demos.bootstrap_pool
+    if config.searcher == "joint":
+        joint = config.joint
+        pairs["joint trials"] = joint.trials * min(joint.minibatch, dev) + race(joint.top_combinations + 1)
+        train += config.demos.bootstrap_pool
+        proposer = joint.instructions
     if config.searcher == "reflect":
         ref = config.reflect
         pairs["reflection"] = ref.rounds * race(ref.beam + ref.beam * ref.rewrites)
@@ -124,7 +129,7 @@ def estimate(config: RunConfig, task: Task) -> Estimate:
     template = execution_template(task, shots=config.shots, style=config.execution_style, seed=config.seed)
     sample = task.dev[0] if task.dev else task.train[0]
     pair_in = len(template.context("x" * 60, sample)) // CHARS_PER_TOKEN
-    if "demonstration sets" in pairs:  # the largest sets are the longest prompts
+    if "demonstration sets" in pairs or "joint trials" in pairs:  # the largest sets are the longest prompts
         pair_in += max(config.demos.k) * len(f"Input: {sample.input}\nOutput: {sample.output}\n\n") // CHARS_PER_TOKEN
     pair_out = task.max_output_tokens
     demos = task.train[: config.ape.demos_per_proposal]
