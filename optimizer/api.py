@@ -170,7 +170,8 @@ def estimate(task: str | Path | Task | RunConfig | None = None, *,
     job, loaded = _job(task, config, options)
     if job.searcher not in {"ape", "demos", "joint", "reflect"}:
         raise UsageError(f"estimate covers the ape, demos, joint and reflect searchers, not {job.searcher!r} (an "
-                         "AutoPrompt job's dry run counts example passes: apo optimize ... --searcher autoprompt --dry-run)")
+                         "AutoPrompt job's dry run counts example passes: apo optimize ... --searcher autoprompt "
+                         "--dry-run)")
     return _estimate(job, loaded or load_task(job.task, data_dir=job.data_dir, seed=job.seed))
 
 

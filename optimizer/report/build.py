@@ -158,9 +158,13 @@ def summarize_run(path: str | Path) -> RunSummary:
 
 
 def _add_selection(summary: RunSummary, result: RunResult, data: dict) -> None:
-    """The verdict, the comparison with the incumbent on test and the shipped prompt's demonstrations."""
+    """The verdict, the comparison with the incumbent on test, the shipped prompt's demonstrations and length, and
+    the accuracy × prompt-tokens Pareto front."""
     best = result.best
+    if "pareto" in data:  # runs written before prompt lengths were recorded have no front
+        summary.pareto = result.pareto
     if best is not None:
+        summary.prompt_tokens, summary.tokens_per_example = best.prompt_tokens, best.tokens_per_example
         summary.demos = best.demos
         recorded = best.demos is not None or "demo_examples" in (data.get("best") or {})
         summary.demos_k = len(best.demos) if best.demos is not None else (

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 
-from optimizer.report.build import Leaderboard, LeaderboardRow
+from optimizer.report.build import Leaderboard, LeaderboardRow, RunSummary
 from optimizer.report.evidence import (
     SELECTION_STYLE,
     demos_html,
@@ -21,7 +21,7 @@ from optimizer.report.evidence import (
     shipped_demos_html,
     verdict_cell,
 )
-from optimizer.report.plots import distribution_svg, lineage_svg, trajectory_svg
+from optimizer.report.plots import distribution_svg, lineage_svg, pareto_svg, trajectory_svg
 from optimizer.report.plots import esc as _e
 from optimizer.report.text import (
     SELECTION_NOTE,
@@ -195,6 +195,18 @@ def _runs_table(row: LeaderboardRow) -> str:
             f'<tbody>{"".join(lines)}</tbody></table>{note}')
 
 
+def _lengths_html(b: RunSummary) -> str:
+    """The shipped prompt's length: its prompt tokens and the tokens the target reads per test example (nothing for
+    runs written before lengths were recorded)."""
+    if b.prompt_tokens is None:
+        return ""
+    per = "" if b.tokens_per_example is None else (
+        f', <b>{b.tokens_per_example:.1f}</b> tokens/example (what the target reads per test example: the prompt, '
+        "the input and the answer cue)")
+    return (f'<p class="lengths">Length: <b>{b.prompt_tokens}</b> prompt tokens (instruction and demonstrations, '
+            f"under the target's tokenizer){per}.</p>")
+
+
 def _details(row: LeaderboardRow, index: int) -> str:
     b = row.best
     out = [f'<section class="row-detail" id="row-{index}"><h2>#{index} {_e(row.task)} · {_e(row.searcher)} · '
@@ -204,6 +216,7 @@ def _details(row: LeaderboardRow, index: int) -> str:
                f'{_e(fmt_ci(b.test.acc if b.test else None, b.test_ci))}:</p>'
                f'<blockquote class="prompt">{_e(b.best_text if b.best_text is not None else "—")}</blockquote>')
     out.append(shipped_demos_html(b))
+    out.append(_lengths_html(b))
     out.append(selection_html(b))
     for c in (b.vs_none, b.vs_human):
         if c is not None:
@@ -218,6 +231,7 @@ def _details(row: LeaderboardRow, index: int) -> str:
     out.append('<div class="plots">')
     out.append(trajectory_svg(row, index))
     out.append(lineage_svg(row, index))
+    out.append(pareto_svg(b, index))
     out.append("</div>")
     out.append(_diff_html(row))
     out.append("</section>")

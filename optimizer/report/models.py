@@ -129,6 +129,14 @@ class RunSummary(BaseModel):
     """Training example ids the shipped prompt shows as demonstrations, in order (None: the run's fixed ones)."""
     demos_k: int | None = None
     """How many demonstrations the shipped prompt shows (None when the run did not record them)."""
+    prompt_tokens: int | None = None
+    """Tokens of the shipped prompt's fixed part (instruction and demonstrations) under the target's tokenizer
+    (None for runs written before prompt lengths were recorded)."""
+    tokens_per_example: float | None = None
+    """Mean tokens the target reads per test example with the shipped prompt (fixed part, input and answer cue)."""
+    pareto: list[str] | None = None
+    """Candidate ids on the dev accuracy × prompt-tokens Pareto front, shortest first (``result.pareto``; None for
+    runs written before it was recorded)."""
     calls: int | None = None
     """Provider calls (None where the run recorded none)."""
     tokens: int | None = None

@@ -1,5 +1,5 @@
-"""The leaderboard's inline SVG plots: dev accuracy against model calls, every candidate's dev accuracy, and the
-lineage tree of each row's shipped prompt.
+"""The leaderboard's inline SVG plots: dev accuracy against model calls, every candidate's dev accuracy, the
+lineage tree of each row's shipped prompt, and its run's accuracy × prompt-tokens Pareto front.
 
 Every text that comes from a run (prompts, candidate and run ids, task names, model ids) is escaped with
 :func:`esc` before it reaches the page.
@@ -10,9 +10,10 @@ from __future__ import annotations
 import html
 import math
 
-from optimizer.report.build import Leaderboard, LeaderboardRow
+from optimizer.report.build import Leaderboard, LeaderboardRow, RunSummary
+from optimizer.types import Candidate
 
-__all__ = ["PALETTE", "distribution_svg", "esc", "lineage_svg", "trajectory_svg"]
+__all__ = ["PALETTE", "distribution_svg", "esc", "lineage_svg", "pareto_points", "pareto_svg", "trajectory_svg"]
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 
@@ -24,14 +25,20 @@ def esc(value: object) -> str:
 
 _e = esc
 
+
+def _nice_step(span: float) -> float:
+    """A round tick step (1, 2 or 5 times a power of ten) giving at most about five ticks over ``span`` > 0."""
+    step = 10 ** math.floor(math.log10(span))
+    for mult in (1, 2, 5, 10):
+        if span / (step * mult) <= 5:
+            return step * mult
+    return step
+
+
 def _axis_ticks(hi: float) -> list[float]:
     if hi <= 0:
         return [0.0]
-    step = 10 ** math.floor(math.log10(hi))
-    for mult in (1, 2, 5, 10):
-        if hi / (step * mult) <= 5:
-            step *= mult
-            break
+    step = _nice_step(hi)
     return [i * step for i in range(int(hi / step) + 1)]
 
 
@@ -183,3 +190,134 @@ def lineage_svg(row: LeaderboardRow, index: int) -> str:
     return ('<figure><figcaption>Lineage of the best prompt: demonstrations → proposal → variations (red: the '
             f'path to the winner; hover a box for its full text{" and demonstrations" if show_demos else ""})'
             f'</figcaption>{"".join(parts)}</figure>')
+
+
+# -- the accuracy × prompt-tokens Pareto front ------------------------------------------------
+
+_PW, _PH, _PL, _PB, _PT, _PR = 420, 230, 44, 34, 14, 14  # width, height and the plot area's margins
+
+
+def pareto_points(b: RunSummary) -> list[Candidate]:
+    """The candidates of a run's Pareto plot: raced on the full dev set, with a dev accuracy and a length."""
+    full = (b.selection.sizes.get("dev") if b.selection else None) or max((c.dev.n for c in b.candidates), default=0)
+    return [c for c in b.candidates if c.dev.n >= full and c.dev.acc is not None and c.prompt_tokens is not None]
+
+
+def _token_axis(points: list[Candidate]) -> tuple[float, float, list[float]]:
+    """The prompt-tokens axis: its ends (a little beyond the shortest and longest prompt) and its ticks."""
+    lo, hi = min(c.prompt_tokens or 0 for c in points), max(c.prompt_tokens or 0 for c in points)
+    pad = max(1.0, (hi - lo) * 0.08)
+    x0, x1 = max(0.0, lo - pad), hi + pad
+    step = _nice_step(x1 - x0)
+    return x0, x1, [k * step for k in range(math.ceil(x0 / step), math.floor(x1 / step) + 1)]
+
+
+def _point_title(c: Candidate, front: bool) -> str:
+    demos = "" if c.demos is None else f" ({len(c.demos)} demonstrations: {', '.join(c.demos)})"
+    return (f"{_e(c.id)}{' (Pareto front)' if front else ''}: {c.prompt_tokens} prompt tokens, dev accuracy "
+            f"{c.dev.acc:.3f} on {c.dev.n} — {_e(c.text)}{_e(demos)}")
+
+
+def _pareto_marks(b: RunSummary, points: list[Candidate], front: list[Candidate], x, y) -> list[str]:
+    """The front's step line, one circle per candidate (front ones filled and labelled), the incumbent's dashed ring
+    and the shipped prompt's red diamond."""
+    parts = []
+    if front:
+        pts, prev = [], None
+        for c in front:
+            if prev is not None:
+                pts.append(f"{x(c.prompt_tokens):.1f},{y(prev):.1f}")
+            pts.append(f"{x(c.prompt_tokens):.1f},{y(c.dev.acc):.1f}")
+            prev = c.dev.acc
+        pts.append(f"{_PW - _PR:.1f},{y(prev):.1f}")
+        parts.append(f'<polyline class="front-line" fill="none" stroke="#1f77b4" stroke-width="1.5" '
+                     f'points="{" ".join(pts)}"><title>Pareto front, shortest first: '
+                     f'{_e(", ".join(c.id for c in front))}</title></polyline>')
+    on_front = {c.id for c in front}
+    for c in sorted(points, key=lambda c: c.id in on_front):  # the front drawn last, on top
+        on = c.id in on_front
+        cx, cy = x(c.prompt_tokens), y(c.dev.acc)
+        parts.append(f'<circle class="pt{" front" if on else ""}" data-id="{_e(c.id)}" cx="{cx:.1f}" cy="{cy:.1f}" '
+                     f'r="{4.5 if on else 3.5}" fill="{"#1f77b4" if on else "#fff"}" '
+                     f'stroke="{"#1f77b4" if on else "#888"}" stroke-width="1.5"><title>{_point_title(c, on)}</title>'
+                     '</circle>')
+        if on and len(front) <= 8:  # labelled to the right, or to the left near the right edge
+            lx, anchor = (cx + 6, "start") if cx < _PW - _PR - 50 else (cx - 6, "end")
+            parts.append(f'<text class="pt-label" x="{lx:.1f}" y="{cy - 6:.1f}" text-anchor="{anchor}">{_e(c.id)}'
+                         '</text>')
+    by_id = {c.id: c for c in points}
+    inc = by_id.get(b.selection.incumbent or "") if b.selection else None
+    if inc is not None:
+        parts.append(f'<circle class="incumbent" cx="{x(inc.prompt_tokens):.1f}" cy="{y(inc.dev.acc):.1f}" r="8" '
+                     f'fill="none" stroke="#333" stroke-dasharray="2 2"><title>incumbent: '
+                     f'{_point_title(inc, inc.id in on_front)}</title></circle>')
+    shipped = by_id.get(b.best_candidate or "")
+    if shipped is not None:
+        sx, sy = x(shipped.prompt_tokens), y(shipped.dev.acc)
+        title = _point_title(shipped, shipped.id in on_front)
+        parts.append(f'<path class="shipped" d="M{sx:.1f},{sy - 10:.1f} l10,10 l-10,10 l-10,-10 z" fill="none" '
+                     f'stroke="#d62728" stroke-width="2"><title>shipped: {title}</title></path>')
+    return parts
+
+
+def _pareto_legend(b: RunSummary, points: list[Candidate], front: list[Candidate]) -> str:
+    by_id = {c.id: c for c in points}
+    dot = '<svg width="12" height="12"><circle cx="6" cy="6" r="4" fill="{}" stroke="{}" stroke-width="1.5"/></svg>'
+    items = [f'{dot.format("#1f77b4", "#1f77b4")} Pareto front, shortest first: '
+             + ", ".join(f'<span class="mono">{_e(c.id)}</span> ({c.prompt_tokens} tokens, dev {c.dev.acc:.2f})'
+                         for c in front),
+             f'{dot.format("#fff", "#888")} {len(points) - len(front)} other '
+             f'candidate{"" if len(points) - len(front) == 1 else "s"} raced on the full dev set']
+    if b.best_candidate is not None:
+        where = "" if b.best_candidate in by_id else " (not raced on the full dev set: not plotted)"
+        items.append('<svg width="12" height="12"><path d="M6,0 l6,6 l-6,6 l-6,-6 z" fill="none" stroke="#d62728" '
+                     f'stroke-width="2"/></svg> shipped: <span class="mono">{_e(b.best_candidate)}</span>{where}')
+    inc = b.selection.incumbent if b.selection else None
+    if inc is not None:
+        where = "" if inc in by_id else " (not raced on the full dev set: not plotted)"
+        items.append('<svg width="12" height="12"><circle cx="6" cy="6" r="5" fill="none" stroke="#333" '
+                     f'stroke-dasharray="2 2"/></svg> incumbent: <span class="mono">{_e(inc)}</span>{where}')
+    return '<ul class="legend">' + "".join(f"<li>{item}</li>" for item in items) + "</ul>"
+
+
+def pareto_svg(b: RunSummary, index: int) -> str:
+    """A run's candidates raced on the full dev set, dev accuracy against prompt tokens, with the Pareto front (no
+    other candidate is both more accurate and shorter) joined by a step line, the shipped prompt and the incumbent
+    marked; empty for a run written before prompt lengths and the front were recorded."""
+    if b.pareto is None:
+        return ""
+    points = pareto_points(b)
+    if not points:
+        return '<p class="note">No candidate with a recorded length was raced on the full dev set: no Pareto front.</p>'
+    by_id = {c.id: c for c in points}
+    front = sorted((by_id[i] for i in b.pareto if i in by_id), key=lambda c: c.prompt_tokens or 0)
+    x0, x1, ticks = _token_axis(points)
+
+    def x(t):
+        return _PL + (_PW - _PL - _PR) * (t - x0) / (x1 - x0)
+
+    def y(v):
+        return _PT + (_PH - _PT - _PB) * (1 - v)
+
+    label = (f"dev accuracy against prompt tokens of {len(points)} candidates raced on the full dev set; Pareto "
+             f"front: {', '.join(c.id for c in front) or 'none'}")
+    parts = [f'<svg class="plot pareto" id="pareto-{index}" width="{_PW}" height="{_PH}" viewBox="0 0 {_PW} {_PH}" '
+             f'role="img" aria-label="{_e(label)}">',
+             f'<rect x="{_PL}" y="{_PT}" width="{_PW - _PL - _PR}" height="{_PH - _PT - _PB}" fill="#fafafa" '
+             'stroke="#999"/>']
+    for t in (0.0, 0.25, 0.5, 0.75, 1.0):
+        parts.append(f'<line x1="{_PL}" x2="{_PW - _PR}" y1="{y(t):.1f}" y2="{y(t):.1f}" stroke="#e4e4e4"/>'
+                     f'<text x="{_PL - 4}" y="{y(t) + 4:.1f}" text-anchor="end">{t:.2f}</text>')
+    for t in ticks:
+        parts.append(f'<text x="{x(t):.1f}" y="{_PH - _PB + 14}" text-anchor="middle">{t:g}</text>')
+    parts.append(f'<text x="{(_PL + _PW - _PR) / 2}" y="{_PH - 4}" text-anchor="middle">prompt tokens</text>'
+                 f'<text x="12" y="{(_PT + _PH - _PB) / 2}" text-anchor="middle" '
+                 f'transform="rotate(-90 12 {(_PT + _PH - _PB) / 2})">dev accuracy</text>')
+    parts += _pareto_marks(b, points, front, x, y)
+    parts.append("</svg>")
+    ranked = " (the front ranks by gold log-probability, the run's scoring)" if b.scoring == "logprob" else ""
+    return ('<figure><figcaption>Dev accuracy against prompt tokens (instruction and demonstrations) of every '
+            "candidate of the shipped prompt's run raced on the full dev set: the filled points, joined by a step "
+            f"line, are the Pareto front (no other candidate is both more accurate and shorter){ranked}; red diamond: "
+            f'the shipped prompt; dashed ring: the incumbent; hover a point for its text</figcaption>{"".join(parts)}'
+            f"{_pareto_legend(b, points, front)}</figure>")

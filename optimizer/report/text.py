@@ -142,7 +142,21 @@ def evidence_text(b: RunSummary) -> str | None:
         parts.append(sel.note[0].upper() + sel.note[1:])
     parts.append(f"Examples: dev {sizes.get('dev', DASH)} (racing) / confirm {sizes.get('confirm', DASH)} / "
                  f"test {sizes.get('test', DASH)}")
-    return ". ".join(parts) + "."
+    return ". ".join(parts + _lengths(b)) + "."
+
+
+def _lengths(b: RunSummary) -> list[str]:
+    """The shipped prompt's length and the run's accuracy × prompt-tokens Pareto front (none for older runs)."""
+    parts = []
+    if b.prompt_tokens is not None:
+        per = "" if b.tokens_per_example is None else f", {b.tokens_per_example:.1f} tokens/example"
+        parts.append(f"Shipped prompt: {b.prompt_tokens} prompt tokens{per}")
+    if b.pareto:
+        by_id = {c.id: c for c in b.candidates}
+        front = [f"{cid} dev {_num(by_id[cid].dev.acc)} at {by_id[cid].prompt_tokens} tokens" if cid in by_id else cid
+                 for cid in b.pareto]
+        parts.append(f"Pareto front (dev accuracy × prompt tokens, shortest first): {'; '.join(front)}")
+    return parts
 
 
 def sources_text(lb: Leaderboard) -> str:
