@@ -5,7 +5,6 @@ or a Python module, with a manifest (model, seed, task fingerprint, scores, verd
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import pprint
@@ -18,6 +17,7 @@ from pydantic import BaseModel, Field
 from optimizer.config import RunConfig
 from optimizer.errors import UsageError
 from optimizer.report.stats import bootstrap_ci
+from optimizer.run.provenance import task_fingerprint
 from optimizer.tasks.templates import ExecutionTemplate
 from optimizer.types import Example
 
@@ -30,12 +30,6 @@ FORMATS = ("text", "json", "chat", "python")
 CLOZE_SEARCHERS = frozenset({"autoprompt"})
 """Searchers whose prompts are cloze templates read off a white-box model, not instructions a model executes."""
 _SENTINEL = "\x00apo-input\x00"
-
-
-def task_fingerprint(task: Any) -> str:
-    """The sha256 of a task's train, dev and test examples, as a run's provenance records it."""
-    data = [[e.model_dump() for e in task.split(s)] for s in ("train", "dev", "test")]
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
 class Manifest(BaseModel):

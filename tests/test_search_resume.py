@@ -20,7 +20,7 @@ def _events(run_dir: Path) -> list[dict]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("searcher", "kill_after"), [("demos", 300), ("reflect", 250), ("joint", 250)])
+@pytest.mark.parametrize(("searcher", "kill_after"), [("ape", 150), ("demos", 300), ("reflect", 250), ("joint", 250)])
 def test_killed_search_resumes_to_the_uninterrupted_result(tmp_path, searcher, kill_after):
     args = ["optimize", "past_tense", "--target", "fake:slow", "--searcher", searcher, "--no-cache", "--seed", "4"]
     ref = run_cli(*args, "--json", env_extra={"APO_RUNS_DIR": str(tmp_path / "ref")})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Callable
 
 from optimizer.report.build import Leaderboard, LeaderboardRow, RunSummary
 from optimizer.types import Candidate
@@ -17,6 +18,19 @@ __all__ = ["PALETTE", "distribution_svg", "esc", "lineage_svg", "pareto_points",
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 
+
+
+def _frame(attrs: str, size: tuple[int, int], margins: tuple[int, int, int, int], label: str,
+           y: Callable[[float], float]) -> list[str]:
+    """An accuracy plot's opening: the svg element (``attrs``, an escaped aria-label), its box and the 0–1 grid."""
+    (w, h), (left, top, right, bottom) = size, margins
+    parts = [f'<svg {attrs} width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" aria-label="{_e(label)}">',
+             f'<rect x="{left}" y="{top}" width="{w - left - right}" height="{h - top - bottom}" fill="#fafafa" '
+             'stroke="#999"/>']
+    for t in (0.0, 0.25, 0.5, 0.75, 1.0):
+        parts.append(f'<line x1="{left}" x2="{w - right}" y1="{y(t):.1f}" y2="{y(t):.1f}" stroke="#e4e4e4"/>'
+                     f'<text x="{left - 4}" y="{y(t) + 4:.1f}" text-anchor="end">{t:.2f}</text>')
+    return parts
 
 def esc(value: object) -> str:
     """``value`` as HTML text, safe in element content and in quoted attributes."""
@@ -56,13 +70,8 @@ def trajectory_svg(row: LeaderboardRow, index: int) -> str:
     def y(v):
         return top + (h - top - bottom) * (1 - v)
 
-    parts = [f'<svg class="plot trajectory" id="trajectory-{index}" width="{w}" height="{h}" '
-             f'viewBox="0 0 {w} {h}" role="img" aria-label="best dev accuracy against model calls">',
-             f'<rect x="{left}" y="{top}" width="{w - left - right}" height="{h - top - bottom}" fill="#fafafa" '
-             'stroke="#999"/>']
-    for t in (0.0, 0.25, 0.5, 0.75, 1.0):
-        parts.append(f'<line x1="{left}" x2="{w - right}" y1="{y(t):.1f}" y2="{y(t):.1f}" stroke="#e4e4e4"/>'
-                     f'<text x="{left - 4}" y="{y(t) + 4:.1f}" text-anchor="end">{t:.2f}</text>')
+    parts = _frame(f'class="plot trajectory" id="trajectory-{index}"', (w, h), (left, top, right, bottom),
+                   "best dev accuracy against model calls", y)
     for t in _axis_ticks(max_calls):
         parts.append(f'<text x="{x(t):.1f}" y="{h - bottom + 14}" text-anchor="middle">{t:g}</text>')
     parts.append(f'<text x="{(left + w - right) / 2}" y="{h - 4}" text-anchor="middle">model calls</text>'
@@ -301,13 +310,7 @@ def pareto_svg(b: RunSummary, index: int) -> str:
 
     label = (f"dev accuracy against prompt tokens of {len(points)} candidates raced on the full dev set; Pareto "
              f"front: {', '.join(c.id for c in front) or 'none'}")
-    parts = [f'<svg class="plot pareto" id="pareto-{index}" width="{_PW}" height="{_PH}" viewBox="0 0 {_PW} {_PH}" '
-             f'role="img" aria-label="{_e(label)}">',
-             f'<rect x="{_PL}" y="{_PT}" width="{_PW - _PL - _PR}" height="{_PH - _PT - _PB}" fill="#fafafa" '
-             'stroke="#999"/>']
-    for t in (0.0, 0.25, 0.5, 0.75, 1.0):
-        parts.append(f'<line x1="{_PL}" x2="{_PW - _PR}" y1="{y(t):.1f}" y2="{y(t):.1f}" stroke="#e4e4e4"/>'
-                     f'<text x="{_PL - 4}" y="{y(t) + 4:.1f}" text-anchor="end">{t:.2f}</text>')
+    parts = _frame(f'class="plot pareto" id="pareto-{index}"', (_PW, _PH), (_PL, _PT, _PR, _PB), label, y)
     for t in ticks:
         parts.append(f'<text x="{x(t):.1f}" y="{_PH - _PB + 14}" text-anchor="middle">{t:g}</text>')
     parts.append(f'<text x="{(_PL + _PW - _PR) / 2}" y="{_PH - 4}" text-anchor="middle">prompt tokens</text>'

@@ -11,7 +11,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["git_commit", "provenance"]
+__all__ = ["git_commit", "provenance", "task_fingerprint"]
 
 
 def _version(dist: str) -> str | None:
@@ -31,9 +31,14 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+def task_fingerprint(task) -> str:
+    """The sha256 of a task's train, dev and test examples (recorded in config.json; checked by apo eval --from-run)."""
+    data = [[e.model_dump() for e in task.split(s)] for s in ("train", "dev", "test")]
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
 def provenance(config, task, target, proposer) -> dict:
     """A record of versions, machine, models and task data for config.json."""
-    data = [[e.model_dump() for e in task.split(s)] for s in ("train", "dev", "test")]
     return {
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "apo": _version("apo"),
@@ -49,6 +54,6 @@ def provenance(config, task, target, proposer) -> dict:
             "name": task.name,
             "source": task.source,
             "sizes": {s: len(task.split(s)) for s in ("train", "dev", "test")},
-            "sha256": hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest(),
+            "sha256": task_fingerprint(task),
         },
     }
