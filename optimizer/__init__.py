@@ -1,12 +1,14 @@
 """apo: automatic prompt optimization.
 
 An LLM proposes instructions from a few demonstrations, a target model executes each on
-held-out examples, and the best are refined again and again (APE). Use the ``apo`` command,
-or from Python::
+held-out examples, and the best are refined again and again (APE); other searchers choose the
+demonstrations (``demos``), search both jointly (``joint``) or rewrite from failures
+(``reflect``). A prompt ships only when it beats the incumbent (your prompt, else the best human
+one) significantly on held-out examples. Use the ``apo`` command, or from Python::
 
     from optimizer import optimize
-    result = optimize("capitalize_words", target="embedded", rounds=1)
-    print(result.best.text, result.best.test.acc)
+    result = optimize("capitalize_words", target="embedded", rounds=1, initial_prompt="Capitalize it.")
+    print(result.best.text, result.best.test.acc, result.selection.verdict)
 
     result = optimize(config="job.yaml", max_calls=200)  # a job file, options overriding it
 
@@ -21,6 +23,8 @@ from optimizer.api import (
     clear_cache,
     estimate,
     evaluate,
+    evaluate_run,
+    export_run,
     list_models,
     list_runs,
     optimize,
@@ -28,14 +32,24 @@ from optimizer.api import (
     resume,
     show_run,
 )
-from optimizer.config import APEConfig, AutoPromptConfig, Budget, RacingConfig, RunConfig
+from optimizer.config import (
+    APEConfig,
+    AutoPromptConfig,
+    Budget,
+    DemosConfig,
+    JointConfig,
+    RacingConfig,
+    ReflectConfig,
+    RunConfig,
+    SelectionConfig,
+)
 from optimizer.errors import ApoError, BudgetExceeded, CapabilityError, ModelUnavailable, TaskError, UsageError
 from optimizer.models.providers.fake import FakeModel, register_fake
 from optimizer.report.build import Leaderboard, LeaderboardRow, build_leaderboard
 from optimizer.run.context import ScorerSetup, SearchContext, Searcher
 from optimizer.run.events import SearcherNote
 from optimizer.tasks.task import Task, list_tasks, load_task
-from optimizer.types import Candidate, Example, RunResult, Score, ScoredPrompt
+from optimizer.types import Candidate, Example, RunResult, Score, ScoredPrompt, Selection
 
 __all__ = [
     "APEConfig",
@@ -45,13 +59,16 @@ __all__ = [
     "BudgetExceeded",
     "Candidate",
     "CapabilityError",
+    "DemosConfig",
     "EvalResult",
     "Example",
     "FakeModel",
+    "JointConfig",
     "Leaderboard",
     "LeaderboardRow",
     "ModelUnavailable",
     "RacingConfig",
+    "ReflectConfig",
     "RunConfig",
     "RunResult",
     "Score",
@@ -60,6 +77,8 @@ __all__ = [
     "SearchContext",
     "Searcher",
     "SearcherNote",
+    "Selection",
+    "SelectionConfig",
     "Task",
     "TaskError",
     "UsageError",
@@ -68,6 +87,8 @@ __all__ = [
     "clear_cache",
     "estimate",
     "evaluate",
+    "evaluate_run",
+    "export_run",
     "list_models",
     "list_runs",
     "list_tasks",

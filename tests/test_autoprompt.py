@@ -431,7 +431,12 @@ def test_short_search_on_splade_tiny_lowers_the_train_loss():
     trig = [e for e in events(result) if e["type"] == "trigger"]
     assert trig[0]["trigger_tokens"] == ["[MASK]", "[MASK]"] and len(trig) >= 2
     assert trig[-1]["train_loss"] < trig[0]["train_loss"]
-    assert result.best.test.n == 40 and result.baselines[-1].text == "{sentence} It was [P] ."
+    humans = {b.name: b for b in result.baselines if b.name == "best_human"}
+    assert result.best.test.n == 40 and humans["best_human"].text == "{sentence} It was [P] ."
+    # the incumbent is the manual template: a trigger ships only when it beats it on the confirmation examples
+    sel = result.selection
+    assert sel.incumbent_origin == "human" and sel.sizes["confirm"] > 0
+    assert (result.best.candidate == sel.incumbent) == (sel.verdict == "no significant improvement")
 
 
 @pytest.mark.integration

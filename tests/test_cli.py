@@ -99,10 +99,6 @@ def test_eval_on_fake():
     assert data["n"] == 40 and data["split"] == "dev"
 
 
-def _events(run_dir: Path) -> list[dict]:
-    lines = (run_dir / "events.jsonl").read_text().splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
-
 
 def test_models_list_names_every_embedded_model():
     out = run_cli("models", "list")

@@ -13,6 +13,8 @@ EXPECTED += [  # optimizer.api
     "cache_stats", "clear_cache", "estimate", "list_models", "list_runs", "pull_model", "show_run",
 ]
 EXPECTED += ["ScorerSetup", "SearchContext", "Searcher", "SearcherNote"]  # writing searchers (optimizer.run)
+EXPECTED += ["DemosConfig", "JointConfig", "ReflectConfig", "SelectionConfig", "Selection"]  # searchers, what ships
+EXPECTED += ["evaluate_run", "export_run"]  # the shipped prompt outside apo (optimizer.export)
 
 
 def test_public_names_are_pinned():
@@ -22,9 +24,19 @@ def test_public_names_are_pinned():
 
 
 def test_every_config_field_is_documented():
-    from optimizer.config import APEConfig, AutoPromptConfig, Budget, RunConfig
+    from optimizer.config import (
+        APEConfig,
+        AutoPromptConfig,
+        Budget,
+        DemosConfig,
+        JointConfig,
+        ReflectConfig,
+        RunConfig,
+        SelectionConfig,
+    )
 
-    for model in (APEConfig, AutoPromptConfig, Budget, RunConfig):
+    for model in (APEConfig, AutoPromptConfig, Budget, RunConfig, DemosConfig, JointConfig, ReflectConfig,
+                  SelectionConfig):
         for name, field in model.model_fields.items():
             assert field.description, f"{model.__name__}.{name} has no docstring"
 
