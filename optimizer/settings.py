@@ -130,7 +130,7 @@ class SelectionConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
-    confirm_limit: int = Field(default=50, ge=0)
+    confirm_limit: int = Field(default=100, ge=0)
     """Dev examples set aside before the search (at most this many, and at most half the dev split) on which the
     finalists and the incumbent are scored once racing is over; racing never sees them. 0 turns confirmation off:
     the best candidate on dev is shipped untested (verdict ``not tested``)."""

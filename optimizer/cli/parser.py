@@ -195,7 +195,7 @@ def _add_selection_group(opt: argparse.ArgumentParser) -> None:
     sel = opt.add_argument_group("choosing what ships", SELECTION_HELP)
     sel.add_argument("--confirm-limit", type=int, metavar="N",
                      help="dev examples held out from racing to confirm the finalists (at most half the dev split; "
-                          "default: 50; 0: no confirmation, the best on dev ships untested)")
+                          "default: 100; 0: no confirmation, the best on dev ships untested)")
     sel.add_argument("--finalists", type=int, help="best raced candidates confirmed against the incumbent (default: 3)")
     sel.add_argument("--alpha", type=float, help="significance level of the one-sided paired test (default: 0.05)")
     sel.add_argument("--prefer", choices=["accuracy", "shorter"],

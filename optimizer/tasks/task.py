@@ -179,7 +179,7 @@ def load_task(
     spec: str | Path,
     *,
     data_dir: str | Path | None = None,
-    dev_from_train: int = 100,
+    dev_from_train: int = 200,
     seed: int = 0,
     **options: Any,
 ) -> Task:
@@ -195,7 +195,7 @@ def load_task(
             ``data_dir/instruction_induction``), ``sst2/`` and ``lama_trex/``. Default: ``$APO_DATA_DIR``.
         dev_from_train: Dev examples taken from the training examples when the task has no dev
             split (at most half of them; instruction induction: sampled from induce/): enough to race
-            on 50 and confirm the finalists on 50 more (``selection.confirm_limit``). SST-2,
+            on 50 and confirm the finalists on 100 more (``selection.confirm_limit``). SST-2,
             LAMA and single data files have fixed dev splits.
         seed: Seed of every shuffle and sample, so a task loads identically each time.
         **options: Task fields to override (``metric``, ``shots``, ``labels``,
