@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", default="0,1,2", help="seeds of the default searcher (the others run the first)")
     ap.add_argument("--target", default="embedded")
     ap.add_argument("--proposer", default=None)
-    ap.add_argument("--max-calls", type=int, default=1500, help="model-call budget of every job")
+    ap.add_argument("--max-calls", type=int, default=2000, help="model-call budget of every job")
     ap.add_argument("--test-size", type=int, default=None)
     ap.add_argument("--runs-dir", default="runs/bench_search")
     ap.add_argument("--out", required=True, help="output path without extension (.json and .md are written)")
