@@ -17,7 +17,9 @@ OUT.json is skipped, and a job whose run folder exists without a result (killed)
 from its journal. Before the first job of a task and seed, a job with no search scores the
 baselines into the response cache, so that each searcher's budget pays for its own search,
 confirmation and test alone. ``--rebuild`` re-summarises OUT.json from the run folders without calling a
-model; ``--html`` also writes the leaderboard of every run as OUT.html.
+model; ``--html`` also writes the leaderboard of every run as OUT.html; ``--pack`` keeps the
+finished runs' folders in OUT_runs.tar.gz, from which a later session on another machine
+restores them (the runs folder is not kept between machines).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import json
 import os
 import platform
 import sys
+import tarfile
 import time
 from pathlib import Path
 from typing import Any
@@ -196,9 +199,9 @@ def run_job(args: argparse.Namespace, task: str, searcher: str, seed: int) -> Ru
                     searcher=searcher, runs_dir=runs_dir, max_calls=args.max_calls, test_limit=args.test_size)
 
 
-def _write(out: Path, args: argparse.Namespace, rows: list[dict], spent: float) -> None:
+def _write(out: Path, args: argparse.Namespace, rows: list[dict], spent: float, command: str | None = None) -> None:
     report = {
-        "command": "python " + " ".join([sys.argv[0], *sys.argv[1:]]),
+        "command": command or "python " + " ".join([sys.argv[0], *sys.argv[1:]]),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
         "git_commit": git_commit(), "target": args.target, "proposer": args.proposer or args.target,
         "max_calls": args.max_calls, "default": args.default, "total_wall_s": round(spent, 1), "rows": rows,
@@ -206,6 +209,27 @@ def _write(out: Path, args: argparse.Namespace, rows: list[dict], spent: float) 
     }
     out.with_suffix(".json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     out.with_suffix(".md").write_text(markdown(report))
+
+
+def _archive(out: Path) -> Path:
+    return out.with_name(out.name + "_runs.tar.gz")
+
+
+def pack(out: Path, runs_dir: Path, rows: list[dict]) -> None:
+    """Keep the finished runs' folders beside the report (runs/ is not kept between machines): OUT_runs.tar.gz."""
+    with tarfile.open(_archive(out), "w:gz") as tar:
+        for r in rows:
+            tar.add(runs_dir / r["run_id"], arcname=r["run_id"])
+
+
+def unpack(out: Path, runs_dir: Path, rows: list[dict]) -> None:
+    """Restore from OUT_runs.tar.gz the run folders of finished jobs that RUNS_DIR lacks."""
+    missing = {r["run_id"] for r in rows if not (runs_dir / r["run_id"] / "result.json").exists()}
+    if missing and _archive(out).exists():
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(_archive(out), "r:gz") as tar:
+            tar.extractall(runs_dir, members=[m for m in tar.getmembers() if m.name.split("/")[0] in missing],
+                           filter="data")
 
 
 def _html(out: Path, runs_dir: Path, rows: list[dict]) -> None:
@@ -231,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True, help="output path without extension (.json and .md are written)")
     ap.add_argument("--rebuild", action="store_true", help="re-summarise OUT.json from the run folders (no model call)")
     ap.add_argument("--html", action="store_true", help="also write the leaderboard of every run as OUT.html")
+    ap.add_argument("--pack", action="store_true",
+                    help="also keep the finished runs' folders in OUT_runs.tar.gz (restored from it when missing)")
     args = ap.parse_args(argv)
     out, runs_dir = Path(args.out), Path(args.runs_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -238,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
     spent = previous["total_wall_s"] if previous else 0.0
     if previous:
+        unpack(out, runs_dir, previous["rows"])
         for old in previous["rows"]:
             stored = json.loads((runs_dir / old["run_id"] / "result.json").read_text())
             rows.append(summarize(RunResult.model_validate({k: v for k, v in stored.items() if k != "schema"})))
@@ -265,7 +292,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"   incumbent {_cell(r['incumbent'])}  shipped {_cell(r['shipped'])}  "
                   f"{_dcell(r['vs_incumbent'])}  {r['verdict']}  {r['wall_s']}s", file=sys.stderr, flush=True)
             _write(out, args, rows, spent)
-    _write(out, args, rows, spent)
+    _write(out, args, rows, spent, previous["command"] if previous and args.rebuild else None)
+    if args.pack:
+        pack(out, runs_dir, rows)
     if args.html:
         _html(out, runs_dir, rows)
     print(markdown(json.loads(out.with_suffix(".json").read_text())))
