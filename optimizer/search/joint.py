@@ -57,8 +57,8 @@ class JointSearch:
         drawn = DemoSearch(self.demos.model_copy(update={"sets": self.config.demo_sets})).draw(ctx, inc, round=0)
         sets += [s for s in drawn if s not in sets]
         scores = self.trials(ctx, instructions, sets)
-        ranked = sorted(scores, key=lambda c: (sum(scores[c].values()) / len(scores[c]), len(scores[c])),
-                        reverse=True)
+        means = {c: sum(v.values()) / len(v) for c, v in scores.items()}
+        ranked = sorted(scores, key=lambda c: (means[c], len(scores[c])), reverse=True)
         field = [inc]
         for i, j in ranked[: self.config.top_combinations]:
             cand = ctx.add(instructions[i], origin="joint", parent=None, round=1, demos=sets[j])
@@ -67,8 +67,7 @@ class JointSearch:
                 field.append(cand)
         ctx.record(SearcherNote(searcher=self.name, kind="trials", data={
             "instructions": len(instructions), "demo_sets": len(sets), "trials": self.config.trials,
-            "top": [{"instruction": i, "demos": j, "minibatch_mean": round(sum(scores[(i, j)].values())
-                                                                             / len(scores[(i, j)]), 4),
+            "top": [{"instruction": i, "demos": j, "minibatch_mean": round(means[(i, j)], 4),
                      "examples": len(scores[(i, j)])} for i, j in ranked[: self.config.top_combinations]]}))
         ctx.race(field, round=1)
 
@@ -113,7 +112,6 @@ class JointSearch:
                        f"on {len(batch)} dev examples")
             key = prompt_key(instructions[combo[0]], sets[combo[1]])
             records = ctx.records(key, batch, "dev")
-            mine = seen.setdefault(combo, {})
-            mine.update({ex_id: value for ex_id, value in records.items()})
+            seen.setdefault(combo, {}).update(records)
             study.tell(trial, sum(records.values()) / len(records))
         return seen
