@@ -25,16 +25,20 @@ restores them (the runs folder is not kept between machines).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
+import sqlite3
 import sys
 import tarfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from optimizer import optimize, resume
+from optimizer.models.cache import cache_dir
 from optimizer.report.stats import bootstrap_ci, paired_bootstrap_ci
 from optimizer.run.provenance import git_commit
 from optimizer.tasks.task import list_tasks
@@ -165,7 +169,7 @@ def _unfinished(runs_dir: Path, task: str, searcher: str, seed: int, max_calls: 
             continue
         config = json.loads(config_path.read_text()).get("config", {})
         if (config.get("searcher"), config.get("seed"), (config.get("budget") or {}).get("max_calls")) == \
-                (searcher, seed, max_calls) and config_path.parent.name.split("-", 2)[-1].startswith(task):
+                (searcher, seed, max_calls) and config.get("task") == task:
             return config_path.parent.name
     return None
 
@@ -182,21 +186,61 @@ class Baselines:
         """Nothing to search."""
 
 
+@contextlib.contextmanager
+def _cache(folder: Path, seed_from: Path | None = None) -> Iterator[None]:
+    """Run the body with the response cache in FOLDER (APO_CACHE_DIR), the model folders shared with the user's
+    cache; a new FOLDER starts as a copy of SEED_FROM's responses (SQLite backup, consistent under WAL)."""
+    shared = cache_dir()
+    if not folder.exists():
+        folder.mkdir(parents=True)
+        for name in ("models", "converted"):
+            (shared / name).mkdir(parents=True, exist_ok=True)
+            (folder / name).symlink_to((shared / name).resolve(), target_is_directory=True)
+        if seed_from is not None:
+            src, dst = sqlite3.connect(seed_from / "responses.sqlite"), sqlite3.connect(folder / "responses.sqlite")
+            with dst:
+                src.backup(dst)
+            src.close()
+            dst.close()
+    before = os.environ.get("APO_CACHE_DIR")
+    os.environ["APO_CACHE_DIR"] = str(folder)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("APO_CACHE_DIR", None)
+        else:
+            os.environ["APO_CACHE_DIR"] = before
+
+
+def _cache_root(args: argparse.Namespace, task: str, seed: int) -> Path:
+    return Path(args.runs_dir) / "cache" / f"{task}-seed{seed}"
+
+
 def warm_up(args: argparse.Namespace, task: str, seed: int) -> None:
-    """Score the baselines of (task, seed) once, into the response cache (runs under RUNS_DIR/baselines)."""
-    optimize(task, data_dir=args.data_dir, target=args.target, proposer=args.proposer, seed=seed,
-             searcher=Baselines(), runs_dir=Path(args.runs_dir) / "baselines", test_limit=args.test_size)
+    """Score the baselines of (task, seed) once, into the task and seed's warm cache (runs under
+    RUNS_DIR/baselines); a warm cache already there is kept."""
+    warm = _cache_root(args, task, seed) / "warm"
+    if (warm / "done").exists():
+        return
+    with _cache(warm):
+        optimize(task, data_dir=args.data_dir, target=args.target, proposer=args.proposer, seed=seed,
+                 searcher=Baselines(), runs_dir=Path(args.runs_dir) / "baselines", test_limit=args.test_size)
+    (warm / "done").write_text("")
 
 
 def run_job(args: argparse.Namespace, task: str, searcher: str, seed: int) -> RunResult:
-    """One job: resumed from its journal when a killed run of it exists, else started."""
+    """One job, in its own copy of the warm cache: resumed from its journal when a killed run of it exists,
+    else started."""
     runs_dir = Path(args.runs_dir)
-    unfinished = _unfinished(runs_dir, task, searcher, seed, args.max_calls) if runs_dir.exists() else None
-    if unfinished:
-        print(f"   resuming {unfinished}", file=sys.stderr, flush=True)
-        return resume(unfinished, runs_dir=runs_dir)
-    return optimize(task, data_dir=args.data_dir, target=args.target, proposer=args.proposer, seed=seed,
-                    searcher=searcher, runs_dir=runs_dir, max_calls=args.max_calls, test_limit=args.test_size)
+    root = _cache_root(args, task, seed)
+    with _cache(root / searcher, seed_from=root / "warm"):
+        unfinished = _unfinished(runs_dir, task, searcher, seed, args.max_calls) if runs_dir.exists() else None
+        if unfinished:
+            print(f"   resuming {unfinished}", file=sys.stderr, flush=True)
+            return resume(unfinished, runs_dir=runs_dir)
+        return optimize(task, data_dir=args.data_dir, target=args.target, proposer=args.proposer, seed=seed,
+                        searcher=searcher, runs_dir=runs_dir, max_calls=args.max_calls, test_limit=args.test_size)
 
 
 def _write(out: Path, args: argparse.Namespace, rows: list[dict], spent: float, command: str | None = None) -> None:
@@ -282,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             started = time.time()
             if (task, seed) not in warm:
-                print(f"== {task} seed {seed}: baselines into the response cache", file=sys.stderr, flush=True)
+                print(f"== {task} seed {seed}: baselines into the warm cache", file=sys.stderr, flush=True)
                 warm_up(args, task, seed)
                 warm.add((task, seed))
             print(f"== {task} {searcher} seed {seed}", file=sys.stderr, flush=True)
