@@ -75,7 +75,7 @@ def _job(task: str | Path | Task | RunConfig | None, config: RunConfig | str | P
     options = {k: str(v) if isinstance(v, Path) else v for k, v in {**options, **named}.items()}
     if isinstance(config, (str, Path)):
         return RunConfig.from_file(config, **options), loaded
-    base = config.model_dump() if isinstance(config, RunConfig) else dict(config or {})
+    base = config.model_dump(exclude_unset=True) if isinstance(config, RunConfig) else dict(config or {})
     return RunConfig.from_options(**{**base, **options}), loaded
 
 

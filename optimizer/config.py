@@ -104,7 +104,8 @@ class RunConfig(BaseModel):
         return migrate_config(value) if isinstance(value, dict) else value
 
     @classmethod
-    def from_options(cls, task: str | None = None, **options: Any) -> RunConfig:
+    def from_options(cls, task: str | None = None, *, option_names: Mapping[str, str] | None = None,
+                     **options: Any) -> RunConfig:
         """A configuration from flat option names: the one mapping behind the CLI and the Python API.
 
         Names: every ``RunConfig`` field; ``max_calls``, ``max_tokens``, ``max_seconds``, ``max_cost``
@@ -116,6 +117,8 @@ class RunConfig(BaseModel):
 
         Args:
             task: a bundled task name, a task folder or file (or give ``task=``).
+            option_names: how the caller's user typed each flat name (``{"max_calls": "--budget-calls"}``), for
+                the messages of bad values.
             **options: the options, by the names above.
 
         Returns:
@@ -127,15 +130,17 @@ class RunConfig(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            raise UsageError(_explain(exc, flat)) from None
+            raise UsageError(_explain(exc, flat, option_names or {})) from None
 
     @classmethod
-    def from_file(cls, path: str | Path, task: str | None = None, **overrides: Any) -> RunConfig:
+    def from_file(cls, path: str | Path, task: str | None = None, *, option_names: Mapping[str, str] | None = None,
+                  **overrides: Any) -> RunConfig:
         """A configuration from a YAML or JSON job file (see :func:`load_job_file`) and options that override it.
 
         Args:
             path: the job file: the names :meth:`from_options` takes, or the nested shape (``ape: {rounds: 1}``).
             task: overrides the file's ``task``.
+            option_names: how the user typed the overrides (see :meth:`from_options`).
             **overrides: options that replace the file's (flat names or whole sections).
 
         Returns:
@@ -147,7 +152,8 @@ class RunConfig(BaseModel):
         if unknown:
             raise UsageError(f"{path}: {_unknown_message(unknown)}")
         try:
-            return cls.from_options(**{**data, **overrides, **({'task': task} if task is not None else {})})
+            return cls.from_options(option_names={k: v for k, v in (option_names or {}).items() if k in overrides},
+                                    **{**data, **overrides, **({'task': task} if task is not None else {})})
         except UsageError as exc:
             raise UsageError(f"{exc} (job file {path} with the options given)") from None
 
@@ -291,13 +297,16 @@ def _check_searcher(searcher: Any, flat: dict[tuple[str, ...], str]) -> None:
                          f"{'them' if names[1:] else 'it'} out")
 
 
-def _explain(exc: ValidationError, flat: dict[tuple[str, ...], str]) -> str:
+def _explain(exc: ValidationError, flat: dict[tuple[str, ...], str], names: Mapping[str, str]) -> str:
     """A validation error as lines a person can act on: the option, what was wrong, what is expected."""
     lines = []
     for err in exc.errors(include_url=False):
         loc = tuple(str(p) for p in err["loc"])
         dotted = ".".join(loc)
-        where = f"{flat[loc]} ({dotted})" if flat.get(loc, dotted) != dotted else dotted
+        if loc in flat and flat[loc] in names:
+            where = names[flat[loc]]
+        else:
+            where = f"{flat[loc]} ({dotted})" if flat.get(loc, dotted) != dotted else dotted
         if err["type"] == "extra_forbidden":
             fields = list(_SECTIONS[loc[0]].model_fields) if len(loc) == 2 and loc[0] in _SECTIONS else []
             close = " or ".join(map(repr, difflib.get_close_matches(loc[-1], fields)))
@@ -305,7 +314,8 @@ def _explain(exc: ValidationError, flat: dict[tuple[str, ...], str]) -> str:
         elif err["type"] == "missing":
             lines.append(f"{where}: required")
         else:
-            lines.append(f"{where}: {err['msg'][0].lower()}{err['msg'][1:]}, got {err['input']!r}")
+            got = f"{err['input']}" if where.startswith("--") else f"{err['input']!r}"
+            lines.append(f"{where}: {err['msg'][0].lower()}{err['msg'][1:]}, got {got}")
     return "invalid option" + ("s:\n  " if len(lines) > 1 else " ") + "\n  ".join(lines)
 
 

@@ -126,8 +126,10 @@ def test_single_instruction_induction_shaped_file():
 
 
 def test_options_override_task_fields():
-    task = load_task(VALID / "capitals", metric="f1", shots=5, max_output_tokens=3)
-    assert (task.metric, task.shots, task.max_output_tokens) == ("f1", 5, 3)
+    task = load_task(VALID / "capitals", metric="f1", shots=3, max_output_tokens=3)
+    assert (task.metric, task.shots, task.max_output_tokens) == ("f1", 3, 3)
+    with pytest.raises(TaskError, match="shots.*only 4 examples"):  # refused, not capped
+        load_task(VALID / "capitals", shots=5)
     with pytest.raises(UsageError, match="unknown task option"):
         load_task(VALID / "capitals", bogus=1)
     with pytest.raises(TaskError, match="metric"):

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from optimizer import api
-from optimizer.cli.parser import JOB_ARGS
+from optimizer.cli.parser import JOB_ARGS, option_flags
 from optimizer.cli.render import (
     out,
     render_autoprompt_passes,
@@ -44,9 +45,10 @@ def job_config(args: argparse.Namespace) -> RunConfig:
         The validated configuration.
     """
     task = getattr(args, "task", None)
+    names = option_flags(args.command, getattr(args, "argv", None) or sys.argv[1:])
     if getattr(args, "job_file", None):
-        return RunConfig.from_file(args.job_file, task=task, **typed_options(args))
-    return RunConfig.from_options(task, **typed_options(args))
+        return RunConfig.from_file(args.job_file, task=task, option_names=names, **typed_options(args))
+    return RunConfig.from_options(task, option_names=names, **typed_options(args))
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ import argparse
 
 __all__ = ["JOB_ARGS", "build_parser"]
 
-JOB_ARGS = frozenset({"command", "runs_dir", "task", "job_file", "json", "dry_run"})
+JOB_ARGS = frozenset({"command", "runs_dir", "task", "job_file", "json", "dry_run", "debug", "argv"})
 """``apo optimize`` arguments that are not options of the job."""
 
 EPILOG = """examples:
@@ -354,6 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="apo", description="Automatic prompt optimization (APE) on local models.",
                                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs-dir", help="where runs are written (default: $APO_RUNS_DIR or ./runs)")
+    parser.add_argument("--debug", action="store_true",
+                        help="print the Python traceback of an error (also APO_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_optimize_parser(sub)
     _add_eval_parser(sub)
@@ -363,4 +365,22 @@ def build_parser() -> argparse.ArgumentParser:
     res = sub.add_parser("resume", help="continue a job that stopped (even killed), reusing every recorded score")
     res.add_argument("run_id")
     _add_models_and_cache_parsers(sub)
+    for command in sub.choices.values():  # `apo optimize ... --debug` works as well as `apo --debug optimize ...`
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="print the Python traceback of an error (also APO_DEBUG=1)")
     return parser
+
+
+def option_flags(command: str, argv: list[str]) -> dict[str, str]:
+    """How the user typed each option of ``command``: ``{dest: flag}``, the alias found in ``argv`` (else the
+    first long flag), so that messages name options as they were typed."""
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    flags: dict[str, str] = {}
+    for action in sub.choices[command]._actions:
+        longs = [s for s in action.option_strings if s.startswith("--")]
+        if not longs:
+            continue
+        typed = [s for s in longs if any(a == s or a.startswith(s + "=") for a in argv)]
+        flags[action.dest] = (typed or longs)[0]
+    return flags

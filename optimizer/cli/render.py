@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -21,8 +20,9 @@ __all__ = ["fmt", "out", "render_autoprompt_passes", "render_cache", "render_can
            "render_eval", "render_eval_run", "render_models", "render_result", "render_runs", "render_task",
            "render_tasks"]
 
-out = Console()
-"""Standard output."""
+out = Console(markup=False, emoji=False, highlight=False)
+"""Standard output. Nothing printed is parsed as console markup or emoji codes: task names, paths, prompts and
+messages are shown as they are (styles are given as :class:`rich.text.Text` spans)."""
 
 
 def fmt(value: float | None, digits: int = 3) -> str:
@@ -53,7 +53,7 @@ def render_result(result: dict, console: Console = out) -> None:
                   f"time: {t.get('total_s', 0):.1f}s   run: {result['run_dir']}", highlight=False)
     for p in rows:
         if p["name"] != "no_instruction":
-            console.print(f"[bold]{p['name']}:[/bold] {escape(p['text']) or '(no instruction)'}", highlight=False)
+            console.print(Text.assemble((f"{p['name']}:", "bold"), " ", p["text"] or "(no instruction)"))
     if not rows:
         console.print("nothing to recommend: the budget ran out before any prompt was scored on the dev set. "
                       "Run again with a larger --budget-calls (`apo optimize TASK --dry-run` prints what the job "
@@ -151,7 +151,7 @@ def render_runs(runs: Sequence[RunInfo], root: object) -> None:
         result = run.result
         if result is None:
             table.add_row(run.id, run.config.get("task", "?"), run.config.get("target", "?"),
-                          "[yellow]interrupted[/yellow]", "-", "-", "-")
+                          Text("interrupted", "yellow"), "-", "-", "-")
             continue
         best = result.get("best") or {}
         table.add_row(run.id, result["task"], result["target"], result["status"],
@@ -175,7 +175,7 @@ def render_tasks(infos: Sequence[Any]) -> None:
 
 def render_task(task: Any) -> None:
     """Print one task: metric, sizes, instructions and the first training examples."""
-    out.print(f"[bold]{escape(task.name)}[/bold] — {escape(task.description)}", highlight=False)
+    out.print(Text.assemble((task.name, "bold"), f" — {task.description}"))
     out.print(f"metric {task.metric}  labels {task.labels}  shots {task.shots}  max_output_tokens "
               f"{task.max_output_tokens}  train/dev/test {len(task.train)}/{len(task.dev)}/{len(task.test)}",
               highlight=False)
@@ -203,5 +203,5 @@ def render_cache(stats: CacheStats) -> None:
     table.add_column("responses", justify="right")
     for model, count in sorted(stats.responses.items()):
         table.add_row(model, str(count))
-    table.add_row("[bold]total[/bold]", str(sum(stats.responses.values())))
+    table.add_row(Text("total", "bold"), str(sum(stats.responses.values())))
     out.print(table)

@@ -22,10 +22,12 @@ from optimizer.models.registry import API_PROVIDERS, load_model, parse_model
 from optimizer.run.context import ScorerSetup, ScoresOwnPrompts, SearchContext, Searcher, recorder
 from optimizer.run.events import SCHEMA_VERSION, BudgetStopped, RunDone, SessionStarted, UsageSnapshot
 from optimizer.run.finish import finish
+from optimizer.run.preflight import check_job, check_runs_folder
 from optimizer.run.progress import Reporter
 from optimizer.run.provenance import provenance
 from optimizer.run.scoring import InstructionScorer, Journal, JournalledEvaluator, PromptScorer
 from optimizer.run.store import RunStore
+from optimizer.run.store import runs_dir as resolve_runs_dir
 from optimizer.tasks.files import SplitName
 from optimizer.tasks.metrics import resolve_metric
 from optimizer.tasks.task import Task, load_task
@@ -200,13 +202,19 @@ def run(config: RunConfig, *, runs_dir: Any = None, reporter: Reporter | None = 
         config = config.model_copy(update={"searcher": searcher.name})
     searcher = searcher or make_searcher(config)
     _check_whitebox(config, searcher)
-    task = task or load_task(config.task, data_dir=config.data_dir, seed=config.seed)
     resuming = store is not None
+    if not resuming:
+        check_runs_folder(resolve_runs_dir(runs_dir))
+    task = task or load_task(config.task, data_dir=config.data_dir, seed=config.seed)
+    if not resuming:
+        check_job(config, task)
     journal = Journal()
     reporter.status(f"loading models ({config.target})")
     clients = build_clients(config)
     target, ledger = clients.target, clients.ledger
     _check_capabilities(config, searcher, target)
+    if not isinstance(searcher, ScoresOwnPrompts):
+        instruction_scorer(config, task, target, metric)  # the metric and template, checked before the folder
     store = store or RunStore.create(runs_dir, task.name)
     reporter.started(store.id, str(store.path), resuming)
     recorded = _restore(store, journal, ledger) if resuming else []

@@ -37,10 +37,10 @@ class RichReporter(Reporter):
         from rich.console import Console
         from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-        self.console = console or Console(stderr=True)
+        self.console = console or Console(stderr=True, markup=False, emoji=False, highlight=False)
         self.progress = Progress(
             SpinnerColumn(),
-            TextColumn("[bold]{task.description}"),
+            TextColumn("{task.description}", style="bold", markup=False),
             BarColumn(),
             TextColumn("{task.completed} scored"),
             TextColumn("{task.fields[spend]}"),
@@ -59,8 +59,10 @@ class RichReporter(Reporter):
 
     def started(self, run_id: str, run_dir: str, resumed: bool) -> None:
         verb = "resuming" if resumed else "run"
-        self.console.print(f"{verb} [bold]{run_id}[/bold] in {run_dir} (interrupt any time; `apo resume {run_id}` "
-                           "continues it)", highlight=False)
+        from rich.text import Text
+
+        self.console.print(Text.assemble(f"{verb} ", (run_id, "bold"), f" in {run_dir} (interrupt any time; "
+                                         f"`apo resume {run_id}` continues it)"))
 
     def status(self, message: str) -> None:
         if self.task_id is None:

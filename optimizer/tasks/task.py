@@ -73,6 +73,18 @@ class Task(BaseModel):
         if self.metric == "label" and not self.labels:
             raise ValueError("field `labels`: metric 'label' needs `labels`; "
                              "fix: add the label set, e.g. labels: [positive, negative]")
+        if self.labels:
+            used = {a.strip().lower() for split in (self.train, self.dev, self.test) for ex in split
+                    for a in (ex.output, *ex.alternatives)}
+            unused = [label for label in self.labels if label.strip().lower() not in used]
+            if unused:
+                raise ValueError(f"field `labels`: {', '.join(map(repr, unused))} "
+                                 f"{'is' if len(unused) == 1 else 'are'} not the output of any example; "
+                                 "fix: correct the label's spelling, or remove it from `labels`")
+        if self.shots > len(self.train):
+            raise ValueError(f"field `shots`: {self.shots} demonstrations, but the train split has only "
+                             f"{len(self.train)} examples; fix: give shots at most {len(self.train)}, or add "
+                             "training examples")
         return self
 
     def split(self, name: SplitName) -> list[Example]:
@@ -161,8 +173,16 @@ _OVERRIDABLE = frozenset(Task.model_fields) - set(SPLITS)
 
 
 def _resolve_data_dir(data_dir: str | Path | None) -> Path | None:
-    data_dir = data_dir or os.environ.get("APO_DATA_DIR")
-    return Path(data_dir).expanduser() if data_dir else None
+    given = data_dir or os.environ.get("APO_DATA_DIR")
+    if not given:
+        return None
+    path = Path(given).expanduser()
+    if not path.is_dir():
+        origin = "--data-dir / data_dir" if data_dir else "APO_DATA_DIR"
+        raise UsageError(f"{origin} {str(path)!r} " + ("is a file, not a folder" if path.exists() else
+                         "does not exist") + "; fix: give the folder that holds the task data (see `apo tasks "
+                         "list --data-dir DIR`), or leave it out for the bundled tasks")
+    return path
 
 
 def _not_found(name: str, data_dir: Path | None) -> TaskError:

@@ -1,0 +1,80 @@
+"""Checks of a job before anything is written: a refused job leaves no run folder and no cache file.
+
+The engine calls :func:`check_runs_folder` before loading models and :func:`check_job` once the task
+is loaded; sizes the user asked for that the task cannot give are refused (a default that the task
+is too small for is capped, and said once on stderr).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from optimizer.config import RunConfig
+from optimizer.errors import UsageError
+from optimizer.tasks.task import Task
+
+__all__ = ["check_job", "check_runs_folder", "note"]
+
+
+def note(message: str) -> None:
+    """Say something once on stderr (a cap applied, an override taken)."""
+    print(f"note: {message}", file=sys.stderr, flush=True)
+
+
+def check_runs_folder(root: Path) -> None:
+    """Refuse a runs folder apo cannot create or write in, before anything is loaded or written.
+
+    Args:
+        root: the runs folder (it may not exist yet).
+
+    Raises:
+        UsageError: the path is a file, or neither it nor its nearest existing parent is writable.
+    """
+    where = "the runs folder (--runs-dir / APO_RUNS_DIR)"
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"{where} {str(root)!r} is a file, not a folder; fix: point --runs-dir or APO_RUNS_DIR at "
+                         "a folder (it is created if missing)")
+    existing = root
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"{where} {str(root)!r} cannot be created: {str(existing)!r} is a file; fix: choose "
+                         "another --runs-dir")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"{where} {str(root)!r} is not writable by this user ({str(existing)!r}); fix: choose "
+                         "another --runs-dir or APO_RUNS_DIR, or change the folder's permissions")
+
+
+def check_job(config: RunConfig, task: Task) -> None:
+    """Refuse sizes the task cannot give: ``--dev-size``, ``--test-size`` and ``--shots`` larger than the split.
+
+    Only values the user set are refused; a default larger than the task is capped (with one note), which is
+    what every small task needs.
+
+    Args:
+        config: the job as given (``model_fields_set`` tells what the user set).
+        task: the loaded task.
+
+    Raises:
+        UsageError: naming the option, the size the task has and the fix.
+    """
+    given = config.model_fields_set
+    n_confirm = min(config.selection.confirm_limit, len(task.dev) // 2)
+    raced = len(task.dev) - n_confirm
+    if config.dev_limit is not None and config.dev_limit > raced:
+        if "dev_limit" in given:
+            aside = f" after {n_confirm} set aside to confirm the finalists" if n_confirm else ""
+            raise UsageError(f"--dev-size {config.dev_limit}: the task {task.name!r} has {raced} dev examples to race "
+                             f"on{aside}; fix: give --dev-size {raced} or less, or leave it out")
+        if raced < config.dev_limit and raced < 10:
+            note(f"the task {task.name!r} has only {raced} dev examples to race on; scores will be coarse")
+    if config.test_limit is not None and config.test_limit > len(task.test) and "test_limit" in given:
+        raise UsageError(f"--test-size {config.test_limit}: the task {task.name!r} has {len(task.test)} test "
+                         f"examples; fix: give --test-size {len(task.test)} or less, or leave it out")
+    if config.shots is not None and config.shots > len(task.train):
+        raise UsageError(f"--shots {config.shots}: the task {task.name!r} has {len(task.train)} training examples to "
+                         f"draw demonstrations from; fix: give --shots {len(task.train)} or less")
