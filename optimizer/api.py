@@ -190,10 +190,14 @@ class RunInfo(BaseModel):
     """The configuration as stored in ``config.json`` (runs written before a rename keep the old names)."""
     result: dict[str, Any] | None
     """``result.json`` as stored, or None while the run has not finished (interrupted or running)."""
+    error: str | None = None
+    """Why the run's files cannot be read (then ``result`` is None); the message says the fix."""
 
     @property
     def status(self) -> str:
-        """``complete``, ``partial`` (stopped by the budget) or ``interrupted`` (no result)."""
+        """``complete``, ``partial`` (stopped by the budget), ``interrupted`` (no result) or ``damaged``."""
+        if self.error:
+            return "damaged"
         return str(self.result.get("status", "?")) if self.result else "interrupted"
 
 
@@ -222,9 +226,23 @@ def runs_folder(runs_dir: str | Path | None = None) -> Path:
     return _runs_dir(runs_dir)
 
 
-def _info(store) -> RunInfo:
-    return RunInfo(id=store.id, path=str(store.path), config=store.read_config().get("config", {}),
-                   result=store.read_result())
+def _info(store, tolerant: bool = False) -> RunInfo:
+    """A run's info; with ``tolerant``, a damaged config.json gives an entry with ``error`` set instead of raising.
+    A damaged result.json always gives ``error`` with no result (``apo resume`` rebuilds it)."""
+    from optimizer.run.store import DamagedRun
+
+    try:
+        config = store.read_config().get("config", {})
+    except DamagedRun as exc:
+        if not tolerant:
+            raise
+        return RunInfo(id=store.id, path=str(store.path), config={}, result=None, error=str(exc))
+    try:
+        result, error = store.read_result(), None
+    except DamagedRun as exc:
+        result, error = None, str(exc)
+    return RunInfo(id=store.id, path=str(store.path), config=config if isinstance(config, dict) else {},
+                   result=result, error=error)
 
 
 def list_runs(runs_dir: str | Path | None = None) -> list[RunInfo]:
@@ -234,12 +252,13 @@ def list_runs(runs_dir: str | Path | None = None) -> list[RunInfo]:
         runs_dir: the runs folder (default ``$APO_RUNS_DIR`` or ``./runs``).
 
     Returns:
-        One entry per run folder (one with a ``config.json``), sorted by id (so by start time).
+        One entry per run folder (one with a ``config.json``), sorted by id (so by start time); a run whose
+        files cannot be read is listed with ``error`` set (status ``damaged``) and the others still are.
     """
     from optimizer.run.store import RunStore
 
     root = runs_folder(runs_dir)
-    return [_info(RunStore(p)) for p in sorted(root.glob("*/")) if (p / "config.json").exists()]
+    return [_info(RunStore(p), tolerant=True) for p in sorted(root.glob("*/")) if (p / "config.json").exists()]
 
 
 def run_info(run_id: str, runs_dir: str | Path | None = None) -> RunInfo:

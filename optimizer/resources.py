@@ -29,6 +29,8 @@ class CacheStats(BaseModel):
     """Cached responses per model."""
     deleted: int = 0
     """Responses deleted (by :func:`clear_cache`)."""
+    recreated: bool = False
+    """The cache was damaged and :func:`clear_cache` made a new, empty one (``deleted`` is then unknown, 0)."""
 
 
 def cache_stats() -> CacheStats:
@@ -50,11 +52,17 @@ def clear_cache() -> CacheStats:
     """Delete every cached response (downloaded models stay).
 
     Returns:
-        The cache's path and how many responses were deleted.
+        The cache's path and how many responses were deleted; a damaged cache file is replaced by an empty one
+        (``recreated``), so that this is always the way out.
     """
-    from optimizer.models.cache import ResponseCache
+    from optimizer.models.cache import CorruptCache, ResponseCache
 
-    cache = ResponseCache()
+    try:
+        cache = ResponseCache()
+    except CorruptCache:
+        cache = ResponseCache.recreate()
+        cache.close()
+        return CacheStats(path=str(cache.path), responses={}, recreated=True)
     try:
         return CacheStats(path=str(cache.path), responses={}, deleted=cache.clear())
     finally:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from optimizer import api
+from optimizer.cli.render import check_output_file
 from optimizer.errors import UsageError
 
 __all__ = ["cmd_export"]
@@ -14,6 +15,8 @@ __all__ = ["cmd_export"]
 
 def cmd_export(args: argparse.Namespace) -> int:
     """apo export: the prompt (or the whole export) on stdout or in --out; the text format's manifest on stderr."""
+    if args.out:
+        check_output_file(args.out, "--out")
     exported = api.export_prompt(args.run_id, args.runs_dir)
     text = exported.format_as(args.format)
     if args.out:

@@ -6,7 +6,9 @@ never parsed as console markup.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -15,14 +17,31 @@ from rich.text import Text
 
 from optimizer.api import CacheStats, EmbeddedStatus, EvalResult, RunEvalResult, RunInfo
 from optimizer.config import RunConfig
+from optimizer.errors import UsageError
 
-__all__ = ["fmt", "out", "render_autoprompt_passes", "render_cache", "render_candidates", "render_estimate",
-           "render_eval", "render_eval_run", "render_models", "render_result", "render_runs", "render_task",
-           "render_tasks"]
+__all__ = ["check_output_file", "fmt", "out", "render_autoprompt_passes", "render_cache", "render_candidates",
+           "render_estimate", "render_eval", "render_eval_run", "render_models", "render_result", "render_runs",
+           "render_task", "render_tasks"]
 
 out = Console(markup=False, emoji=False, highlight=False)
 """Standard output. Nothing printed is parsed as console markup or emoji codes: task names, paths, prompts and
 messages are shown as they are (styles are given as :class:`rich.text.Text` spans)."""
+
+
+def check_output_file(path: str, option: str) -> None:
+    """Refuse an output file that cannot be written, before any work: a folder, or a file in a missing folder.
+
+    Raises:
+        UsageError: naming the option, the path and the fix.
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise UsageError(f"{option} {path!r} is a folder; give a file name, e.g. {option} {p / 'leaderboard.html'}")
+    if not p.parent.is_dir():
+        raise UsageError(f"{option} {path!r}: the folder {str(p.parent)!r} does not exist; create it first "
+                         f"(mkdir -p {p.parent}) or write elsewhere")
+    if p.exists() and not os.access(p, os.W_OK) or not os.access(p.parent, os.W_OK):
+        raise UsageError(f"{option} {path!r} is not writable by this user; choose another file")
 
 
 def fmt(value: float | None, digits: int = 3) -> str:
@@ -151,13 +170,16 @@ def render_runs(runs: Sequence[RunInfo], root: object) -> None:
         result = run.result
         if result is None:
             table.add_row(run.id, run.config.get("task", "?"), run.config.get("target", "?"),
-                          Text("interrupted", "yellow"), "-", "-", "-")
+                          Text(run.status, "red" if run.error else "yellow"), "-", "-", "-")
             continue
         best = result.get("best") or {}
         table.add_row(run.id, result["task"], result["target"], result["status"],
                       fmt((best.get("dev") or {}).get("acc")), fmt((best.get("test") or {}).get("acc")),
                       str(result["calls"]))
     out.print(table)
+    for run in runs:
+        if run.error:
+            out.print(Text.assemble(("damaged: ", "red"), run.error))
 
 
 def render_tasks(infos: Sequence[Any]) -> None:

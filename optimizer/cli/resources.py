@@ -33,7 +33,10 @@ def cmd_cache(args: argparse.Namespace) -> int:
     """apo cache stats|clear."""
     if args.action == "clear":
         cleared = api.clear_cache()
-        out.print(f"deleted {cleared.deleted} cached responses from {cleared.path}", highlight=False)
+        if cleared.recreated:
+            out.print(f"the cache file {cleared.path} was damaged; replaced it by an empty cache")
+        else:
+            out.print(f"deleted {cleared.deleted} cached responses from {cleared.path}")
     else:
         render_cache(api.cache_stats())
     return 0

@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.console import Console
 
 from optimizer import api, build_leaderboard
-from optimizer.cli.render import out, render_candidates, render_result, render_runs
+from optimizer.cli.render import check_output_file, out, render_candidates, render_result, render_runs
 
 __all__ = ["cmd_leaderboard", "cmd_runs"]
 
@@ -30,19 +30,23 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     """apo leaderboard."""
+    if args.out:
+        check_output_file(args.out, "--out")
     board = build_leaderboard(args.paths or args.runs_dir, task=args.task, searcher=args.searcher, model=args.model)
     if args.format == "table":
         if args.out:
             with open(args.out, "w", encoding="utf-8") as fh:
-                api.print_leaderboard(board, Console(file=fh, width=args.width or 200, color_system=None))
+                api.print_leaderboard(board, Console(file=fh, width=args.width or 200, color_system=None, markup=False,
+                                                    emoji=False, highlight=False))
         else:
-            api.print_leaderboard(board, Console(width=args.width) if args.width else out)
+            api.print_leaderboard(board, Console(width=args.width, markup=False, emoji=False, highlight=False)
+                                  if args.width else out)
         return 0
     text = api.leaderboard_text(board, args.format)
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
-        Console(stderr=True).print(f"wrote {args.format} leaderboard ({len(board.rows)} rows) to {args.out}",
-                                   highlight=False)
+        Console(stderr=True, markup=False, emoji=False, highlight=False).print(
+            f"wrote {args.format} leaderboard ({len(board.rows)} rows) to {args.out}")
     else:
         print(text, end="")
     return 0

@@ -15,7 +15,13 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-__all__ = ["ResponseCache", "cache_dir", "default_cache_path", "request_key"]
+from optimizer.errors import UsageError
+
+__all__ = ["CorruptCache", "ResponseCache", "cache_dir", "default_cache_path", "request_key"]
+
+
+class CorruptCache(UsageError):
+    """The response cache's file is not a readable SQLite database."""
 
 
 def cache_dir() -> Path:
@@ -51,16 +57,45 @@ class ResponseCache:
 
     def __init__(self, path: Path | str | None = None) -> None:
         self.path = Path(path) if path else default_cache_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, model TEXT, kind TEXT, "
-            "response TEXT NOT NULL, created REAL DEFAULT (unixepoch('subsec')))"
-        )
-        self._db.commit()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+        except (OSError, sqlite3.OperationalError) as exc:
+            raise UsageError(f"the response cache {str(self.path)!r} cannot be opened ({exc}); fix: set APO_CACHE_DIR "
+                             "to a folder this user can write, or run with --no-cache") from None
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, model TEXT, kind TEXT, "
+                "response TEXT NOT NULL, created REAL DEFAULT (unixepoch('subsec')))"
+            )
+            self._db.execute("SELECT key, response FROM responses LIMIT 1").fetchall()
+            self._db.commit()
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            if isinstance(exc, sqlite3.OperationalError):  # locked, read-only, disk I/O: the file may be fine
+                raise UsageError(f"the response cache {str(self.path)!r} cannot be used ({exc}); fix: set "
+                                 "APO_CACHE_DIR to another folder, or run with --no-cache") from None
+            raise CorruptCache(f"the response cache {str(self.path)!r} is damaged ({exc}); fix: `apo cache clear` "
+                               "recreates it (cached answers are lost; runs keep their scores), or run with "
+                               "--no-cache") from None
+
+    @classmethod
+    def recreate(cls, path: Path | str | None = None) -> ResponseCache:
+        """Delete the cache's files (the database and its WAL and shared-memory files) and make an empty one.
+
+        Args:
+            path: the SQLite file (default: :func:`default_cache_path`).
+
+        Returns:
+            The new, empty cache.
+        """
+        target = Path(path) if path else default_cache_path()
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(f"{target}{suffix}").unlink(missing_ok=True)
+        return cls(target)
 
     def get_many(self, keys: list[str]) -> dict[str, dict]:
         """The cached responses among ``keys``."""

@@ -300,9 +300,14 @@ def build_leaderboard(
     if not kept:
         seen = {k: sorted({getattr(s, a) for s in summaries}) for k, a in
                 (("task", "task"), ("searcher", "searcher"), ("model", "target"))}
-        wanted = ", ".join(f"--{k} {','.join(v)}" for k, v in filters.items() if v) or "no filters"
-        raise UsageError(f"no runs match {wanted} among {len(summaries)} runs in {', '.join(map(str, paths))}; "
-                         + "; ".join(f"{k}s there: {', '.join(v) or '-'}" for k, v in seen.items()))
+        wanted = ", ".join(f"--{k} {','.join(v)}" for k, v in filters.items() if v)
+        where = ", ".join(map(str, paths))
+        damaged = "".join(f"\n  skipped {s.path}: {s.reason}" for s in skipped)
+        if not summaries:
+            raise UsageError(f"no finished run to report in {where}" + (f"; {len(skipped)} run(s) could not be read:"
+                             f"{damaged}" if skipped else "; run `apo optimize TASK` first"))
+        raise UsageError(f"no runs match {wanted} among {len(summaries)} runs in {where}; "
+                         + "; ".join(f"{k}s there: {', '.join(v) or '-'}" for k, v in seen.items()) + damaged)
     groups: dict[tuple[str, str, str], list[RunSummary]] = {}
     for s in kept:
         groups.setdefault((s.task, s.searcher, s.target), []).append(s)

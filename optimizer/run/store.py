@@ -16,7 +16,11 @@ from pathlib import Path
 from optimizer.errors import UsageError
 from optimizer.run.events import SCHEMA_VERSION, RunLog, check_schema
 
-__all__ = ["RunStore", "runs_dir", "write_json_atomic"]
+__all__ = ["DamagedRun", "RunStore", "runs_dir", "write_json_atomic"]
+
+
+class DamagedRun(UsageError):
+    """A run's config.json or result.json cannot be read; the message names the file and the fix."""
 
 
 def runs_dir(path: str | Path | None = None) -> Path:
@@ -110,10 +114,14 @@ class RunStore:
 
 
 def _read_json(path: Path) -> dict:
+    if path.name == "result.json":
+        fix = f"fix: `apo resume {path.parent.name}` rebuilds it from the run's journal"
+    else:
+        fix = "the run cannot be resumed or reported; fix: restore the file, or delete the run's folder"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"{path} cannot be read as JSON ({exc}); the run is damaged") from None
+        raise DamagedRun(f"{path} cannot be read as JSON ({exc}); {fix}") from None
     if not isinstance(data, dict):
-        raise UsageError(f"{path} holds {type(data).__name__}, not a JSON object; the run is damaged")
+        raise DamagedRun(f"{path} holds a JSON {type(data).__name__}, not an object; {fix}")
     return data
