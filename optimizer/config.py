@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from optimizer.errors import UsageError
 from optimizer.settings import (
@@ -23,9 +23,26 @@ from optimizer.settings import (
     ReflectConfig,
     SelectionConfig,
 )
+from optimizer.yaml_files import load_yaml
 
 __all__ = ["APEConfig", "AutoPromptConfig", "Budget", "DemosConfig", "JointConfig", "RacingConfig", "ReflectConfig",
            "RunConfig", "SelectionConfig", "load_job_file", "migrate_config"]
+
+
+def check_base_url(value: str | None) -> str | None:
+    """An API base URL as given, refused unless it is ``http(s)://host[:port][/path]``."""
+    if value is None:
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a URL ({exc}); give e.g. http://127.0.0.1:8080/v1") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} is not an http(s) URL; give e.g. http://127.0.0.1:8080/v1")
+    return value
 
 
 class RunConfig(BaseModel):
@@ -97,6 +114,11 @@ class RunConfig(BaseModel):
     """Requests in flight at once per API provider, proposer and target together (local models batch instead)."""
     score_batch_size: int = Field(default=64, ge=1)
     """Scoring requests (prompt x example) sent to the model client at once."""
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return check_base_url(value)
 
     @model_validator(mode="before")
     @classmethod
@@ -343,7 +365,7 @@ def load_job_file(path: str | Path) -> dict[str, Any]:
             raise UsageError(f"{p}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
     else:
         try:
-            data = yaml.safe_load(text)
+            data = load_yaml(text)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"{p}:{mark.line + 1}:{mark.column + 1}" if mark else str(p)

@@ -230,6 +230,40 @@ def _add_demos_and_reflect_groups(opt: argparse.ArgumentParser) -> None:
     ref.add_argument("--failures-shown", type=int, help="failed examples shown in one critique (default: 4)")
 
 
+def positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    value = _whole(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of at least 1")
+    return value
+
+
+def count(text: str) -> int:
+    """An argparse type: a whole number of at least 0."""
+    value = _whole(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is negative; give 0 or more")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number above 0")
+    return value
+
+
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
 def _int_list(text: str) -> list[int]:
     try:
         return [int(part) for part in text.split(",") if part.strip()]
@@ -277,16 +311,16 @@ def _add_eval_parser(sub) -> None:
                             "test examples and compare with the score it recorded; exits 1 when they differ")
     ev.add_argument("--model", help="target model (default: embedded)")
     ev.add_argument("--split", choices=["train", "dev", "test"], help="split to score (default: test)")
-    ev.add_argument("--shots", type=int, help="demonstrations in the execution template (default: the task's)")
+    ev.add_argument("--shots", type=count, help="demonstrations in the execution template (default: the task's)")
     ev.add_argument("--metric", help="override the task's metric")
-    ev.add_argument("--seed", type=int, help="picks the demonstrations as optimize does (default: 0)")
-    ev.add_argument("--limit", type=int, help="score only the first N examples")
+    ev.add_argument("--seed", type=count, help="picks the demonstrations as optimize does (default: 0)")
+    ev.add_argument("--limit", type=positive, help="score only the first N examples (N >= 1)")
     ev.add_argument("--template", "--execution-style", dest="execution_style", choices=["completion", "chat"],
                     help="how the prompt is shown to the model (default: completion)")
     ev.add_argument("--base-url", help="OpenAI-compatible server for openai:MODEL (default: $OPENAI_BASE_URL)")
-    ev.add_argument("--request-timeout", type=float,
+    ev.add_argument("--request-timeout", type=positive_float,
                     help="seconds to wait for one API response before retrying it (default: 120)")
-    ev.add_argument("--concurrency", type=int, help="requests in flight per API provider (default: 4)")
+    ev.add_argument("--concurrency", type=positive, help="requests in flight per API provider (default: 4)")
     ev.add_argument("--no-cache", action="store_true",
                     help="ask the model again instead of reading answers from the response cache")
     ev.add_argument("--json", action="store_true", help="print the scores and every example as JSON")
@@ -315,7 +349,7 @@ def _add_leaderboard_parser(sub) -> None:
                     help="table (terminal, default), md (Markdown), json (the same data as the Python API), "
                          "html (self-contained page: sortable table and plots, no network)")
     lb.add_argument("--out", help="write to this file instead of stdout")
-    lb.add_argument("--width", type=int, help="terminal table width in characters (default: the terminal's)")
+    lb.add_argument("--width", type=positive, help="terminal table width in characters (default: the terminal's)")
 
 
 def _add_tasks_and_runs_parsers(sub) -> None:

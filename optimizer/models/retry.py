@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import re
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -39,6 +40,8 @@ __all__ = [
     "call_with_retries",
     "credentials",
     "is_retryable",
+    "preflight",
+    "redact",
     "retry_after",
     "status_code",
 ]
@@ -64,7 +67,7 @@ class ProviderError(ApoError):
     """
 
     def __init__(self, message: str, status_code: int | None = None) -> None:
-        super().__init__(message)
+        super().__init__(redact(message))
         self.status_code = status_code
 
 
@@ -157,9 +160,56 @@ def _wait(max_wait: float) -> Callable[[RetryCallState], float]:
     return wait
 
 
+_SECRET_PATTERNS = [
+    re.compile(r"(?i)(authorization|x-api-key|api[-_]?key|proxy-authorization)(['\"]?\s*[:=]\s*['\"]?)"
+               r"(bearer\s+|basic\s+)?[^\s'\",}]+"),
+    re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{8,}"),
+    re.compile(r"\b(sk|pk|rk)-[A-Za-z0-9_-]{8,}"),
+    re.compile(r"\bsk-ant-[A-Za-z0-9_-]{8,}"),
+]
+MAX_ERROR_CHARS = 500
+"""The most characters of a provider's error text that apo prints or stores."""
+
+
+def redact(text: str) -> str:
+    """Provider error text made safe to print or store: API keys and Authorization headers replaced by
+    ``[redacted]`` (the values of ``OPENAI_API_KEY`` and ``ANTHROPIC_API_KEY`` wherever they appear, bearer
+    tokens, ``sk-…`` keys, ``authorization:``/``x-api-key:``/``api_key=`` values), cut to :data:`MAX_ERROR_CHARS`.
+
+    Args:
+        text: the text, e.g. an error body echoed by a server.
+
+    Returns:
+        The redacted text.
+    """
+    import os
+
+    for env in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
+        value = os.environ.get(env)
+        if value and len(value) >= 4:
+            text = text.replace(value, "[redacted]")
+    text = _SECRET_PATTERNS[0].sub(lambda m: f"{m.group(1)}{m.group(2)}[redacted]", text)
+    for pattern in _SECRET_PATTERNS[1:]:
+        text = pattern.sub("[redacted]", text)
+    return text if len(text) <= MAX_ERROR_CHARS else text[:MAX_ERROR_CHARS] + " …(cut)"
+
+
 def _describe(exc: BaseException) -> str:
     message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    return f"{type(exc).__name__}: {message}"
+    return redact(f"{type(exc).__name__}: {message}")
+
+
+def _is_connection(exc: BaseException) -> bool:
+    names = _class_names(exc)
+    return bool(names & {"APIConnectionError", "ConnectError", "ConnectTimeout"}) and "APITimeoutError" not in names \
+        or isinstance(exc, ConnectionError)
+
+
+def _root_cause(exc: BaseException) -> str:
+    seen = exc
+    while seen.__cause__ is not None or seen.__context__ is not None:
+        seen = seen.__cause__ or seen.__context__  # type: ignore[assignment]
+    return redact(str(seen) or type(seen).__name__)
 
 
 def call_with_retries(
@@ -170,6 +220,8 @@ def call_with_retries(
     sleep: Callable[[float], None] = time.sleep,
     key_env: str | None = None,
     what: str = "provider call",
+    endpoint: str | None = None,
+    url_env: str | None = None,
 ) -> T:
     """Call ``fn`` until it succeeds, retrying only transient failures.
 
@@ -181,6 +233,8 @@ def call_with_retries(
         key_env: the environment variable holding the API key, named in the message of an
             :class:`AuthError`.
         what: what is being called (``openai:gpt-4o-mini``), for error messages.
+        endpoint: the base URL called, named in the message of a connection failure.
+        url_env: the variable that sets the base URL, named in the fix of a connection failure.
 
     Returns:
         What ``fn`` returns.
@@ -207,7 +261,8 @@ def call_with_retries(
         code = status_code(exc)
         if code in _AUTH_STATUS:
             hint = f"; set {key_env} to a valid API key" if key_env else ""
-            raise AuthError(f"{what}: the provider refused the API key (HTTP {code}){hint}") from exc
+            at = f" at {endpoint}" if endpoint else ""
+            raise AuthError(f"{what}: the provider{at} refused the API key (HTTP {code}){hint}") from exc
         names = _class_names(exc)
         if "APIResponseValidationError" in names:
             raise ProviderError(
@@ -215,10 +270,38 @@ def call_with_retries(
             ) from exc
         if is_retryable(exc):
             made = retrying.statistics.get("attempt_number", attempts)
+            if _is_connection(exc):
+                where = endpoint or "the provider's endpoint"
+                fix = (f"start the server, or correct --base-url{f' / {url_env}' if url_env else ''}" if endpoint
+                       else "check the network connection")
+                raise ProviderError(f"{what}: cannot connect to {where} ({_root_cause(exc)}) after {made} "
+                                    f"attempt(s); fix: {fix}", code) from exc
             raise ProviderError(f"{what}: gave up after {made} attempt(s): {_describe(exc)}", code) from exc
         if code is not None or "APIError" in names:
             raise ProviderError(f"{what}: {_describe(exc)}", code) from exc
         raise
+
+
+def preflight(caller: RetryingCaller, fn: Callable[[], object]) -> None:
+    """A cheap request (a model listing) made before a job writes anything: a server that cannot be reached or a
+    key that is refused (HTTP 401) stops the job at once, with the URL and the fix; any other answer (404 from a
+    server without the listing, 403 from a key without that permission) lets the job go on.
+
+    Args:
+        caller: the adapter's caller (its endpoint and key variable name the fix).
+        fn: the request.
+
+    Raises:
+        AuthError: HTTP 401.
+        UsageError: no connection after two attempts.
+    """
+    try:
+        caller(fn, attempts=2)
+    except AuthError:
+        raise
+    except ProviderError as exc:
+        if exc.status_code is None and "cannot connect" in str(exc):
+            raise UsageError(str(exc)) from None
 
 
 class RetryingCaller:
@@ -233,18 +316,21 @@ class RetryingCaller:
     """
 
     def __init__(self, name: str, key_env: str, attempts: int = 6, max_wait: float = 60,
-                 sleep: Callable[[float], None] | None = None) -> None:
+                 sleep: Callable[[float], None] | None = None, url_env: str | None = None) -> None:
         self.name = name
         self.key_env = key_env
+        self.url_env = url_env
+        self.endpoint: str | None = None
+        """The base URL called (set by the adapter once its client exists), for connection messages."""
         self.attempts = attempts
         self.max_wait = max_wait
         self.sleep = sleep
 
-    def __call__(self, fn: Callable[[], T]) -> T:
-        """Call ``fn`` under the retry policy of :func:`call_with_retries`."""
-        return call_with_retries(fn, attempts=self.attempts, max_wait=self.max_wait,
+    def __call__(self, fn: Callable[[], T], attempts: int | None = None) -> T:
+        """Call ``fn`` under the retry policy of :func:`call_with_retries` (``attempts`` overrides the adapter's)."""
+        return call_with_retries(fn, attempts=attempts or self.attempts, max_wait=self.max_wait,
                                  sleep=self.sleep if self.sleep is not None else time.sleep,
-                                 key_env=self.key_env, what=self.name)
+                                 key_env=self.key_env, what=self.name, endpoint=self.endpoint, url_env=self.url_env)
 
 
 def credentials(name: str, key_env: str, url_env: str, api_key: str | None, base_url: str | None,

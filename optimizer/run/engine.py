@@ -110,7 +110,11 @@ def build_clients(config: RunConfig, ledger: Ledger | None = None) -> Clients:
             raise UsageError(f"--max-cost needs a price for {spec!r}; add it to a JSON price file "
                              f'({{"{spec}": [input, output]}} dollars per million tokens) and pass --prices FILE')
         limit = limits.setdefault(provider, ProviderLimit(config.concurrency)) if provider in API_PROVIDERS else None
-        adapter = adapter or load_model(spec, base_url=config.base_url, timeout=config.request_timeout)
+        if adapter is None:
+            adapter = load_model(spec, base_url=config.base_url, timeout=config.request_timeout)
+            check = getattr(adapter, "preflight", None)
+            if check is not None:  # an API model: endpoint and key checked before the job writes anything
+                check()
         return ModelClient(adapter, role, ledger, cache, limiter=limit, price=price)
 
     target = client(config.target, "target")

@@ -34,6 +34,7 @@ from pydantic import (
 from optimizer.errors import TaskError
 from optimizer.tasks.files import read_split_files
 from optimizer.tasks.metrics import METRICS
+from optimizer.yaml_files import load_yaml
 
 __all__ = ["DataSpec", "TaskSpec", "check_metric", "read_task_yaml", "spec_error", "yaml_task_fields"]
 
@@ -182,7 +183,7 @@ def read_task_yaml(path: Path) -> dict[str, Any]:
         Its top-level mapping.
     """
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f":{mark.line + 1}" if mark is not None else ""

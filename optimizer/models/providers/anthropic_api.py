@@ -18,7 +18,7 @@ from typing import Any
 
 from optimizer.errors import CapabilityError, ModelUnavailable, UsageError
 from optimizer.models.base import CHAT, GENERATE
-from optimizer.models.retry import ProviderError, RetryingCaller, credentials
+from optimizer.models.retry import ProviderError, RetryingCaller, credentials, preflight
 from optimizer.models.stops import cut_at_stop
 from optimizer.types import GenerateRequest, Generation, LogprobRequest, LogprobResult
 
@@ -78,9 +78,14 @@ class AnthropicAdapter:
         self.timeout = timeout
         self.name = f"anthropic:{model}"
         self.capabilities = frozenset({GENERATE, CHAT})
-        self._call = RetryingCaller(self.name, KEY_ENV, attempts, max_wait, sleep)
+        self._call = RetryingCaller(self.name, KEY_ENV, attempts, max_wait, sleep, url_env=BASE_URL_ENV)
         self._client = client if client is not None else self._make_client(base_url, api_key, http_client)
+        self._call.endpoint = str(getattr(self._client, "base_url", "") or "") or None
         self._takes_temperature = _accepts(self._client.messages.create, "temperature")
+
+    def preflight(self) -> None:
+        """Check the endpoint and key with a model listing (see :func:`~optimizer.models.retry.preflight`)."""
+        preflight(self._call, lambda: self._client.with_options(timeout=min(self.timeout, 15)).models.list(limit=1))
 
     def _make_client(self, base_url: str | None, api_key: str | None, http_client: Any) -> Any:
         try:

@@ -30,7 +30,7 @@ from typing import Any, Literal, NamedTuple
 
 from optimizer.errors import CapabilityError, ModelUnavailable, UsageError
 from optimizer.models.base import CHAT, GENERATE, LOGPROB
-from optimizer.models.retry import ProviderError, RetryingCaller, credentials
+from optimizer.models.retry import ProviderError, RetryingCaller, credentials, preflight
 from optimizer.models.stops import cut_at_stop
 from optimizer.types import GenerateRequest, Generation, LogprobRequest, LogprobResult
 
@@ -131,8 +131,13 @@ class OpenAIAdapter:
         self.name = f"openai:{model}" if mode == "chat" else f"openai-completions:{model}"
         self.capabilities = frozenset({GENERATE, CHAT, LOGPROB} if mode == "chat" else {GENERATE, LOGPROB})
         self.timeout = timeout
-        self._call = RetryingCaller(self.name, KEY_ENV, attempts, max_wait, sleep)
+        self._call = RetryingCaller(self.name, KEY_ENV, attempts, max_wait, sleep, url_env=BASE_URL_ENV)
         self._client = client if client is not None else self._make_client(base_url, api_key, http_client)
+        self._call.endpoint = str(getattr(self._client, "base_url", "") or "") or None
+
+    def preflight(self) -> None:
+        """Check the endpoint and key with a model listing (see :func:`~optimizer.models.retry.preflight`)."""
+        preflight(self._call, lambda: self._client.with_options(timeout=min(self.timeout, 15)).models.list())
 
     def _make_client(self, base_url: str | None, api_key: str | None, http_client: Any) -> Any:
         try:
