@@ -6,6 +6,8 @@ import argparse
 import json
 from typing import Any
 
+from rich.console import Console
+
 from optimizer import api
 from optimizer.cli.parser import JOB_ARGS
 from optimizer.cli.render import (
@@ -63,23 +65,34 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         else:
             render_estimate(est)
         return 0
-    data = api.optimize(config, runs_dir=args.runs_dir, progress=True).model_dump(mode="json")
+    data = api.optimize(config, runs_dir=args.runs_dir, progress=True, handle_interrupt=True).model_dump(mode="json")
     if as_json:
         print(json.dumps(data, indent=2, ensure_ascii=False))
     else:
         render_result(data)
-    return 0
+    return _exit_code(data)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     """apo resume."""
     run = api.run_info(args.run_id, args.runs_dir)
-    if run.result and run.result.get("status") == "complete":
+    if run.result and run.result.get("status") == "complete" and run.holder is None:
         out.print(f"run {run.id} is already complete")
         render_result(run.result)
         return 0
-    render_result(api.resume(args.run_id, runs_dir=args.runs_dir, progress=True).model_dump(mode="json"))
-    return 0
+    data = api.resume(args.run_id, runs_dir=args.runs_dir, progress=True, allow_changed_data=args.allow_changed_data,
+                      handle_interrupt=True).model_dump(mode="json")
+    render_result(data)
+    return _exit_code(data)
+
+
+def _exit_code(result: dict) -> int:
+    """0, or 130 for a run stopped by Ctrl-C (its partial result written; the message says how to continue)."""
+    if result.get("status") != "interrupted":
+        return 0
+    Console(stderr=True).print(f"interrupted; partial result in {result['run_dir']}/result.json; continue with "
+                               f"`apo resume {result['run_id']}`", highlight=False, markup=False, soft_wrap=True)
+    return 130
 
 
 _RUN_SETTINGS = {"model": "--model", "split": "--split", "shots": "--shots", "metric": "--metric", "seed": "--seed",

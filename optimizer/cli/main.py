@@ -46,8 +46,14 @@ def main(argv: list[str] | None = None) -> int:
     except ApoError as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         return 1
-    except KeyboardInterrupt:
-        err.print("interrupted; continue with `apo resume RUN_ID` (see `apo runs list`)")
+    except KeyboardInterrupt as exc:
+        run_id = getattr(exc, "run_id", None)  # a RunAborted: the run folder existed
+        if run_id:
+            err.print(f"interrupted; continue with `apo resume {run_id}`", highlight=False, markup=False,
+                      soft_wrap=True)
+        else:
+            err.print("interrupted before the run started; nothing was recorded" if args.command == "optimize"
+                      else "interrupted", highlight=False, markup=False, soft_wrap=True)
         return 130
 
 

@@ -149,12 +149,13 @@ def render_runs(runs: Sequence[RunInfo], root: object) -> None:
         table.add_column(col, no_wrap=col == "run")
     for run in runs:
         result = run.result
+        status = {"running": f"[green]running[/green] (pid {run.holder})",
+                  "interrupted": "[yellow]interrupted[/yellow]"}.get(run.status, escape(run.status))
         if result is None:
-            table.add_row(run.id, run.config.get("task", "?"), run.config.get("target", "?"),
-                          "[yellow]interrupted[/yellow]", "-", "-", "-")
+            table.add_row(run.id, run.config.get("task", "?"), run.config.get("target", "?"), status, "-", "-", "-")
             continue
         best = result.get("best") or {}
-        table.add_row(run.id, result["task"], result["target"], result["status"],
+        table.add_row(run.id, result["task"], result["target"], status,
                       fmt((best.get("dev") or {}).get("acc")), fmt((best.get("test") or {}).get("acc")),
                       str(result["calls"]))
     out.print(table)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # rich is imported only when a RichReporter is made
@@ -18,6 +19,10 @@ class Reporter:
 
     def status(self, message: str) -> None:
         """A new phase has started."""
+
+    def warning(self, message: str) -> None:
+        """Something the user should know before the job goes on (written to stderr even by this silent reporter)."""
+        print(f"warning: {message}", file=sys.stderr)
 
     def start_scoring(self, evaluator: Any, ledger: Any) -> None:
         """Hook the evaluator's per-batch callback (``evaluator.on_scored``); ``ledger`` has the spend so far."""
@@ -61,6 +66,11 @@ class RichReporter(Reporter):
         verb = "resuming" if resumed else "run"
         self.console.print(f"{verb} [bold]{run_id}[/bold] in {run_dir} (interrupt any time; `apo resume {run_id}` "
                            "continues it)", highlight=False)
+
+    def warning(self, message: str) -> None:
+        from rich.markup import escape
+
+        self.console.print(f"[yellow]warning:[/yellow] {escape(message)}", highlight=False)
 
     def status(self, message: str) -> None:
         if self.task_id is None:
