@@ -17,8 +17,10 @@ from pydantic import BaseModel, ConfigDict
 from optimizer.config import Budget, RunConfig
 from optimizer.errors import UsageError
 from optimizer.export import ExportedPrompt, RunEvalResult, evaluate_run, export_prompt, export_run
-from optimizer.report.build import Leaderboard, LineageStep, WrongExamples
+from optimizer.report.build import Leaderboard
 from optimizer.resources import CacheStats, EmbeddedStatus, cache_stats, clear_cache, list_models, pull_model
+from optimizer.run.listing import RunDetails, RunInfo, run_info_of
+from optimizer.run.repair import LogRepairReport
 from optimizer.tasks.task import Task, load_task
 from optimizer.types import RunResult
 
@@ -28,10 +30,11 @@ if TYPE_CHECKING:
     from optimizer.run.context import Searcher
     from optimizer.run.estimate import Estimate
 
-__all__ = ["CacheStats", "EmbeddedStatus", "EvalResult", "ExportedPrompt", "RunDetails", "RunEvalResult", "RunInfo",
-           "cache_stats", "clear_cache", "estimate", "evaluate", "evaluate_run", "export_prompt", "export_run",
-           "leaderboard_text", "list_models", "list_runs", "optimize", "print_leaderboard", "print_run_details",
-           "pull_model", "resume", "run_info", "runs_folder", "show_run"]
+__all__ = ["CacheStats", "EmbeddedStatus", "EvalResult", "ExportedPrompt", "LogRepairReport", "RunDetails",
+           "RunEvalResult", "RunInfo", "cache_stats", "clear_cache", "estimate", "evaluate", "evaluate_run",
+           "export_prompt", "export_run", "leaderboard_text", "list_models", "list_runs", "optimize",
+           "print_leaderboard", "print_run_details", "pull_model", "repair_run", "resume", "run_info", "runs_folder",
+           "show_run"]
 
 _DOCS = ConfigDict(use_attribute_docstrings=True)
 
@@ -97,6 +100,7 @@ def optimize(
     runs_dir: str | Path | None = None,
     data_dir: str | Path | None = None,
     progress: bool = False,
+    handle_interrupt: bool = False,
     **options: Any,
 ) -> RunResult:
     """Search for the best prompt for a task; the job is written to ``runs/<id>/``.
@@ -115,6 +119,9 @@ def optimize(
         runs_dir: where to write the run (default ``$APO_RUNS_DIR`` or ``./runs``).
         data_dir: folder of external task data (instruction-induction layout, ``sst2/``, ``lama_trex/``).
         progress: show a rich progress display on stderr.
+        handle_interrupt: handle Ctrl-C as ``apo optimize`` does (main thread only): the first stops at the next
+            model call and returns the result so far with status ``interrupted`` (``resume`` finishes it); a
+            second raises :class:`~optimizer.errors.RunAborted`, a ``KeyboardInterrupt`` naming the run.
         **options: any name :meth:`RunConfig.from_options` takes: a RunConfig field (``seed``, ``shots``,
             ``scoring``, ``dev_limit`` …), a budget limit (``max_calls`` …), ``race_min_examples``,
             ``race_eta``, and the searcher's parameters: APE's (``rounds``, ``candidates``, ``top_k`` …) or,
@@ -131,12 +138,18 @@ def optimize(
     given = {"searcher": custom.name if custom else searcher, "target": target, "proposer": proposer,
              "metric": None if user_metric else metric, "budget": budget, "data_dir": data_dir}
     job, loaded = _job(task, config, {**{k: v for k, v in given.items() if v is not None}, **options})
-    return run(job, runs_dir=runs_dir, reporter=_reporter(progress), task=loaded, metric=user_metric, searcher=custom)
+    return run(job, runs_dir=runs_dir, reporter=_reporter(progress), task=loaded, metric=user_metric, searcher=custom,
+               handle_interrupt=handle_interrupt)
 
 
 def resume(run_id: str, *, runs_dir: str | Path | None = None, progress: bool = False,
-           searcher: Searcher | None = None, task: Task | None = None) -> RunResult:
+           searcher: Searcher | None = None, task: Task | None = None, allow_changed_data: bool = False,
+           handle_interrupt: bool = False) -> RunResult:
     """Continue a stopped job without recomputing any recorded score (see ``apo resume``).
+
+    The run must be free (no other process resuming it: :class:`~optimizer.errors.RunLockedError`), its log
+    readable and its own, and its task's data unchanged since it began (each refused with a
+    :class:`~optimizer.errors.UsageError` saying what to do).
 
     Args:
         run_id: the run id or folder.
@@ -144,13 +157,17 @@ def resume(run_id: str, *, runs_dir: str | Path | None = None, progress: bool = 
         progress: show a rich progress display on stderr.
         searcher: the searcher object of a run made by one (built-in searchers need none).
         task: the task, when the run was of a :class:`Task` built in memory (others load again by name).
+        allow_changed_data: continue although the task's examples changed since the run began (a warning is
+            written to stderr; recorded scores are kept by example id).
+        handle_interrupt: handle Ctrl-C as :func:`optimize` does.
 
     Returns:
         The finished result.
     """
     from optimizer.run.engine import resume as _resume
 
-    return _resume(run_id, runs_dir=runs_dir, reporter=_reporter(progress), searcher=searcher, task=task)
+    return _resume(run_id, runs_dir=runs_dir, reporter=_reporter(progress), searcher=searcher, task=task,
+                   allow_changed_data=allow_changed_data, handle_interrupt=handle_interrupt)
 
 
 def estimate(task: str | Path | Task | RunConfig | None = None, *,
@@ -177,41 +194,6 @@ def estimate(task: str | Path | Task | RunConfig | None = None, *,
 
 # -- runs ----------------------------------------------------------------------------------------
 
-class RunInfo(BaseModel):
-    """One run folder: its stored configuration and, once it finished, its result."""
-
-    model_config = _DOCS
-
-    id: str
-    """The run id (its folder name)."""
-    path: str
-    """The run folder."""
-    config: dict[str, Any]
-    """The configuration as stored in ``config.json`` (runs written before a rename keep the old names)."""
-    result: dict[str, Any] | None
-    """``result.json`` as stored, or None while the run has not finished (interrupted or running)."""
-    error: str | None = None
-    """Why the run's files cannot be read (then ``result`` is None); the message says the fix."""
-
-    @property
-    def status(self) -> str:
-        """``complete``, ``partial`` (stopped by the budget), ``interrupted`` (no result) or ``damaged``."""
-        if self.error:
-            return "damaged"
-        return str(self.result.get("status", "?")) if self.result else "interrupted"
-
-
-class RunDetails(RunInfo):
-    """A run with what ``apo runs show`` prints about it."""
-
-    scores: int
-    """Score records in the run's log."""
-    lineage: list[LineageStep]
-    """The best prompt's ancestry, from a proposal to the winner (empty without a result)."""
-    wrong: WrongExamples | None
-    """The test examples the best prompt gets wrong (None before the test evaluation)."""
-
-
 def runs_folder(runs_dir: str | Path | None = None) -> Path:
     """Where runs are kept.
 
@@ -226,23 +208,20 @@ def runs_folder(runs_dir: str | Path | None = None) -> Path:
     return _runs_dir(runs_dir)
 
 
-def _info(store, tolerant: bool = False) -> RunInfo:
-    """A run's info; with ``tolerant``, a damaged config.json gives an entry with ``error`` set instead of raising.
-    A damaged result.json always gives ``error`` with no result (``apo resume`` rebuilds it)."""
-    from optimizer.run.store import DamagedRun
+def repair_run(run_id: str, runs_dir: str | Path | None = None) -> LogRepairReport:
+    """Make a run with a damaged ``events.jsonl`` resumable again (``apo runs repair``; see optimizer.run.repair).
 
-    try:
-        config = store.read_config().get("config", {})
-    except DamagedRun as exc:
-        if not tolerant:
-            raise
-        return RunInfo(id=store.id, path=str(store.path), config={}, result=None, error=str(exc))
-    try:
-        result, error = store.read_result(), None
-    except DamagedRun as exc:
-        result, error = None, str(exc)
-    return RunInfo(id=store.id, path=str(store.path), config=config if isinstance(config, dict) else {},
-                   result=result, error=error)
+    Args:
+        run_id: the run id or its folder.
+        runs_dir: the runs folder (default ``$APO_RUNS_DIR`` or ``./runs``).
+
+    Returns:
+        What was kept and dropped, and where the original log went (``events.jsonl.bak-<time>``).
+    """
+    from optimizer.run.repair import repair_log
+    from optimizer.run.store import RunStore
+
+    return repair_log(RunStore.open(runs_dir, run_id))
 
 
 def list_runs(runs_dir: str | Path | None = None) -> list[RunInfo]:
@@ -258,7 +237,7 @@ def list_runs(runs_dir: str | Path | None = None) -> list[RunInfo]:
     from optimizer.run.store import RunStore
 
     root = runs_folder(runs_dir)
-    return [_info(RunStore(p), tolerant=True) for p in sorted(root.glob("*/")) if (p / "config.json").exists()]
+    return [run_info_of(RunStore(p), tolerant=True) for p in sorted(root.glob("*/")) if (p / "config.json").exists()]
 
 
 def run_info(run_id: str, runs_dir: str | Path | None = None) -> RunInfo:
@@ -273,7 +252,7 @@ def run_info(run_id: str, runs_dir: str | Path | None = None) -> RunInfo:
     """
     from optimizer.run.store import RunStore
 
-    return _info(RunStore.open(runs_dir, run_id))
+    return run_info_of(RunStore.open(runs_dir, run_id))
 
 
 def show_run(run_id: str, runs_dir: str | Path | None = None) -> RunDetails:
@@ -292,7 +271,7 @@ def show_run(run_id: str, runs_dir: str | Path | None = None) -> RunDetails:
     from optimizer.types import Candidate
 
     store = RunStore.open(runs_dir, run_id)
-    info = _info(store)
+    info = run_info_of(store)
     result = info.result or {}
     steps = lineage([Candidate.model_validate(c) for c in result.get("candidates", [])],
                     (result.get("best") or {}).get("candidate")) if info.result else []

@@ -6,7 +6,10 @@ __all__ = [
     "ApoError",
     "BudgetExceeded",
     "CapabilityError",
+    "Interrupted",
     "ModelUnavailable",
+    "RunAborted",
+    "RunLockedError",
     "TaskError",
     "UsageError",
 ]
@@ -28,6 +31,15 @@ class CapabilityError(UsageError):
     """The chosen model cannot do what the searcher or scorer needs (e.g. log-probabilities)."""
 
 
+class RunLockedError(UsageError):
+    """Another process holds the run's lock (it is being optimized, resumed or repaired). The CLI exits with 2."""
+
+    def __init__(self, message: str, pid: int | None = None) -> None:
+        super().__init__(message)
+        self.pid = pid
+        """The PID of the process holding the lock, when known."""
+
+
 class ModelUnavailable(ApoError):
     """A model could not be fetched or loaded; the message says how to provide it by hand."""
 
@@ -40,3 +52,24 @@ class BudgetExceeded(ApoError):
         self.what = what
         self.used = used
         self.limit = limit
+
+
+class Interrupted(ApoError):
+    """Raised inside the engine, in place of the next model call, once a stop was asked for (a first Ctrl-C).
+
+    The engine turns it into a result with status ``interrupted`` from what was scored so far; it
+    does not escape :func:`optimizer.optimize` or :func:`optimizer.resume`.
+    """
+
+
+class RunAborted(KeyboardInterrupt):
+    """A run stopped at once (a second Ctrl-C, or a KeyboardInterrupt inside it); no result was written.
+
+    A ``KeyboardInterrupt``, so code that catches that still does; ``run_id`` names the run that
+    ``apo resume`` continues.
+    """
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(run_id)
+        self.run_id = run_id
+        """The interrupted run's id."""

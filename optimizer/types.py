@@ -290,8 +290,9 @@ class RunResult(BaseModel):
     """Proposer model id."""
     seed: int
     """Run seed."""
-    status: Literal["complete", "partial"]
-    """``partial`` when the budget stopped the search or the test evaluation."""
+    status: Literal["complete", "partial", "interrupted"]
+    """``partial`` when the budget stopped the search or the test evaluation; ``interrupted`` when a Ctrl-C did
+    (what was scored so far; ``apo resume`` finishes the run)."""
     stop_reason: str | None = None
     """Why a partial run stopped."""
     best: ScoredPrompt | None = None

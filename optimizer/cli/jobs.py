@@ -7,8 +7,10 @@ import json
 import sys
 from typing import Any
 
+from rich.console import Console
+
 from optimizer import api
-from optimizer.cli.parser import JOB_ARGS, option_flags
+from optimizer.cli.parser import JOB_ARGS, build_parser
 from optimizer.cli.render import (
     out,
     render_autoprompt_passes,
@@ -65,23 +67,34 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         else:
             render_estimate(est)
         return 0
-    data = api.optimize(config, runs_dir=args.runs_dir, progress=True).model_dump(mode="json")
+    data = api.optimize(config, runs_dir=args.runs_dir, progress=True, handle_interrupt=True).model_dump(mode="json")
     if as_json:
         print(json.dumps(data, indent=2, ensure_ascii=False))
     else:
         render_result(data)
-    return 0
+    return _exit_code(data)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     """apo resume."""
     run = api.run_info(args.run_id, args.runs_dir)
-    if run.result and run.result.get("status") == "complete":
+    if run.result and run.result.get("status") == "complete" and run.holder is None:
         out.print(f"run {run.id} is already complete")
         render_result(run.result)
         return 0
-    render_result(api.resume(args.run_id, runs_dir=args.runs_dir, progress=True).model_dump(mode="json"))
-    return 0
+    data = api.resume(args.run_id, runs_dir=args.runs_dir, progress=True, allow_changed_data=args.allow_changed_data,
+                      handle_interrupt=True).model_dump(mode="json")
+    render_result(data)
+    return _exit_code(data)
+
+
+def _exit_code(result: dict) -> int:
+    """0, or 130 for a run stopped by Ctrl-C (its partial result written; the message says how to continue)."""
+    if result.get("status") != "interrupted":
+        return 0
+    Console(stderr=True).print(f"interrupted; partial result in {result['run_dir']}/result.json; continue with "
+                               f"`apo resume {result['run_id']}`", highlight=False, markup=False, soft_wrap=True)
+    return 130
 
 
 _RUN_SETTINGS = {"model": "--model", "split": "--split", "shots": "--shots", "metric": "--metric", "seed": "--seed",
@@ -124,3 +137,18 @@ def _eval_from_run(args: argparse.Namespace) -> int:
     else:
         render_eval_run(res)
     return 0 if res.matches else 1
+
+
+def option_flags(command: str, argv: list[str]) -> dict[str, str]:
+    """How the user typed each option of ``command``: ``{dest: flag}``, the alias found in ``argv`` (else the
+    first long flag), so that messages name options as they were typed."""
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    flags: dict[str, str] = {}
+    for action in sub.choices[command]._actions:
+        longs = [s for s in action.option_strings if s.startswith("--")]
+        if not longs:
+            continue
+        typed = [s for s in longs if any(a == s or a.startswith(s + "=") for a in argv)]
+        flags[action.dest] = (typed or longs)[0]
+    return flags

@@ -51,8 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     except sqlite3.DatabaseError as exc:
         return _fail("error", f"a database apo uses cannot be read ({exc}); if it is the response cache, "
                      "`apo cache clear` recreates it", 2, debug)
-    except KeyboardInterrupt:
-        _print_error("interrupted", "continue with `apo resume RUN_ID` (see `apo runs list`)")
+    except KeyboardInterrupt as exc:
+        run_id = getattr(exc, "run_id", None)  # a RunAborted: the run folder existed
+        if run_id:
+            _print_error("interrupted", f"continue with `apo resume {run_id}`")
+        else:
+            _print_error("interrupted", "before the run started; nothing was recorded" if args.command == "optimize"
+                         else "nothing was changed")
         return 130
     except Exception as exc:  # a bug: one line, the traceback only on request
         return _fail("internal error", f"{type(exc).__name__}: {exc} (this is a bug in apo; rerun with --debug to "
@@ -64,8 +69,8 @@ def _print_error(label: str, message: str) -> None:
     from rich.console import Console
     from rich.text import Text
 
-    Console(stderr=True, markup=False, emoji=False, highlight=False).print(Text.assemble((f"{label}: ", "red"),
-                                                                                         message))
+    Console(stderr=True, markup=False, emoji=False, highlight=False, soft_wrap=True).print(
+        Text.assemble((f"{label}: ", "red"), message))
 
 
 def _fail(label: str, message: str, code: int, debug: bool) -> int:

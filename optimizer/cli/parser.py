@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+from optimizer.cli.argtypes import count, int_list, positive, positive_float
+
 __all__ = ["JOB_ARGS", "build_parser"]
 
 JOB_ARGS = frozenset({"command", "runs_dir", "task", "job_file", "json", "dry_run", "debug", "argv"})
@@ -53,7 +55,10 @@ Names: every RunConfig field (seed, shots, scoring, execution_style, dev_limit, 
 concurrency, score_batch_size, tiebreak_logprob …), max_calls, max_tokens, max_seconds,
 max_cost, race_min_examples, race_eta, and the searcher's fields (APE: candidates, rounds,
 top_k, variations, subsets, demos_per_proposal, temperature, proposal_style …; AutoPrompt:
-cloze_template, label_words, token_candidates, iterations, gradient_batch_size …)."""
+cloze_template, label_words, token_candidates, iterations, gradient_batch_size …).
+
+Ctrl-C: the first stops at the next model call and writes a partial result from what was scored
+(status interrupted, exit 130; `apo resume RUN` finishes it); a second quits at once."""
 
 AUTOPROMPT_HELP = """Searches trigger tokens [T] in a cloze template by gradients through a white-box model: a masked
 LM (embedded:splade-tiny, or hf:/path/to/bert|roberta|distilbert) predicts the [P] slot; a causal
@@ -108,6 +113,21 @@ instruction and the demonstrations, the last input left as the placeholder {inpu
 The manifest: target model, seed, task name and fingerprint, execution style, decoding, dev/confirm/test
 scores with a bootstrap 95% interval on test, the verdict and p-values, apo's version and git commit.
 `apo eval --from-run RUN` checks that the prompt reproduces the run's test score."""
+
+RESUME_HELP = """Continue a job that stopped: killed, interrupted (Ctrl-C) or stopped by the budget. Every score,
+proposal and usage figure recorded in the run's events.jsonl is read back, never asked again; the job
+then finishes with the same result as an uninterrupted one.
+
+Refused (exit 2) while another process works on the run (its lock is held; the message names the PID),
+when the log has a damaged line before its end (`apo runs repair RUN` first), when the log belongs
+to another run, or when the task's data changed since the run began (--allow-changed-data).
+A first Ctrl-C stops at the next model call and writes a partial result (exit 130); a second quits
+at once. Either way `apo resume RUN` continues."""
+
+REPAIR_HELP = """Keep the lines of events.jsonl before its first damaged line, move the original aside as
+events.jsonl.bak-<time> (nothing is deleted) and print what was dropped; `apo resume RUN` then recomputes
+it (cheaply: the response cache answers what was already asked). A torn last line (a kill mid-write)
+needs no repair: resume cuts it."""
 
 TASK_HELP = ("bundled task name (apo tasks list), a task folder/file, or an instruction-induction task name "
              "with --data-dir")
@@ -208,7 +228,7 @@ def _add_demos_and_reflect_groups(opt: argparse.ArgumentParser) -> None:
     demos.add_argument("--demo-search", action="store_true",
                        help="APE: after the instruction rounds, search demonstration sets for the best instruction")
     demos.add_argument("--demo-sets", dest="sets", type=int, help="demonstration sets raced (default: 12)")
-    demos.add_argument("--demo-k", dest="k", type=_int_list, metavar="K[,K…]",
+    demos.add_argument("--demo-k", dest="k", type=int_list, metavar="K[,K…]",
                        help="numbers of demonstrations tried in turn (default: 1,2,3,4,6,8)")
     demos.add_argument("--bootstrapped", type=float, metavar="FRACTION",
                        help="share of sets made of training examples the target already answers right (default: 0.5)")
@@ -228,48 +248,6 @@ def _add_demos_and_reflect_groups(opt: argparse.ArgumentParser) -> None:
                      help="reflect: training examples each beam prompt runs on per round to find its failures "
                           "(default: 12); joint: dev examples per trial (default: 8)")
     ref.add_argument("--failures-shown", type=int, help="failed examples shown in one critique (default: 4)")
-
-
-def positive(text: str) -> int:
-    """An argparse type: a whole number of at least 1."""
-    value = _whole(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of at least 1")
-    return value
-
-
-def count(text: str) -> int:
-    """An argparse type: a whole number of at least 0."""
-    value = _whole(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is negative; give 0 or more")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """An argparse type: a number above 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a number above 0")
-    return value
-
-
-def _whole(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-
-
-def _int_list(text: str) -> list[int]:
-    try:
-        return [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers such as 1,2,4, got {text!r}") \
-            from None
 
 
 def _add_autoprompt_group(opt: argparse.ArgumentParser) -> None:
@@ -359,11 +337,13 @@ def _add_tasks_and_runs_parsers(sub) -> None:
     tl.add_argument("--data-dir", help=DATA_DIR_HELP)
     _add_task_args(tsub.add_parser("show", help="a task's metric, sizes, instructions and a few examples"))
 
-    runs = sub.add_parser("runs", help="list or show runs")
+    runs = sub.add_parser("runs", help="list, show or repair runs")
     rsub = runs.add_subparsers(dest="action", metavar="ACTION", required=True)
-    rsub.add_parser("list", help="every run with its status and best score")
+    rsub.add_parser("list", help="every run with its status (running, complete, partial, interrupted) and best score")
     rsub.add_parser("show", help="one run's result, top candidates, the best prompt's lineage and the test examples "
                                  "it gets wrong").add_argument("run_id")
+    rsub.add_parser("repair", help="cut a damaged events.jsonl before its first bad line so the run resumes",
+                    description=REPAIR_HELP).add_argument("run_id", metavar="RUN", help="a run id, or a run folder")
 
 
 def _add_models_and_cache_parsers(sub) -> None:
@@ -396,25 +376,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tasks_and_runs_parsers(sub)
     _add_leaderboard_parser(sub)
     _add_export_parser(sub)
-    res = sub.add_parser("resume", help="continue a job that stopped (even killed), reusing every recorded score")
-    res.add_argument("run_id")
+    res = sub.add_parser("resume", help="continue a job that stopped (even killed), reusing every recorded score",
+                         description=RESUME_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    res.add_argument("run_id", metavar="RUN", help="a run id under the runs folder (apo runs list), or a run folder")
+    res.add_argument("--allow-changed-data", action="store_true",
+                     help="continue although the task's examples changed since the run began (a warning is printed; "
+                          "scores recorded before the change are kept by example id)")
     _add_models_and_cache_parsers(sub)
     for command in sub.choices.values():  # `apo optimize ... --debug` works as well as `apo --debug optimize ...`
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                              help="print the Python traceback of an error (also APO_DEBUG=1)")
     return parser
 
-
-def option_flags(command: str, argv: list[str]) -> dict[str, str]:
-    """How the user typed each option of ``command``: ``{dest: flag}``, the alias found in ``argv`` (else the
-    first long flag), so that messages name options as they were typed."""
-    parser = build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    flags: dict[str, str] = {}
-    for action in sub.choices[command]._actions:
-        longs = [s for s in action.option_strings if s.startswith("--")]
-        if not longs:
-            continue
-        typed = [s for s in longs if any(a == s or a.startswith(s + "=") for a in argv)]
-        flags[action.dest] = (typed or longs)[0]
-    return flags

@@ -168,12 +168,14 @@ def render_runs(runs: Sequence[RunInfo], root: object) -> None:
         table.add_column(col, no_wrap=col == "run")
     for run in runs:
         result = run.result
+        status = {"running": Text.assemble(("running", "green"), f" (pid {run.holder})"),
+                  "interrupted": Text("interrupted", "yellow"), "damaged": Text("damaged", "red")}.get(
+                      run.status, Text(run.status))
         if result is None:
-            table.add_row(run.id, run.config.get("task", "?"), run.config.get("target", "?"),
-                          Text(run.status, "red" if run.error else "yellow"), "-", "-", "-")
+            table.add_row(run.id, run.config.get("task", "?"), run.config.get("target", "?"), status, "-", "-", "-")
             continue
         best = result.get("best") or {}
-        table.add_row(run.id, result["task"], result["target"], result["status"],
+        table.add_row(run.id, result["task"], result["target"], status,
                       fmt((best.get("dev") or {}).get("acc")), fmt((best.get("test") or {}).get("acc")),
                       str(result["calls"]))
     out.print(table)

@@ -14,10 +14,12 @@ __all__ = ["cmd_leaderboard", "cmd_runs"]
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    """apo runs list|show."""
+    """apo runs list|show|repair."""
     if args.action == "list":
         render_runs(api.list_runs(args.runs_dir), api.runs_folder(args.runs_dir))
         return 0
+    if args.action == "repair":
+        return _repair(args)
     run = api.show_run(args.run_id, args.runs_dir)
     if run.result is None:
         out.print(f"run {run.id} has no result yet ({run.scores} scores recorded); `apo resume {run.id}` finishes it")
@@ -49,4 +51,19 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
             f"wrote {args.format} leaderboard ({len(board.rows)} rows) to {args.out}")
     else:
         print(text, end="")
+    return 0
+
+
+def _repair(args: argparse.Namespace) -> int:
+    """apo runs repair: say what was cut, and where the original went."""
+    rep = api.repair_run(args.run_id, args.runs_dir)
+    if rep.first_bad_line is None:
+        torn = "; cut a torn last line (a kill mid-write)" if rep.torn_last_line else ""
+        out.print(f"run {rep.run_id}: events.jsonl has no damaged line ({rep.kept} lines){torn}; nothing to repair",
+                  highlight=False, markup=False, soft_wrap=True)
+        return 0
+    out.print(f"run {rep.run_id}: line {rep.first_bad_line} of events.jsonl is damaged ({rep.error}); dropped "
+              f"{rep.dropped} lines from line {rep.kept + 1} on (back to the end of the last whole batch), kept "
+              f"{rep.kept}. The original is {rep.backup}. `apo resume {rep.run_id}` recomputes what was dropped.",
+              highlight=False, markup=False, soft_wrap=True)
     return 0

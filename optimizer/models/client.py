@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from optimizer.config import Budget
-from optimizer.errors import BudgetExceeded, CapabilityError
+from optimizer.errors import BudgetExceeded, CapabilityError, Interrupted
 from optimizer.models.base import LOGPROB, WHITEBOX, Adapter, WhiteBoxAdapter
 from optimizer.models.cache import ResponseCache, request_key
 from optimizer.models.prices import cost
@@ -62,6 +62,15 @@ class Ledger:
         self.enforce_time = True
         self.reserved_calls = 0
         """Calls of ``max_calls`` kept back from the search for confirming and testing its finalists."""
+        self.stop_reason: str | None = None
+        """Set by :meth:`request_stop`: every later model call raises :class:`~optimizer.errors.Interrupted`."""
+
+    def request_stop(self, reason: str) -> None:
+        """Refuse every model call from now on (calls already running finish; cached answers are still served).
+
+        Safe to call from a signal handler: it only sets a field.
+        """
+        self.stop_reason = reason
 
     def role(self, name: str) -> RoleUsage:
         """The usage record of ``name``, created on first use."""
@@ -88,7 +97,10 @@ class Ledger:
         return self.elapsed_before + time.monotonic() - self.started
 
     def check(self, new_calls: int) -> None:
-        """Raise BudgetExceeded if ``new_calls`` more provider calls would break the budget."""
+        """Raise BudgetExceeded if ``new_calls`` more provider calls would break the budget (Interrupted once a stop
+        was requested)."""
+        if self.stop_reason is not None:
+            raise Interrupted(self.stop_reason)
         b = self.budget
         if b.max_calls is not None and self.calls + new_calls > b.max_calls - self.reserved_calls:
             if self.reserved_calls:

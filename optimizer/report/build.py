@@ -131,7 +131,8 @@ def summarize_run(path: str | Path) -> RunSummary:
         calls, tokens, elapsed = usage_from_log(events)
         cands = candidates_from_log(events, base["scoring"])
         top = cands[0] if cands else None
-        return RunSummary(**base, task=task, status="interrupted", calls=calls, tokens=tokens, wall_s=elapsed,
+        return RunSummary(**base, task=task, status="running" if store.holder is not None else "interrupted",
+                          calls=calls, tokens=tokens, wall_s=elapsed,
                           best_text=top.text if top else None, best_candidate=top.id if top else None,
                           dev=top.dev if top else None, demos=top.demos if top else None, candidates=cands)
     result = RunResult.model_validate({k: v for k, v in data.items() if k != "schema"})
@@ -227,7 +228,7 @@ def _sum(values: list[float | int | None]):
 
 
 def _row(runs: list[RunSummary]) -> LeaderboardRow:
-    finished = [r for r in runs if r.status != "interrupted" and r.best_text is not None]
+    finished = [r for r in runs if r.status not in ("interrupted", "running") and r.best_text is not None]
     pool = finished or runs
     # max() keeps the first of equals: ties go to the earliest run id
     winner = max(sorted(pool, key=lambda r: r.run_id), key=lambda r: (rank_key(r.dev, r.scoring), r.test is not None))

@@ -99,8 +99,9 @@ class RunSummary(BaseModel):
     """``accuracy`` or ``logprob``: how candidates were ranked on dev."""
     configuration: str
     """Fingerprint of the configuration apart from the seed (runs that differ only by seed share it)."""
-    status: Literal["complete", "partial", "interrupted"]
-    """``interrupted``: no result.json (killed or still running; ``apo resume`` finishes it)."""
+    status: Literal["complete", "partial", "interrupted", "running"]
+    """``interrupted``: stopped by Ctrl-C, or no result.json (killed; ``apo resume`` finishes it); ``running``: no
+    result.json yet and a process holds the run's lock."""
     stop_reason: str | None = None
     """Why a partial run stopped."""
     best_text: str | None = None
@@ -162,8 +163,8 @@ class LeaderboardRow(BaseModel):
     """Search strategy."""
     target: str
     """Target model."""
-    status: Literal["complete", "partial", "interrupted"]
-    """The winning run's status (``interrupted`` when no run of the row finished)."""
+    status: Literal["complete", "partial", "interrupted", "running"]
+    """The winning run's status (``interrupted`` or ``running`` when no run of the row finished)."""
     incomplete: list[str] = []
     """Run ids of the row that are partial or interrupted."""
     best: RunSummary

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 from optimizer.config import RunConfig
-from optimizer.errors import BudgetExceeded, CapabilityError, UsageError
+from optimizer.errors import BudgetExceeded, CapabilityError, Interrupted, RunAborted, UsageError
 from optimizer.models.base import LOGPROB
 from optimizer.models.cache import ResponseCache
 from optimizer.models.client import Ledger, ModelClient, ProviderLimit, RoleUsage
@@ -22,9 +23,10 @@ from optimizer.models.registry import API_PROVIDERS, load_model, parse_model
 from optimizer.run.context import ScorerSetup, ScoresOwnPrompts, SearchContext, Searcher, recorder
 from optimizer.run.events import SCHEMA_VERSION, BudgetStopped, RunDone, SessionStarted, UsageSnapshot
 from optimizer.run.finish import finish
+from optimizer.run.interrupt import StopOnInterrupt
 from optimizer.run.preflight import check_job, check_runs_folder
 from optimizer.run.progress import Reporter
-from optimizer.run.provenance import provenance
+from optimizer.run.provenance import data_changes, provenance
 from optimizer.run.scoring import InstructionScorer, Journal, JournalledEvaluator, PromptScorer
 from optimizer.run.store import RunStore
 from optimizer.run.store import runs_dir as resolve_runs_dir
@@ -185,7 +187,8 @@ def _reserve(ctx: SearchContext, test_lp: bool) -> int:
 
 
 def run(config: RunConfig, *, runs_dir: Any = None, reporter: Reporter | None = None, task: Task | None = None,
-        metric: Metric | None = None, searcher: Searcher | None = None, store: RunStore | None = None) -> RunResult:
+        metric: Metric | None = None, searcher: Searcher | None = None, store: RunStore | None = None,
+        handle_interrupt: bool = False) -> RunResult:
     """Run (or continue) an optimization job and write its result.
 
     Args:
@@ -197,9 +200,15 @@ def run(config: RunConfig, *, runs_dir: Any = None, reporter: Reporter | None = 
         searcher: a searcher object (default: the built-in one ``config.searcher`` names); one defined
             outside apo implements :class:`~optimizer.run.context.Searcher`.
         store: an existing run to continue (used by :func:`resume`).
+        handle_interrupt: handle SIGINT (main thread only): a first Ctrl-C stops at the next model call and
+            writes a result with status ``interrupted`` from what was scored; a second raises RunAborted.
 
     Returns:
         The result, also written to ``runs/<id>/result.json``.
+
+    Raises:
+        RunLockedError: another process holds the run's lock.
+        RunAborted: a KeyboardInterrupt stopped the run once its folder existed (``run_id`` names it).
     """
     reporter = reporter or Reporter()
     if searcher is not None and searcher.name != config.searcher:
@@ -212,20 +221,40 @@ def run(config: RunConfig, *, runs_dir: Any = None, reporter: Reporter | None = 
     task = task or load_task(config.task, data_dir=config.data_dir, seed=config.seed)
     if not resuming:
         check_job(config, task)
-    journal = Journal()
-    reporter.status(f"loading models ({config.target})")
-    clients = build_clients(config)
+    try:
+        reporter.status(f"loading models ({config.target})")
+        clients = build_clients(config)
+        _check_capabilities(config, searcher, clients.target)
+        if not isinstance(searcher, ScoresOwnPrompts):
+            instruction_scorer(config, task, clients.target, metric)  # metric and template checked before the folder
+        store = store or RunStore.create(runs_dir, task.name)
+        store.lock()  # before anything is appended; released by store.close() on every way out
+        guard: AbstractContextManager[Any] = nullcontext()
+        if handle_interrupt:
+            guard = StopOnInterrupt(clients.ledger, store.id)
+        with guard:
+            return _session(config, task, searcher, clients, store, reporter, resuming, metric)
+    except KeyboardInterrupt as exc:
+        if store is None or isinstance(exc, RunAborted):
+            raise
+        raise RunAborted(store.id) from None
+    finally:
+        if store is not None:
+            store.close()
+        reporter.done()
+
+
+def _session(config: RunConfig, task: Task, searcher: Searcher, clients: Clients, store: RunStore,
+             reporter: Reporter, resuming: bool, metric: Metric | None) -> RunResult:
+    """One process's work on a locked run: restore, search, finish, write the result."""
     target, ledger = clients.target, clients.ledger
-    _check_capabilities(config, searcher, target)
-    if not isinstance(searcher, ScoresOwnPrompts):
-        instruction_scorer(config, task, target, metric)  # the metric and template, checked before the folder
-    store = store or RunStore.create(runs_dir, task.name)
+    journal = Journal()
     reporter.started(store.id, str(store.path), resuming)
     recorded = _restore(store, journal, ledger) if resuming else []
     if not resuming:
         store.write_config({"config": config.model_dump(mode="json"), "run_id": store.id,
                             "provenance": provenance(config, task, target.adapter, clients.proposer.adapter)})
-    store.log.append(SessionStarted(resume=resuming, schema_version=SCHEMA_VERSION))
+    store.log.append(SessionStarted(resume=resuming, schema_version=SCHEMA_VERSION, run_id=store.run_id))
 
     record = recorder(store, ledger)
     scorer: PromptScorer
@@ -241,6 +270,7 @@ def run(config: RunConfig, *, runs_dir: Any = None, reporter: Reporter | None = 
     reporter.start_scoring(evaluator, ledger)
     started = time.monotonic()
     stop_reason = None
+    interrupted = False
     none_score = Score()
     humans = [Candidate(id=f"h{i:02d}", text=t, origin="human") for i, t in enumerate(dict.fromkeys(task.instructions))]
     try:
@@ -253,23 +283,28 @@ def run(config: RunConfig, *, runs_dir: Any = None, reporter: Reporter | None = 
     except BudgetExceeded as exc:
         stop_reason = str(exc)
         store.log.append(BudgetStopped(reason=stop_reason))
+    except Interrupted as exc:  # a first Ctrl-C: no new model calls from here; what is recorded is kept
+        stop_reason, interrupted = str(exc), True
+        reporter.status("interrupted: writing a partial result from what was scored")
     search_s = time.monotonic() - started
     ledger.enforce_time = False
     ledger.reserved_calls = 0
     result = finish(ctx, evaluator, searcher.name, none_score, humans, stop_reason,
-                    test_lp=config.scoring == "logprob" or lp_is_cheap(config, target))
+                    test_lp=config.scoring == "logprob" or lp_is_cheap(config, target), interrupted=interrupted)
     result.timings = {"search_s": round(search_s, 2), "test_s": round(time.monotonic() - started - search_s, 2),
                       "total_s": round(ledger.elapsed, 2)}
     store.write_result(result.model_dump(mode="json"))
     store.log.append(RunDone(status=result.status))
-    store.close()
-    reporter.done()
     return result
 
 
 def resume(run_id: str, *, runs_dir: Any = None, reporter: Reporter | None = None,
-           searcher: Searcher | None = None, task: Task | None = None) -> RunResult:
+           searcher: Searcher | None = None, task: Task | None = None, allow_changed_data: bool = False,
+           handle_interrupt: bool = False) -> RunResult:
     """Continue a job that stopped (even by SIGKILL) without recomputing any recorded score.
+
+    Nothing is trusted: the run's lock must be free, its log readable to the end (a torn last line aside) and
+    its own (the run id in its session events), and the task's data the same as when the run began.
 
     Args:
         run_id: the run's id (folder name under the runs folder) or its path.
@@ -277,15 +312,46 @@ def resume(run_id: str, *, runs_dir: Any = None, reporter: Reporter | None = Non
         reporter: progress display.
         searcher: the searcher object, for a run made by one defined outside apo.
         task: the task, for a run of a task built in memory (others are loaded again by name).
+        allow_changed_data: continue even though the task's examples changed since the run began (with a
+            warning); recorded scores are kept by example id.
+        handle_interrupt: see :func:`run`.
 
     Returns:
         The finished result.
+
+    Raises:
+        RunLockedError: another process is working on the run (the message names its PID).
+        RunLogError: a damaged line in the middle of the log (``apo runs repair`` fixes it), or a log that
+            belongs to another run.
+        UsageError: the task's data changed and ``allow_changed_data`` is false.
     """
+    reporter = reporter or Reporter()
     store = RunStore.open(runs_dir, run_id)
-    stored = dict(store.read_config()["config"])
-    stored.setdefault("selection", {"confirm_limit": 0})  # a run made before confirmation resumes as it began
-    config = RunConfig.model_validate(stored)
-    return run(config, runs_dir=runs_dir, reporter=reporter, store=store, searcher=searcher, task=task)
+    store.lock()
+    try:
+        stored_all = store.read_config()
+        stored = dict(stored_all["config"])
+        stored.setdefault("selection", {"confirm_limit": 0})  # a run made before confirmation resumes as it began
+        config = RunConfig.model_validate(stored)
+        store.check_log()
+        task = task or load_task(config.task, data_dir=config.data_dir, seed=config.seed)
+        changes = data_changes((stored_all.get("provenance") or {}).get("task") or {}, task)
+        if changes:
+            what = f"the data of task {task.name!r} changed since run {store.id} began ({'; '.join(changes)})"
+            if not allow_changed_data:
+                raise UsageError(f"{what}: its recorded scores belong to the old examples. Restore the old data, start "
+                                 f"a new run (`apo optimize`), or continue anyway, keeping the recorded scores by "
+                                 f"example id, with `apo resume {store.id} --allow-changed-data`")
+            reporter.warning(f"{what}; continuing because of --allow-changed-data: scores recorded before the change "
+                             "are kept by example id, so the result mixes old and new data")
+        return run(config, runs_dir=runs_dir, reporter=reporter, store=store, searcher=searcher, task=task,
+                   handle_interrupt=handle_interrupt)
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, RunAborted):
+            raise
+        raise RunAborted(store.id) from None
+    finally:
+        store.close()
 
 
 def evaluate_prompt(config: RunConfig, prompt: str, *, split: SplitName = "test", limit: int | None = None,

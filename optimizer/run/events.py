@@ -25,7 +25,7 @@ from optimizer.errors import UsageError
 __all__ = [
     "SCHEMA_VERSION", "AutoPromptStep", "BudgetStopped", "CandidateAdded", "Event", "LabelWordsChosen",
     "ProposalReceived", "RunDone", "RunLog", "RunLogError", "RungCompleted", "ScoreRecorded", "SearcherNote",
-    "SessionStarted", "TriggerAccepted", "UsageSnapshot", "check_schema",
+    "SessionStarted", "TriggerAccepted", "UsageSnapshot", "check_schema", "parse_event",
 ]
 
 SCHEMA_VERSION = 2
@@ -36,6 +36,9 @@ SCHEMA_VERSION = 2
 
 class RunLogError(UsageError):
     """A run's files cannot be read as a run (corrupt line, unknown event, newer schema)."""
+
+    line: int | None = None
+    """The number of the first damaged line of ``events.jsonl``, when that is the problem."""
 
 
 def check_schema(version: Any, where: str) -> None:
@@ -78,6 +81,9 @@ class SessionStarted(_Event):
     """Whether this session continues a run that had stopped."""
     schema_version: int = 1
     """The log schema this session writes (runs written before versioning: 1)."""
+    run_id: str | None = None
+    """The run this log belongs to (its id in ``config.json``); None in runs written before it was recorded.
+    A resume refuses a log naming another run."""
 
 
 class UsageSnapshot(_Event):
@@ -278,6 +284,16 @@ Event = Annotated[
 """Any event of the run log."""
 
 _EVENT: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+def parse_event(line: str | bytes) -> Event:
+    """One line of the log as its typed event.
+
+    Raises:
+        pydantic.ValidationError: the line is not a run event.
+    """
+    return _EVENT.validate_json(line)
+
 E = TypeVar("E", bound=_Event)
 
 
@@ -314,21 +330,28 @@ class RunLog:
         A torn last line (a kill mid-write) is skipped.
 
         Raises:
-            RunLogError: a complete line that is not an event (the file is damaged).
+            RunLogError: a complete line that is not an event (the file is damaged); its ``line`` is the number
+                of that line, and the message says how to repair the log.
         """
         if not self.path.exists():
             return
-        with open(self.path, encoding="utf-8") as fh:
+        with open(self.path, "rb") as fh:
             for number, line in enumerate(fh, 1):
-                if not line.endswith("\n"):
+                if not line.endswith(b"\n"):
                     break
                 try:
                     yield _EVENT.validate_json(line)
                 except ValidationError as exc:
-                    problem = exc.errors()[0]
-                    raise RunLogError(f"{self.path}, line {number}: not a run event ({problem['msg']}); the log is "
-                                      "damaged: restore it from a copy, or delete the line and everything after it "
-                                      "to recompute that part") from None
+                    raise self._damaged(number, exc) from None
+
+    def _damaged(self, number: int, exc: ValidationError) -> RunLogError:
+        run = self.path.parent.name
+        error = RunLogError(
+            f"{self.path}, line {number}: not a run event ({exc.errors()[0]['msg']}); the log is damaged. "
+            f"`apo runs repair {run}` keeps the lines before it (the damaged file is kept beside it as a backup), "
+            f"then `apo resume {run}` recomputes what was cut")
+        error.line = number
+        return error
 
     def of_type(self, kind: type[E]) -> list[E]:
         """The recorded events of one kind, in order."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from optimizer.errors import BudgetExceeded
+from optimizer.errors import BudgetExceeded, Interrupted
 from optimizer.run.context import SearchContext
 from optimizer.run.events import BudgetStopped
 from optimizer.run.scoring import Evaluator, summarize
@@ -60,24 +60,36 @@ def _reported(ctx: SearchContext, shipped: Candidate | None, selection: Selectio
 
 
 def _select(ctx: SearchContext, evaluator: Evaluator,
-            stop_reason: str | None) -> tuple[Candidate | None, Selection, str | None]:
-    """The shipped candidate and the selection record; a budget stop during confirmation ships the incumbent."""
+            stop_reason: str | None) -> tuple[Candidate | None, Selection, str | None, bool]:
+    """The shipped candidate, the selection record, the stop reason and whether a Ctrl-C stopped it.
+
+    A budget stop or an interruption during confirmation ships the incumbent (``best_dev`` then reports the best
+    candidate on dev so far).
+    """
     try:
         shipped, selection = choose(ctx, evaluator)
-    except BudgetExceeded as exc:
-        ctx.record(BudgetStopped(reason=str(exc), phase="confirm"))
+    except (BudgetExceeded, Interrupted) as exc:
+        interrupted = isinstance(exc, Interrupted)
+        if interrupted:
+            note = ("interrupted before the finalists were confirmed: the incumbent ships for now (best_dev is the "
+                    f"best prompt on dev so far); `apo resume {ctx.run_id}` finishes the selection")
+        else:
+            ctx.record(BudgetStopped(reason=str(exc), phase="confirm"))
+            note = "the budget ran out before the finalists were confirmed: the incumbent ships"
         inc = ctx.incumbent
         selection = Selection(verdict="not tested", incumbent=inc.id if inc else None,
                               incumbent_origin=inc.origin if inc else None, shipped=inc.id if inc else None,
-                              sizes={"dev": len(ctx.dev), "confirm": len(ctx.confirm)},
-                              note="the budget ran out before the finalists were confirmed: the incumbent ships")
-        return inc, selection, stop_reason or str(exc)
-    return shipped, selection, stop_reason
+                              sizes={"dev": len(ctx.dev), "confirm": len(ctx.confirm)}, note=note)
+        return inc, selection, stop_reason or str(exc), interrupted
+    return shipped, selection, stop_reason, False
 
 
 def finish(ctx: SearchContext, evaluator: Evaluator, searcher: str, none_score: Score, humans: list[Candidate],
-           stop_reason: str | None, *, test_lp: bool) -> RunResult:
+           stop_reason: str | None, *, test_lp: bool, interrupted: bool = False) -> RunResult:
     """Score the finalists on test (journalled, so a resumed finish asks nothing twice) and build the result.
+
+    After a Ctrl-C (the ledger refuses new model calls) only what the journal or the response cache holds is
+    scored: the result, status ``interrupted``, costs nothing more, and ``apo resume`` completes it.
 
     Args:
         ctx: the run's context.
@@ -87,34 +99,40 @@ def finish(ctx: SearchContext, evaluator: Evaluator, searcher: str, none_score: 
         humans: the task's instructions with their dev scores.
         stop_reason: why the search stopped early, if it did.
         test_lp: also compute gold log-probabilities on test.
+        interrupted: the search was stopped by a Ctrl-C.
 
     Returns:
         The result (without timings).
     """
     config, task = ctx.config, ctx.task
-    shipped, selection, stop_reason = _select(ctx, evaluator, stop_reason)
+    shipped, selection, stop_reason, stopped = _select(ctx, evaluator, stop_reason)
+    interrupted = interrupted or stopped
     prompts = _reported(ctx, shipped, selection, none_score, humans)
     test = task.test[: config.test_limit] if config.test_limit else task.test
     selection.sizes["test"] = len(test)
     pareto = _lengths(ctx, prompts, list(test))
-    try:  # the shipped prompt first: a tight budget still tests it
-        for i, p in enumerate(prompts):
-            ctx.status(f"scoring prompt {i + 1} of {len(prompts)} ({p.name}) on {len(test)} test examples")
-            key = prompt_key(p.text, p.demos)
+    for i, p in enumerate(prompts):  # the shipped prompt first: a tight budget still tests it
+        ctx.status(f"scoring prompt {i + 1} of {len(prompts)} ({p.name}) on {len(test)} test examples")
+        key = prompt_key(p.text, p.demos)
+        try:
             raw = evaluator.score([key], test, "test", accuracy=True, logprob=test_lp)[key]
-            records = [raw[ex.id] for ex in test]
-            p.test = summarize(raw)
-            p.test_acc = [r.acc for r in records if r.acc is not None]
-            p.test_lp = [r.lp for r in records if r.lp is not None]
-    except BudgetExceeded as exc:
-        stop_reason = stop_reason or str(exc)
-        ctx.record(BudgetStopped(reason=str(exc), phase="test"))
+        except Interrupted as exc:  # the next prompts may still be answered from the journal or the cache
+            stop_reason, interrupted = stop_reason or str(exc), True
+            continue
+        except BudgetExceeded as exc:
+            stop_reason = stop_reason or str(exc)
+            ctx.record(BudgetStopped(reason=str(exc), phase="test"))
+            break
+        records = [raw[ex.id] for ex in test]
+        p.test = summarize(raw)
+        p.test_acc = [r.acc for r in records if r.acc is not None]
+        p.test_lp = [r.lp for r in records if r.lp is not None]
     ledger = ctx.target.ledger
     best = prompts[0] if prompts and prompts[0].name == "best" else None
     return RunResult(
         run_id=ctx.run_id, run_dir=ctx.run_dir, task=task.name, searcher=searcher,
         target=config.target, proposer=config.proposer or config.target, seed=config.seed,
-        status="partial" if stop_reason else "complete", stop_reason=stop_reason,
+        status="interrupted" if interrupted else "partial" if stop_reason else "complete", stop_reason=stop_reason,
         best=best, baselines=[p for p in prompts if p.name != "best"], selection=selection, pareto=pareto,
         human=humans, candidates=ctx.ranked(),
         usage=ledger.snapshot(), calls=ledger.calls, tokens=ledger.tokens, cost_usd=round(ledger.cost, 6),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # rich is imported only when a RichReporter is made
@@ -18,6 +19,10 @@ class Reporter:
 
     def status(self, message: str) -> None:
         """A new phase has started."""
+
+    def warning(self, message: str) -> None:
+        """Something the user should know before the job goes on (written to stderr even by this silent reporter)."""
+        print(f"warning: {message}", file=sys.stderr)
 
     def start_scoring(self, evaluator: Any, ledger: Any) -> None:
         """Hook the evaluator's per-batch callback (``evaluator.on_scored``); ``ledger`` has the spend so far."""
@@ -63,6 +68,11 @@ class RichReporter(Reporter):
 
         self.console.print(Text.assemble(f"{verb} ", (run_id, "bold"), f" in {run_dir} (interrupt any time; "
                                          f"`apo resume {run_id}` continues it)"))
+
+    def warning(self, message: str) -> None:
+        from rich.text import Text
+
+        self.console.print(Text.assemble(("warning: ", "yellow"), message))
 
     def status(self, message: str) -> None:
         if self.task_id is None:

@@ -2,7 +2,8 @@
 and result.json.
 
 ``result.json`` and ``config.json`` are written atomically (temporary file + rename) and carry
-the schema version, checked when a run is opened.
+the schema version, checked when a run is opened. A process working on the run holds its lock
+(:mod:`optimizer.run.lock`) from :meth:`RunStore.lock` to :meth:`RunStore.close`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import time
 from pathlib import Path
 
 from optimizer.errors import UsageError
-from optimizer.run.events import SCHEMA_VERSION, RunLog, check_schema
+from optimizer.run.events import SCHEMA_VERSION, RunLog, RunLogError, SessionStarted, check_schema
+from optimizer.run.lock import RunLock, lock_holder
 
 __all__ = ["DamagedRun", "RunStore", "runs_dir", "write_json_atomic"]
 
@@ -50,6 +52,7 @@ class RunStore:
         self.path = Path(path)
         self.id = self.path.name
         self.log = RunLog(self.events_path)
+        self._lock = RunLock(self.path)
 
     @classmethod
     def create(cls, root: str | Path | None, task_name: str) -> RunStore:
@@ -108,9 +111,47 @@ class RunStore:
         check_schema(data.get("schema"), str(self.result_path))
         return data
 
+    def lock(self) -> None:
+        """Hold the run's exclusive lock until :meth:`close`.
+
+        Raises:
+            RunLockedError: another process holds it (the message names its PID).
+        """
+        self._lock.acquire()
+
+    @property
+    def holder(self) -> int | None:
+        """The PID of the process holding the run's lock (this one's when it holds it), or None."""
+        return os.getpid() if self._lock.held else lock_holder(self.path)
+
+    @property
+    def run_id(self) -> str:
+        """The run's own id, as recorded in config.json (the folder name when missing or the folder was renamed
+        later; the recorded one wins)."""
+        try:
+            return str(self.read_config().get("run_id") or self.id)
+        except UsageError:
+            return self.id
+
+    def check_log(self) -> None:
+        """Read the whole log once, refusing a damaged one and one that belongs to another run.
+
+        Raises:
+            RunLogError: a damaged line (its number and the repair command in the message), or a session event
+                naming another run (an events.jsonl copied in from elsewhere).
+        """
+        expected = self.run_id
+        for event in self.log.replay():
+            if isinstance(event, SessionStarted) and event.run_id is not None and event.run_id != expected:
+                raise RunLogError(
+                    f"{self.events_path} belongs to run {event.run_id}, not to {expected} (config.json): it was "
+                    "copied in from another run. Put this run's own events.jsonl back, or start a new run; a run's "
+                    "log cannot be resumed under another run's configuration")
+
     def close(self) -> None:
-        """Close the event log."""
+        """Close the event log and release the run's lock (if held)."""
         self.log.close()
+        self._lock.release()
 
 
 def _read_json(path: Path) -> dict:
