@@ -38,6 +38,7 @@ class Handler(BaseHTTPRequestHandler):
     faults = False
     slow: float = 0.0  # with faults: seconds a slow request waits before answering (past the client's timeout)
     offer_logprobs = True
+    echo_auth = False  # answer 400 with the request's Authorization header in the error body
     failed_once: set[bytes] = set()
     lock = threading.Lock()
     in_flight = 0
@@ -59,6 +60,16 @@ class Handler(BaseHTTPRequestHandler):
             fail = cls.faults and digest % 10 < 3 and raw not in cls.failed_once
             if fail:
                 cls.failed_once.add(raw)
+        if cls.echo_auth:
+            self._leave()
+            error = json.dumps({"error": {"message": f"bad request; you sent Authorization: "
+                                                    f"{self.headers.get('Authorization')}", "type": "invalid"}})
+            self.send_response(400)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(error.encode())))
+            self.end_headers()
+            self.wfile.write(error.encode())
+            return
         try:
             late = fail and cls.slow and digest % 3 == 0
             if late:  # a third of the faults answer, but only after the client's timeout
@@ -123,6 +134,7 @@ class Handler(BaseHTTPRequestHandler):
 def server():
     Handler.requests, Handler.headers_seen, Handler.failed_once = [], [], set()
     Handler.peak, Handler.faults, Handler.slow, Handler.offer_logprobs = 0, False, 0.0, True
+    Handler.echo_auth = False
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
@@ -234,3 +246,20 @@ def test_max_cost_without_a_price_is_refused(server):
     with pytest.raises(UsageError, match="--prices"):
         optimize("topic", target="openai:served", base_url=server, budget={"max_cost": 1.0})
     assert not Handler.requests
+
+
+def test_an_echoed_key_is_redacted_from_messages_and_files(server, tmp_path):
+    key = "sk-test-SECRET0123456789abcdef"
+    Handler.echo_auth = True
+    env = {**os.environ, "OPENAI_API_KEY": key, "APO_RUNS_DIR": str(tmp_path / "runs"),
+           "APO_CACHE_DIR": str(tmp_path / "cache"), "COLUMNS": "300"}
+    proc = subprocess.run([sys.executable, "-m", "optimizer", "optimize", "past_tense", "--target", "openai:served",
+                           "--base-url", server, "--rounds", "1", "--dev-size", "5"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "bad request" in proc.stderr and "[redacted]" in proc.stderr, proc.stderr
+    assert key not in proc.stdout + proc.stderr
+    assert "SECRET" not in proc.stderr
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert key.encode() not in path.read_bytes(), path

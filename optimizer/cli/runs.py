@@ -9,6 +9,7 @@ from rich.console import Console
 
 from optimizer import api, build_leaderboard
 from optimizer.cli.render import check_output_file, out, render_candidates, render_result, render_runs
+from optimizer.errors import UsageError
 
 __all__ = ["cmd_leaderboard", "cmd_runs"]
 
@@ -21,6 +22,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if args.action == "repair":
         return _repair(args)
     run = api.show_run(args.run_id, args.runs_dir)
+    if run.error:
+        raise UsageError(run.error)
     if run.result is None:
         out.print(f"run {run.id} has no result yet ({run.scores} scores recorded); `apo resume {run.id}` finishes it")
         return 0

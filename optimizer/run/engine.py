@@ -100,27 +100,32 @@ def build_clients(config: RunConfig, ledger: Ledger | None = None) -> Clients:
         The clients.
     """
     ledger = ledger or Ledger(config.budget)
-    cache = ResponseCache() if config.cache else None
     proposer_spec = config.proposer or config.target
-    limits: dict[str, ProviderLimit] = {}
     prices = load_prices(config.prices)
 
-    def client(spec: str, role: str, adapter: Any = None) -> ModelClient:
-        provider = parse_model(spec)[0]
+    def adapter_for(spec: str) -> Any:
         price = price_of(spec, prices)
         if price is None and config.budget.max_cost is not None:
             raise UsageError(f"--max-cost needs a price for {spec!r}; add it to a JSON price file "
                              f'({{"{spec}": [input, output]}} dollars per million tokens) and pass --prices FILE')
-        limit = limits.setdefault(provider, ProviderLimit(config.concurrency)) if provider in API_PROVIDERS else None
-        if adapter is None:
-            adapter = load_model(spec, base_url=config.base_url, timeout=config.request_timeout)
-            check = getattr(adapter, "preflight", None)
-            if check is not None:  # an API model: endpoint and key checked before the job writes anything
-                check()
-        return ModelClient(adapter, role, ledger, cache, limiter=limit, price=price)
+        adapter = load_model(spec, base_url=config.base_url, timeout=config.request_timeout)
+        check = getattr(adapter, "preflight", None)
+        if check is not None:  # an API model: endpoint and key checked before the job writes anything
+            check()
+        return adapter
 
-    target = client(config.target, "target")
-    proposer = client(proposer_spec, "proposer", target.adapter if proposer_spec == config.target else None)
+    target_adapter = adapter_for(config.target)
+    proposer_adapter = target_adapter if proposer_spec == config.target else adapter_for(proposer_spec)
+    cache = ResponseCache() if config.cache else None  # opened once the models are known to work
+    limits: dict[str, ProviderLimit] = {}
+
+    def client(spec: str, role: str, adapter: Any) -> ModelClient:
+        provider = parse_model(spec)[0]
+        limit = limits.setdefault(provider, ProviderLimit(config.concurrency)) if provider in API_PROVIDERS else None
+        return ModelClient(adapter, role, ledger, cache, limiter=limit, price=price_of(spec, prices))
+
+    target = client(config.target, "target", target_adapter)
+    proposer = client(proposer_spec, "proposer", proposer_adapter)
     return Clients(target, proposer, ledger)
 
 
@@ -375,6 +380,12 @@ def evaluate_prompt(config: RunConfig, prompt: str, *, split: SplitName = "test"
     """
     task = task or load_task(config.task, data_dir=config.data_dir, seed=config.seed)
     examples = list(task.split(split))
+    if limit is not None and not 1 <= limit <= len(examples):
+        raise UsageError(f"--limit {limit}: the {split} split of task {task.name!r} has {len(examples)} examples; "
+                         f"fix: give --limit between 1 and {len(examples)}, or leave it out")
+    if config.shots is not None and config.shots > len(task.train):
+        raise UsageError(f"--shots {config.shots}: the task {task.name!r} has {len(task.train)} training examples "
+                         f"to draw demonstrations from; fix: give --shots {len(task.train)} or less")
     examples = examples[:limit] if limit is not None else examples
     clients = build_clients(config)
     scorer = instruction_scorer(config, task, clients.target, metric)

@@ -11,6 +11,7 @@ Schemas only grow. Runs written under schema 1 (the first release) used short ke
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -18,20 +19,29 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
-from optimizer.errors import UsageError
+from optimizer.errors import ApoError, UsageError
 
 __all__ = [
-    "SCHEMA_VERSION", "AutoPromptStep", "BudgetStopped", "CandidateAdded", "Event", "LabelWordsChosen",
-    "ProposalReceived", "RunDone", "RunLog", "RunLogError", "RungCompleted", "ScoreRecorded", "SearcherNote",
+    "SCHEMA_VERSION", "AutoPromptStep", "BudgetStopped", "CandidateAdded", "Event", "JournalWriteError",
+    "LabelWordsChosen", "ProposalReceived", "RunDone", "RunLog", "RunLogError", "RungCompleted", "ScoreRecorded",
+    "SearcherNote",
     "SessionStarted", "TriggerAccepted", "UsageSnapshot", "check_schema", "parse_event",
 ]
+
+MAX_STORED_CHARS = 2000
+"""The most characters of a model's answer (or an error) kept in a score event; the score itself is computed
+on the whole answer first."""
 
 SCHEMA_VERSION = 2
 """The version written into ``config.json``, ``result.json`` and every session event.
 
 1: the first release (short keys ``ih``, ``ex``, ``out``). 2: self-explaining keys, racing in its own config."""
+
+
+class JournalWriteError(ApoError):
+    """The run's journal could not be written (a full disk …); it was left whole, and the run resumes from it."""
 
 
 class RunLogError(UsageError):
@@ -155,9 +165,16 @@ class ScoreRecorded(_Event):
     lp_exact: bool | None = None
     """False when ``lp`` is only an upper bound (API models); unset when exact."""
     output: str | None = None
-    """The model's answer (first line), or the predicted label."""
+    """The model's answer (first line), or the predicted label; at most :data:`MAX_STORED_CHARS` characters."""
     error: str | None = None
-    """Why scoring this example failed (it then scores 0)."""
+    """Why scoring this example failed (it then scores 0); at most :data:`MAX_STORED_CHARS` characters."""
+
+    @field_validator("output", "error")
+    @classmethod
+    def _capped(cls, value: str | None) -> str | None:
+        if value is not None and len(value) > MAX_STORED_CHARS:
+            return value[:MAX_STORED_CHARS] + " …(cut)"
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -309,20 +326,38 @@ class RunLog:
         self._fh: Any = None
 
     def append(self, *events: _Event) -> None:
-        """Append events (each stamped with the time) in one write, then fsync."""
+        """Append events (each stamped with the time) in one write, then fsync.
+
+        Raises:
+            JournalWriteError: the write failed (a full disk, a lost mount); the file is cut back to where it was
+                before this call, so the journal stays whole and the run resumes from it.
+        """
         if not events:
             return
-        if self._fh is None:
-            self._fh = open(self.path, "a", encoding="utf-8")
         now = round(time.time(), 3)
         lines = []
         for event in events:
             data = event.model_dump(mode="json", exclude_none=True)
             data.pop("t", None)
             lines.append(json.dumps({"t": now, **data}, ensure_ascii=False) + "\n")
-        self._fh.write("".join(lines))
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        payload = "".join(lines).encode("utf-8")
+        start = None
+        try:
+            if self._fh is None:
+                self._fh = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            start = os.fstat(self._fh).st_size
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(self._fh, view):]
+            os.fsync(self._fh)
+        except OSError as exc:
+            if start is not None:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fh, start)  # nothing half-written: the journal ends on its last whole batch
+            raise JournalWriteError(
+                f"cannot write the run's journal {self.path}: {exc.strerror or exc}; what was recorded before is "
+                f"intact. Fix the cause (free disk space), then `apo resume {self.path.parent.name}` continues "
+                "the run") from exc
 
     def replay(self) -> Iterator[Event]:
         """Every complete event, in order, as typed models.
@@ -369,5 +404,6 @@ class RunLog:
     def close(self) -> None:
         """Close the file."""
         if self._fh is not None:
-            self._fh.close()
+            with contextlib.suppress(OSError):
+                os.close(self._fh)
             self._fh = None

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from optimizer.config import RunConfig
 from optimizer.errors import UsageError
+from optimizer.tasks.metrics import resolve_metric
 from optimizer.tasks.task import Task
 
 __all__ = ["check_job", "check_runs_folder", "note"]
@@ -50,7 +51,8 @@ def check_runs_folder(root: Path) -> None:
 
 
 def check_job(config: RunConfig, task: Task) -> None:
-    """Refuse sizes the task cannot give: ``--dev-size``, ``--test-size`` and ``--shots`` larger than the split.
+    """Refuse an unknown ``--metric`` and sizes the task cannot give: ``--dev-size``, ``--test-size`` and
+    ``--shots`` larger than the split.
 
     Only values the user set are refused; a default larger than the task is capped (with one note), which is
     what every small task needs.
@@ -62,6 +64,11 @@ def check_job(config: RunConfig, task: Task) -> None:
     Raises:
         UsageError: naming the option, the size the task has and the fix.
     """
+    if config.metric is not None:
+        try:
+            resolve_metric(config.metric, task.labels)
+        except (UsageError, ValueError) as exc:
+            raise UsageError(f"--metric {config.metric}: {exc}") from None
     given = config.model_fields_set
     n_confirm = min(config.selection.confirm_limit, len(task.dev) // 2)
     raced = len(task.dev) - n_confirm

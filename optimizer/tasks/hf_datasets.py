@@ -35,6 +35,10 @@ def is_dataset_spec(spec: str) -> bool:
     return ":" in spec and spec.split(":", 1)[0] in DATASET_PREFIXES
 
 
+FILE_BUILDERS = frozenset({"csv", "json", "text", "parquet", "arrow", "pandas", "xml", "webdataset", "sql"})
+"""``datasets`` builders that read local files, so need ``data_files=`` (or ``data_dir=``)."""
+
+
 def _first_file(files: Any) -> str | None:
     while isinstance(files, (list, tuple, Mapping)) and files:
         files = next(iter(files.values())) if isinstance(files, Mapping) else files[0]
@@ -98,6 +102,13 @@ def dataset_fields(spec: str, options: dict[str, Any], dev_from_train: int, seed
     if not builder:
         raise UsageError(
             f"{spec!r}: name a dataset after the prefix, e.g. hf:imdb, or datasets:csv with data_files=..."
+        )
+    if builder in FILE_BUILDERS and not options.get("data_files") and not options.get("data_dir"):
+        raise TaskError(
+            f"{spec}: the {builder!r} builder reads files and none were named (without data_files= it would read "
+            f"every {builder} file under the current folder); fix: in Python, load_task({spec!r}, "
+            f"data_files={{'train': 'train.{builder}', 'test': 'test.{builder}'}}); on the command line, make a "
+            "task folder whose task.yaml names the files (data: {train: train.csv, dev: dev.csv, test: test.csv})"
         )
     inp, out = options.pop("input_field", "input"), options.pop("output_field", "output")
     alt = options.pop("alternatives_field", None) or "alternatives"
