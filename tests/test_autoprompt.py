@@ -514,7 +514,7 @@ def test_cli_runs_autoprompt_and_routes_its_options(tmp_path, capsys):
     code = main(["optimize", task, "--searcher", "autoprompt", "--model", spec, "--cloze-template",
                  "{sentence} [T] [T] [P] .", "--label-words", "negative=bad;positive=good", "--candidates", "4",
                  "--iterations", "2", "--batch-size-grad", "8", "--eval-batch-size", "8", "--position", "round_robin",
-                 "--dev-size", "8", "--json"])
+                 "--dev-size", "4", "--json"])
     out = capsys.readouterr().out
     assert code == 0, out
     result = json.loads(out)
