@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 
+import anthropic
 import pytest
-
-try:
-    import httpx
-except ImportError:  # the SDKs may ship on the httpx2 fork
-    import httpx2 as httpx
 
 from optimizer.errors import ApoError, CapabilityError, UsageError
 from optimizer.models.base import CHAT, GENERATE, LOGPROB
@@ -18,6 +15,10 @@ from optimizer.models.providers.openai_api import OpenAIAdapter, TokenStep, foll
 from optimizer.models.retry import AuthError, ProviderError, call_with_retries, is_retryable, retry_after
 from optimizer.models.stops import cut_at_stop
 from optimizer.types import GenerateRequest, LogprobRequest, Message
+
+# The HTTP library the SDKs are built on (httpx, or its httpx2 fork): their http_client= must be one of its clients.
+httpx = importlib.import_module(next(k.__module__.split(".")[0] for k in type(anthropic.Anthropic(api_key="x")._client)
+                                     .__mro__ if not k.__module__.startswith(("anthropic", "builtins"))))
 
 
 def chat_body(text: str = "Hello there", model: str = "gpt-4o-mini") -> dict:
