@@ -21,54 +21,17 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
-from optimizer.errors import ApoError, UsageError
+from optimizer.run.schema import SCHEMA_VERSION, JournalWriteError, RunLogError, check_schema
 
 __all__ = [
     "SCHEMA_VERSION", "AutoPromptStep", "BudgetStopped", "CandidateAdded", "Event", "JournalWriteError",
     "LabelWordsChosen", "ProposalReceived", "RunDone", "RunLog", "RunLogError", "RungCompleted", "ScoreRecorded",
-    "SearcherNote",
-    "SessionStarted", "TriggerAccepted", "UsageSnapshot", "check_schema", "parse_event",
+    "SearcherNote", "SessionStarted", "TriggerAccepted", "UsageSnapshot", "check_schema", "parse_event",
 ]
 
 MAX_STORED_CHARS = 2000
 """The most characters of a model's answer (or an error) kept in a score event; the score itself is computed
 on the whole answer first."""
-
-SCHEMA_VERSION = 2
-"""The version written into ``config.json``, ``result.json`` and every session event.
-
-1: the first release (short keys ``ih``, ``ex``, ``out``). 2: self-explaining keys, racing in its own config."""
-
-
-class JournalWriteError(ApoError):
-    """The run's journal could not be written (a full disk …); it was left whole, and the run resumes from it."""
-
-
-class RunLogError(UsageError):
-    """A run's files cannot be read as a run (corrupt line, unknown event, newer schema)."""
-
-    line: int | None = None
-    """The number of the first damaged line of ``events.jsonl``, when that is the problem."""
-
-
-def check_schema(version: Any, where: str) -> None:
-    """Refuse a run written by a newer apo.
-
-    Args:
-        version: the ``schema`` value found (missing means 1).
-        where: the file, for the message.
-
-    Raises:
-        RunLogError: the schema is newer than this apo reads, or not a version number.
-    """
-    if version is None:
-        return
-    if not isinstance(version, int) or version < 1:
-        raise RunLogError(f"{where}: schema {version!r} is not a schema version; the file is damaged")
-    if version > SCHEMA_VERSION:
-        raise RunLogError(f"{where} was written by a newer apo (schema {version}; this one reads up to "
-                          f"{SCHEMA_VERSION}); upgrade apo to open it")
-
 
 def _rename(data: Any, names: dict[str, str]) -> Any:
     if isinstance(data, dict):

@@ -7,7 +7,7 @@ from optimizer.run.context import SearchContext
 from optimizer.run.events import BudgetStopped
 from optimizer.run.scoring import Evaluator, summarize
 from optimizer.run.selection import choose, pareto_front
-from optimizer.types import Candidate, RunResult, Score, ScoredPrompt, Selection, prompt_key
+from optimizer.types import Candidate, Example, RunResult, Score, ScoredPrompt, Selection, prompt_key
 
 __all__ = ["finish"]
 
@@ -84,6 +84,41 @@ def _select(ctx: SearchContext, evaluator: Evaluator,
     return shipped, selection, stop_reason, False
 
 
+def _score_test(ctx: SearchContext, evaluator: Evaluator, prompts: list[ScoredPrompt], test: list[Example],
+                test_lp: bool, stop_reason: str | None, interrupted: bool) -> tuple[str | None, bool]:
+    """Score the reported prompts on test: answers first for every prompt (the shipped one first), then gold
+    log-probabilities, so that a tight budget spends itself on the shipped prompt's accuracy before anything else.
+    A prompt the budget (or a Ctrl-C) stops is left unscored, and the next ones are still scored from the journal
+    or the response cache where they can be."""
+    budget_noted = False
+    for kind in ("accuracy", "logprob") if test_lp else ("accuracy",):
+        for i, p in enumerate(prompts):
+            if kind == "logprob" and p.test is None:
+                continue
+            ctx.status(f"scoring prompt {i + 1} of {len(prompts)} ({p.name}) on {len(test)} test examples"
+                       + (" (gold log-probabilities)" if kind == "logprob" else ""))
+            key = prompt_key(p.text, p.demos)
+            try:
+                raw = evaluator.score([key], test, "test", accuracy=kind == "accuracy", logprob=kind == "logprob")[key]
+            except Interrupted as exc:
+                stop_reason, interrupted = stop_reason or str(exc), True
+                continue
+            except BudgetExceeded as exc:
+                stop_reason = stop_reason or str(exc)
+                if not budget_noted:
+                    ctx.record(BudgetStopped(reason=str(exc), phase="test"))
+                    budget_noted = True
+                continue
+            records = [raw[ex.id] for ex in test]
+            if kind == "accuracy":
+                p.test = summarize(raw)
+                p.test_acc = [r.acc for r in records if r.acc is not None]
+            else:
+                p.test = p.test.model_copy(update={"lp": summarize(raw).lp}) if p.test else summarize(raw)
+                p.test_lp = [r.lp for r in records if r.lp is not None]
+    return stop_reason, interrupted
+
+
 def finish(ctx: SearchContext, evaluator: Evaluator, searcher: str, none_score: Score, humans: list[Candidate],
            stop_reason: str | None, *, test_lp: bool, interrupted: bool = False) -> RunResult:
     """Score the finalists on test (journalled, so a resumed finish asks nothing twice) and build the result.
@@ -111,22 +146,7 @@ def finish(ctx: SearchContext, evaluator: Evaluator, searcher: str, none_score: 
     test = task.test[: config.test_limit] if config.test_limit else task.test
     selection.sizes["test"] = len(test)
     pareto = _lengths(ctx, prompts, list(test))
-    for i, p in enumerate(prompts):  # the shipped prompt first: a tight budget still tests it
-        ctx.status(f"scoring prompt {i + 1} of {len(prompts)} ({p.name}) on {len(test)} test examples")
-        key = prompt_key(p.text, p.demos)
-        try:
-            raw = evaluator.score([key], test, "test", accuracy=True, logprob=test_lp)[key]
-        except Interrupted as exc:  # the next prompts may still be answered from the journal or the cache
-            stop_reason, interrupted = stop_reason or str(exc), True
-            continue
-        except BudgetExceeded as exc:
-            stop_reason = stop_reason or str(exc)
-            ctx.record(BudgetStopped(reason=str(exc), phase="test"))
-            break
-        records = [raw[ex.id] for ex in test]
-        p.test = summarize(raw)
-        p.test_acc = [r.acc for r in records if r.acc is not None]
-        p.test_lp = [r.lp for r in records if r.lp is not None]
+    stop_reason, interrupted = _score_test(ctx, evaluator, prompts, list(test), test_lp, stop_reason, interrupted)
     ledger = ctx.target.ledger
     best = prompts[0] if prompts and prompts[0].name == "best" else None
     return RunResult(
