@@ -87,14 +87,20 @@ def wait_for(predicate, timeout: float = 60, what: str = "condition"):
 
 
 def duplicate_scores(runs: Path) -> list[tuple]:
-    """(run, split, prompt_hash, example) keys recorded more than once in any events.jsonl under ``runs``."""
+    """(run, split, prompt_hash, example, kind) keys recorded more than once in any events.jsonl under ``runs``.
+
+    A score event holds the kinds computed in its pass (``acc``, ``lp``): a prompt's answer and its gold
+    log-probability on one example are two events, each recorded once.
+    """
     dupes = []
     for path in runs.glob("*/events.jsonl"):
-        keys = Counter()
+        keys: Counter = Counter()
         for line in path.read_text().splitlines():
             event = json.loads(line)
             if event.get("type") == "score":
-                keys[(event["split"], event["prompt_hash"], event["example"])] += 1
+                for kind in ("acc", "lp"):
+                    if kind in event:
+                        keys[(event["split"], event["prompt_hash"], event["example"], kind)] += 1
         dupes += [(path.parent.name, *key) for key, n in keys.items() if n > 1]
     return dupes
 

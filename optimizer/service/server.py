@@ -33,6 +33,7 @@ def serve(settings: ServiceSettings, host: str = "127.0.0.1", port: int = 8765) 
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
+    sock.listen(128)  # connections wait in the backlog until uvicorn accepts them: none is refused after the line below
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     print(f"apo serve: listening on http://{shown}:{bound}", flush=True)
