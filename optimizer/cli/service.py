@@ -8,9 +8,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from optimizer import ApoClient
 from optimizer.cli.service_parser import CLIENT_ARGS
 from optimizer.errors import UsageError
-from optimizer.service.client import ApoClient
 
 __all__ = ["cmd_jobs", "cmd_serve", "cmd_submit"]
 
@@ -19,20 +19,12 @@ _EXIT = {"complete": 0, "partial": 0, "cancelled": 130, "failed": 1}
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """apo serve."""
-    from optimizer.api import runs_folder
-    from optimizer.service.models import ServiceSettings
-    from optimizer.service.server import serve
+    from optimizer.api import serve
 
-    settings = ServiceSettings(
-        runs_dir=runs_folder(args.runs_dir).resolve(), workers=args.workers,
-        token_file=Path(args.token_file) if args.token_file else None,
-        data_dir=Path(args.data_dir).resolve() if args.data_dir else None,
-        max_job_calls=args.max_job_calls, max_total_calls=args.max_total_calls, max_job_cost=args.max_job_cost,
-        max_total_cost=args.max_total_cost, max_body_bytes=args.max_body_bytes, max_examples=args.max_examples,
-        cancel_grace=args.cancel_grace)
-    if settings.data_dir is not None and not settings.data_dir.is_dir():
-        raise UsageError(f"--data-dir {args.data_dir}: not a folder")
-    serve(settings, host=args.host, port=args.port)
+    serve(args.runs_dir, host=args.host, port=args.port, workers=args.workers, token_file=args.token_file,
+          data_dir=args.data_dir, max_job_calls=args.max_job_calls, max_total_calls=args.max_total_calls,
+          max_job_cost=args.max_job_cost, max_total_cost=args.max_total_cost, max_body_bytes=args.max_body_bytes,
+          max_examples=args.max_examples, cancel_grace=args.cancel_grace)
     return 0
 
 

@@ -139,21 +139,21 @@ def _routes(service: _Service) -> APIRouter:
     @router.get("/jobs/{job_id}/export", summary="A finished job's shipped prompt")
     def export(job_id: str) -> dict[str, Any]:
         """The prompt as the target saw it, with its manifest (``apo export RUN --format json``)."""
-        from optimizer.api import export_prompt
+        from optimizer.export import export_prompt
 
         return export_prompt(service.finished_run(job_id), runs_dir).model_dump(mode="json")
 
     @router.get("/leaderboard", summary="The leaderboard of the server's runs", response_model=None)
     def leaderboard(format: str = "json") -> JSONResponse | HTMLResponse:
         """The best prompt per (task, searcher, target); ``?format=html`` gives the self-contained HTML page."""
-        from optimizer.api import leaderboard_text
         from optimizer.report.build import build_leaderboard
+        from optimizer.report.html import render_html
 
         if format not in ("json", "html"):
             raise HTTPException(400, f"format: {format!r}; give json or html")
         board = build_leaderboard([runs_dir])
         if format == "html":
-            return HTMLResponse(leaderboard_text(board, "html"))
+            return HTMLResponse(render_html(board))
         return JSONResponse(board.model_dump(mode="json"))
 
     return router
