@@ -260,3 +260,15 @@ def test_apo_submit_and_apo_jobs(server):
     assert bad.returncode == 2 and "needs a budget" in bad.stderr
     wrong = apo("jobs", "list", "--token", "nope")
     assert wrong.returncode == 2 and "missing or wrong token" in wrong.stderr
+
+
+def test_service_help_is_light():
+    code = ("import sys\nfrom optimizer.cli.main import main\n"
+            "for sub in (['serve'], ['submit'], ['jobs'], ['jobs', 'watch']):\n"
+            "    try:\n        main([*sub, '--help'])\n    except SystemExit:\n        pass\n"
+            "heavy = [m for m in ('torch', 'transformers', 'fastapi', 'uvicorn') if m in sys.modules]\n"
+            "assert not heavy, heavy\nprint('light')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.returncode == 0, out.stderr
+    assert "light" in out.stdout and "Last-Event-ID" not in out.stdout
