@@ -15,6 +15,11 @@ one) significantly on held-out examples. Use the ``apo`` command, or from Python
     from optimizer import build_leaderboard
     for row in build_leaderboard("runs").rows:          # the best prompt per (task, searcher, target)
         print(row.task, row.target, row.best.test.acc, row.best.test_ci, row.best.best_text)
+
+    from optimizer import ApoClient                      # jobs on an `apo serve` server
+    client = ApoClient("http://127.0.0.1:8765", token)
+    job = client.submit("capitalize_words", target="fake:upper", rounds=1)
+    print(client.wait(job, timeout=600)["state"], client.result(job)["best"]["text"])
 """
 
 from optimizer.api import (
@@ -48,11 +53,13 @@ from optimizer.models.providers.fake import FakeModel, register_fake
 from optimizer.report.build import Leaderboard, LeaderboardRow, build_leaderboard
 from optimizer.run.context import ScorerSetup, SearchContext, Searcher
 from optimizer.run.events import SearcherNote
+from optimizer.service.client import ApoClient
 from optimizer.tasks.task import Task, list_tasks, load_task
 from optimizer.types import Candidate, Example, RunResult, Score, ScoredPrompt, Selection
 
 __all__ = [
     "APEConfig",
+    "ApoClient",
     "ApoError",
     "AutoPromptConfig",
     "Budget",

@@ -21,6 +21,7 @@ from optimizer.report.build import Leaderboard
 from optimizer.resources import CacheStats, EmbeddedStatus, cache_stats, clear_cache, list_models, pull_model
 from optimizer.run.listing import RunDetails, RunInfo, run_info_of
 from optimizer.run.repair import LogRepairReport
+from optimizer.service.server import serve
 from optimizer.tasks.task import Task, load_task
 from optimizer.types import RunResult
 
@@ -34,7 +35,7 @@ __all__ = ["CacheStats", "EmbeddedStatus", "EvalResult", "ExportedPrompt", "LogR
            "RunEvalResult", "RunInfo", "cache_stats", "clear_cache", "estimate", "evaluate", "evaluate_run",
            "export_prompt", "export_run", "leaderboard_text", "list_models", "list_runs", "optimize",
            "print_leaderboard", "print_run_details", "pull_model", "repair_run", "resume", "run_info", "runs_folder",
-           "show_run"]
+           "serve", "show_run"]
 
 _DOCS = ConfigDict(use_attribute_docstrings=True)
 

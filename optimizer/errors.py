@@ -10,6 +10,7 @@ __all__ = [
     "ModelUnavailable",
     "RunAborted",
     "RunLockedError",
+    "ServiceError",
     "TaskError",
     "UsageError",
 ]
@@ -38,6 +39,16 @@ class RunLockedError(UsageError):
         super().__init__(message)
         self.pid = pid
         """The PID of the process holding the lock, when known."""
+
+
+class ServiceError(UsageError):
+    """A request an apo server refused (a 4xx: a bad job, a wrong token, an unknown or unfinished job), with the
+    server's message. The CLI exits with 2."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+        """The HTTP status code."""
 
 
 class ModelUnavailable(ApoError):

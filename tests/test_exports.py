@@ -15,6 +15,7 @@ EXPECTED += [  # optimizer.api
 EXPECTED += ["ScorerSetup", "SearchContext", "Searcher", "SearcherNote"]  # writing searchers (optimizer.run)
 EXPECTED += ["DemosConfig", "JointConfig", "ReflectConfig", "SelectionConfig", "Selection"]  # searchers, what ships
 EXPECTED += ["evaluate_run", "export_run"]  # the shipped prompt outside apo (optimizer.export)
+EXPECTED += ["ApoClient"]  # jobs on an `apo serve` server (optimizer.service.client)
 
 
 def test_public_names_are_pinned():

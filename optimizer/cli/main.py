@@ -15,7 +15,8 @@ from optimizer.errors import ApoError, ModelUnavailable, UsageError
 __all__ = ["main"]
 
 COMMANDS = {"optimize": "jobs", "resume": "jobs", "eval": "jobs", "runs": "runs", "leaderboard": "runs",
-            "export": "export", "tasks": "resources", "models": "resources", "cache": "resources"}
+            "export": "export", "tasks": "resources", "models": "resources", "cache": "resources",
+            "serve": "service", "submit": "service", "jobs": "service"}
 """The module of ``optimizer.cli`` that runs each subcommand (imported only when it runs, so help stays light)."""
 
 

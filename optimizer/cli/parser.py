@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 
 from optimizer.cli.argtypes import count, int_list, positive, positive_float
+from optimizer.cli.service_parser import add_service_parsers
 
-__all__ = ["JOB_ARGS", "build_parser"]
+__all__ = ["JOB_ARGS", "add_job_options", "build_parser"]
 
 JOB_ARGS = frozenset({"command", "runs_dir", "task", "job_file", "json", "dry_run", "debug", "argv"})
 """``apo optimize`` arguments that are not options of the job."""
@@ -171,6 +172,11 @@ def _add_optimize_parser(sub) -> None:
     opt.add_argument("task", nargs="?", help=TASK_HELP + " (may be given in the --config file instead)")
     opt.add_argument("--config", dest="job_file", metavar="FILE",
                      help="YAML or JSON job file (see above); options typed here override it")
+    add_job_options(opt, local=True)
+
+
+def add_job_options(opt: argparse.ArgumentParser, local: bool) -> None:
+    """The options of a job (``apo optimize``; ``apo submit`` with ``local=False``: without --json, --dry-run)."""
     opt.add_argument("--data-dir", help=DATA_DIR_HELP)
     opt.add_argument("--searcher", choices=["ape", "demos", "joint", "reflect", "autoprompt"],
                      help="search strategy: ape (instructions written by a proposer LM; default), demos (which "
@@ -203,9 +209,10 @@ def _add_optimize_parser(sub) -> None:
                      help="test examples in the final report (default: all)")
     _add_budget_args(opt)
     opt.add_argument("--seed", type=int, help="same seed, same model, same task: same result (default: 0)")
-    opt.add_argument("--json", action="store_true", help="print result.json to stdout instead of a table")
-    opt.add_argument("--dry-run", action="store_true",
-                     help="print the expected model calls and tokens (an upper bound) and exit without running")
+    if local:
+        opt.add_argument("--json", action="store_true", help="print result.json to stdout instead of a table")
+        opt.add_argument("--dry-run", action="store_true",
+                         help="print the expected model calls and tokens (an upper bound) and exit without running")
     _add_selection_group(opt)
     _add_demos_and_reflect_groups(opt)
     _add_autoprompt_group(opt)
@@ -383,6 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="continue although the task's examples changed since the run began (a warning is printed; "
                           "scores recorded before the change are kept by example id)")
     _add_models_and_cache_parsers(sub)
+    add_service_parsers(sub, add_job_options)
     for command in sub.choices.values():  # `apo optimize ... --debug` works as well as `apo --debug optimize ...`
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                              help="print the Python traceback of an error (also APO_DEBUG=1)")

@@ -37,6 +37,10 @@ class StopOnInterrupt:
         run_id: the run, named by the RunAborted a second SIGINT raises.
     """
 
+    reason: str = STOP_REASON
+    """The stop reason recorded in the result (a process that stops runs by SIGINT for another reason, as the
+    workers of ``apo serve`` do for a cancel, sets its own)."""
+
     def __init__(self, ledger: Any, run_id: str) -> None:
         self.ledger = ledger
         self.run_id = run_id
@@ -60,7 +64,7 @@ class StopOnInterrupt:
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.ledger.stop_reason is not None:
             raise RunAborted(self.run_id)
-        self.ledger.request_stop(STOP_REASON)
+        self.ledger.request_stop(self.reason)
         try:  # os.write, not print or rich: safe whatever the main thread was doing
             os.write(2, b"\nstopping after the current batch and writing a partial result "
                         b"(Ctrl-C again to quit at once)\n")

@@ -1,0 +1,129 @@
+"""The parsers of ``apo serve``, ``apo submit`` and ``apo jobs`` (the service; see optimizer.service)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from optimizer.cli.argtypes import positive, positive_float
+
+__all__ = ["CLIENT_ARGS", "add_service_parsers"]
+
+CLIENT_ARGS = frozenset({"command", "runs_dir", "debug", "argv", "task", "job_file", "server", "token", "token_file",
+                         "wait", "watch", "json", "action", "job_id"})
+"""``apo submit`` arguments that are not options of the job."""
+
+SERVE_HELP = """Serve the job API over HTTP: submit optimization jobs, watch their events, cancel them, read
+results, exports and the leaderboard. Each job is an apo run in the runs folder (so `apo runs list`,
+`apo leaderboard` and `apo resume` see it), run in its own worker process; at most --workers at once,
+the others queued. The job table is <runs dir>/service.sqlite: a server stopped or killed at any
+moment and started again runs its queued jobs and resumes its running ones from their journals.
+
+Every endpoint but /healthz needs `Authorization: Bearer TOKEN`. The token is made on the first
+start into --token-file (default <runs dir>/service.token, mode 0600); give it to clients. The API
+is described at /docs and /openapi.json (token needed). Provider API keys are read from this
+server's environment only, never from requests. Jobs with an API model (openai:, anthropic:) must
+carry a budget (max_calls or max_cost) within the ceilings set here."""
+
+SERVE_EPILOG = """examples:
+  apo serve                                        # http://127.0.0.1:8765, runs in ./runs
+  apo serve --port 9000 --runs-dir /srv/apo/runs --workers 2
+  apo serve --max-job-calls 2000 --max-total-calls 20000   # ceilings for API-model jobs
+  TOKEN=$(cat runs/service.token)
+  curl -H "Authorization: Bearer $TOKEN" -d '{"task": "capitalize_words", "config": {"rounds": 1}}' \\
+      http://127.0.0.1:8765/jobs
+"""
+
+SUBMIT_HELP = """Send a job to an `apo serve` server and print its id (with --wait, wait for it and print its
+result; with --watch, print its events as they come). TASK is a task name the server knows (its
+bundled tasks and those of its --data-dir), or a local task folder or task.yaml, which is sent
+whole. The job options are those of `apo optimize`, sent as typed; the server checks them with
+the same rules and messages. The server and token come from --server/--token (or --token-file),
+else APO_SERVER and APO_TOKEN."""
+
+SUBMIT_EPILOG = """examples:
+  export APO_SERVER=http://127.0.0.1:8765 APO_TOKEN=$(cat runs/service.token)
+  apo submit capitalize_words --target fake:upper --rounds 1
+  apo submit ./my_task --target openai:gpt-4o-mini --max-calls 500 --wait
+  apo submit --config job.yaml --watch
+"""
+
+JOBS_HELP = """List the jobs of an `apo serve` server, show one (state, progress, usage, verdict), watch its
+events as they are written (to the end of the job), or cancel it: a queued job is cancelled at once,
+a running one stops at its next model call and keeps a partial result."""
+
+
+def _add_connection_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--server", metavar="URL", help="the server (default: $APO_SERVER), e.g. http://127.0.0.1:8765")
+    p.add_argument("--token", help="its bearer token (default: $APO_TOKEN); prefer --token-file, which keeps it out of "
+                                   "the process list")
+    p.add_argument("--token-file", metavar="FILE", help="a file holding the token (the server's service.token)")
+
+
+def _add_serve_parser(sub) -> None:
+    sv = sub.add_parser("serve", help="serve the HTTP job API (submit, watch, cancel jobs)", description=SERVE_HELP,
+                        epilog=SERVE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sv.add_argument("--host", default="127.0.0.1",
+                    help="interface to listen on (default: 127.0.0.1, this machine only; anything else exposes the "
+                         "API to the network: put TLS in front)")
+    sv.add_argument("--port", type=int, default=8765, help="TCP port (default: 8765; 0: any free port, printed)")
+    sv.add_argument("--workers", type=positive, default=1, help="jobs run at once, each in its own process "
+                                                                "(default: 1)")
+    sv.add_argument("--token-file", metavar="FILE", help="where the token is kept (default: <runs dir>/service.token)")
+    sv.add_argument("--data-dir", help="folder of external task data whose task names jobs may use")
+    sv.add_argument("--max-job-calls", type=positive, metavar="N",
+                    help="most model calls one API-model job may budget (jobs with an API model need a budget)")
+    sv.add_argument("--max-total-calls", type=positive, metavar="N",
+                    help="most model calls all API-model jobs together may budget")
+    sv.add_argument("--max-job-cost", type=positive_float, metavar="USD", help="most dollars one API-model job may "
+                                                                               "budget")
+    sv.add_argument("--max-total-cost", type=positive_float, metavar="USD",
+                    help="most dollars all API-model jobs together may budget")
+    sv.add_argument("--max-body-bytes", type=positive, default=5_000_000, metavar="BYTES",
+                    help="largest request accepted (default: 5000000)")
+    sv.add_argument("--max-examples", type=positive, default=10_000, metavar="N",
+                    help="most examples per split of an uploaded task (default: 10000)")
+    sv.add_argument("--cancel-grace", type=positive_float, default=30.0, metavar="SECONDS",
+                    help="how long a cancelled job may take to stop and write its partial result before its process "
+                         "is killed (default: 30)")
+
+
+def _add_submit_parser(sub, add_job_options: Callable[[argparse.ArgumentParser, bool], None]) -> None:
+    sm = sub.add_parser("submit", help="send a job to an apo server", description=SUBMIT_HELP, epilog=SUBMIT_EPILOG,
+                        formatter_class=argparse.RawDescriptionHelpFormatter, argument_default=argparse.SUPPRESS)
+    sm.add_argument("task", nargs="?", help="a task name the server knows, or a local task folder/file (sent whole)")
+    sm.add_argument("--config", dest="job_file", metavar="FILE", help="YAML or JSON job file; options typed here "
+                                                                      "override it")
+    _add_connection_args(sm)
+    sm.add_argument("--wait", action="store_true", help="wait for the job to end and print its result")
+    sm.add_argument("--watch", action="store_true", help="print the job's events as they come, to its end")
+    sm.add_argument("--json", action="store_true", help="print JSON (the job, or with --wait the result)")
+    add_job_options(sm, False)
+    for action in sm._actions:  # set by the server, never by a request
+        if action.dest in ("data_dir", "base_url", "prices"):
+            action.help = argparse.SUPPRESS
+
+
+def _add_jobs_parser(sub) -> None:
+    jobs = sub.add_parser("jobs", help="list, show, watch or cancel the jobs of an apo server", description=JOBS_HELP)
+    jsub = jobs.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for name, text in (("list", "every job with its state"), ("show", "one job: state, progress, usage, verdict"),
+                       ("watch", "print a job's events as they are written, to its end"),
+                       ("cancel", "cancel a job (a running one keeps a partial result)")):
+        p = jsub.add_parser(name, help=text)
+        if name != "list":
+            p.add_argument("job_id", metavar="JOB", help="the job id (apo submit printed it; apo jobs list)")
+        p.add_argument("--json", action="store_true", help="print JSON")
+        _add_connection_args(p)
+
+
+def add_service_parsers(sub, add_job_options: Callable[[argparse.ArgumentParser, bool], None]) -> None:
+    """Add ``serve``, ``submit`` and ``jobs`` to the subcommands.
+
+    Args:
+        sub: the subparsers of ``apo``.
+        add_job_options: adds the job options of ``apo optimize`` to a parser (optimizer.cli.parser).
+    """
+    _add_serve_parser(sub)
+    _add_submit_parser(sub, add_job_options)
+    _add_jobs_parser(sub)
