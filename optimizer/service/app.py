@@ -3,8 +3,9 @@ leaderboard.
 
 Errors are ``{"detail": "plain text"}``: 400 for a job the CLI would refuse too (the same message), 401 without
 the token, 404 for an unknown job, 409 for a job not in a state that allows the request, 413 for a body over the
-limit. Every endpoint but ``/healthz`` needs ``Authorization: Bearer <token>``, the OpenAPI page (``/docs``)
-and schema (``/openapi.json``) included. There is no CORS: browsers on other origins cannot call it.
+limit. Every endpoint but ``/healthz`` and the web view's pages (``/ui``, optimizer/service/web.py) needs
+``Authorization: Bearer <token>``, the OpenAPI page (``/docs``) and schema (``/openapi.json``) included. There is
+no CORS: browsers on other origins cannot call it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from optimizer.service.models import JobView, ServiceSettings
 from optimizer.service.scheduler import Scheduler
 from optimizer.service.store import DB_NAME, FINAL_STATES, Job, JobStore, new_job_id
 from optimizer.service.submit import parse_request, prepare_job
+from optimizer.service.web import web_routes
 
 __all__ = ["create_app"]
 
@@ -201,6 +203,7 @@ def create_app(settings: ServiceSettings, token: str | None = None) -> FastAPI:
     guard = [Depends(require_token)]
     app.include_router(_routes(service), dependencies=guard)
     app.include_router(_docs(app), dependencies=guard)
+    app.include_router(web_routes())  # the pages only: their script calls the API above with the token
 
     @app.get("/healthz", summary="Liveness (no token needed)")
     def healthz() -> dict[str, bool]:
