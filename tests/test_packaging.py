@@ -66,6 +66,8 @@ def test_wheel_carries_the_bundled_tasks_and_finds_them_from_another_folder(tmp_
     assert "optimizer/bundled_tasks/README.md" in names
     modules = {p.relative_to(REPO).as_posix() for p in (REPO / "optimizer").rglob("*.py")}
     assert modules - names == set()
+    static = {p.relative_to(REPO).as_posix() for p in (REPO / "optimizer" / "service" / "static").iterdir()}
+    assert static and static - names == set(), "the web view's files (package-data of optimizer.service)"
     # Installed (a wheel unpacked on the path), run from a folder without tasks/.
     site, elsewhere = tmp_path / "site", tmp_path / "elsewhere"
     zipfile.ZipFile(wheel).extractall(site)
