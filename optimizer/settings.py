@@ -173,6 +173,9 @@ class ReflectConfig(BaseModel):
     """Rewrites asked per beam prompt each round (each with its own critique)."""
     minibatch: int = Field(default=12, ge=1)
     """Training examples a beam prompt is run on each round to find its failures (never dev or test)."""
+    max_minibatches: int = Field(default=4, ge=1)
+    """Minibatches drawn in a round, one after another, while a beam prompt gets all of them right; a prompt
+    with no failure in any is left as it is (and a round where no prompt has one ends the search)."""
     failures_shown: int = Field(default=4, ge=1)
     """Failed examples shown to the proposer in one critique."""
     temperature: float = Field(default=0.7, ge=0.0)

@@ -90,3 +90,18 @@ def test_reflect_with_nothing_left_to_fix_stops_early():
     result = optimize(task, target="fake:reflecting", searcher="reflect", seed=0)
     assert [c.origin for c in result.candidates] == ["human"]  # no failure, no rewrite
     assert result.selection.verdict == "no significant improvement"
+
+
+def test_reflect_draws_more_minibatches_while_the_prompt_gets_them_all_right():
+    consonants = [w for w in WORDS if w[0] not in "aeiou"]
+    vowels = [w for w in WORDS if w[0] in "aeiou"]
+    train = [Example(input=w, output=w, id=f"t{i}") for i, w in enumerate(consonants[:29])]
+    train.insert(17, Example(input=vowels[0], output=vowel_rule(vowels[0]), id="t-vowel"))  # the one failure
+    rest = [Example(input=w, output=vowel_rule(w), id=str(i)) for i, w in enumerate(vowels[1:] + consonants[29:])]
+    task = Task(name="one_failure", train=train, dev=rest[:40], test=rest[40:], metric="exact_match",
+                instructions=["Repeat the word."], shots=0)
+    one = optimize(task, target="fake:reflecting", searcher="reflect", seed=0, max_minibatches=1, rounds=1)
+    more = optimize(task, target="fake:reflecting", searcher="reflect", seed=0, max_minibatches=3, rounds=1)
+    assert more.selection.verdict == "improved" and "start with a vowel" in more.best.text
+    # with one minibatch of 12 the single failing example (1 in 30) was not drawn for this seed: nothing to fix
+    assert [c.origin for c in one.candidates] == ["human"]

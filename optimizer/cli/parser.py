@@ -255,6 +255,7 @@ def _add_demos_and_reflect_groups(opt: argparse.ArgumentParser) -> None:
                      help="reflect: training examples each beam prompt runs on per round to find its failures "
                           "(default: 12); joint: dev examples per trial (default: 8)")
     ref.add_argument("--failures-shown", type=int, help="failed examples shown in one critique (default: 4)")
+    ref.add_argument("--max-minibatches", type=int, help="minibatches per round while a prompt has no failure (4)")
 
 
 def _add_autoprompt_group(opt: argparse.ArgumentParser) -> None:

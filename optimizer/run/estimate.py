@@ -97,7 +97,7 @@ def _search_phases(config: RunConfig, dev: int) -> tuple[dict[str, int], int, in
     if config.searcher == "reflect":
         ref = config.reflect
         pairs["reflection"] = ref.rounds * race(ref.beam + ref.beam * ref.rewrites)
-        train += ref.rounds * ref.beam * ref.minibatch
+        train += ref.rounds * ref.beam * ref.minibatch * ref.max_minibatches
         proposer = 2 * ref.rounds * ref.beam * ref.rewrites
     return pairs, proposer, train
 

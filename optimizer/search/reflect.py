@@ -97,14 +97,23 @@ class ReflectSearch:
         return ranked
 
     def failures(self, ctx: SearchContext, cand: Candidate, *, round: int) -> list[Failure]:
-        """The candidate's wrong answers on this round's minibatch of training examples."""
+        """The candidate's wrong answers on this round's minibatches of training examples: one minibatch, and
+        further ones (up to ``max_minibatches``) while every answer so far is right."""
         shown = {ex.id for ex in ctx.demonstrations(cand)}
         pool = [ex for ex in ctx.task.train if ex.id not in shown]
-        batch = ctx.rng(f"reflect-minibatch:{round}").sample(pool, min(self.config.minibatch, len(pool)))
-        if not batch:
-            return []
-        outcomes = ctx.outcomes(cand, batch, "train")
-        return [(ex, outcomes[ex.id].output or "") for ex in batch if (outcomes[ex.id].acc or 0.0) < 1.0]
+        size = self.config.minibatch
+        batch = ctx.rng(f"reflect-minibatch:{round}").sample(pool, min(size, len(pool)))
+        for i in range(self.config.max_minibatches):
+            if not batch:
+                return []
+            outcomes = ctx.outcomes(cand, batch, "train")
+            wrong = [(ex, outcomes[ex.id].output or "") for ex in batch if (outcomes[ex.id].acc or 0.0) < 1.0]
+            if wrong:
+                return wrong
+            seen = {ex.id for ex in batch}
+            pool = [ex for ex in pool if ex.id not in seen]
+            batch = ctx.rng(f"reflect-minibatch:{round}:{i + 1}").sample(pool, min(size, len(pool)))
+        return []
 
     def reflect(self, ctx: SearchContext, beam: Sequence[Candidate], *, round: int) -> list[Candidate]:
         """One round's rewrites of every beam prompt, added as candidates."""
