@@ -20,6 +20,10 @@ one) significantly on held-out examples. Use the ``apo`` command, or from Python
     client = ApoClient("http://127.0.0.1:8765", token)
     job = client.submit("capitalize_words", target="fake:upper", rounds=1)
     print(client.wait(job, timeout=600)["state"], client.result(job)["best"]["text"])
+
+    from optimizer import sweep                          # a sweep file's jobs, local processes or Ray
+    result = sweep("nightly.yaml", executor="local", workers=2)
+    print([o.state for o in result.outcomes], result.report)
 """
 
 from optimizer.api import (
@@ -54,6 +58,7 @@ from optimizer.report.build import Leaderboard, LeaderboardRow, build_leaderboar
 from optimizer.run.context import ScorerSetup, SearchContext, Searcher
 from optimizer.run.events import SearcherNote
 from optimizer.service.client import ApoClient
+from optimizer.service.sweep import SweepResult, sweep
 from optimizer.tasks.task import Task, list_tasks, load_task
 from optimizer.types import Candidate, Example, RunResult, Score, ScoredPrompt, Selection
 
@@ -86,6 +91,7 @@ __all__ = [
     "SearcherNote",
     "Selection",
     "SelectionConfig",
+    "SweepResult",
     "Task",
     "TaskError",
     "UsageError",
@@ -105,4 +111,5 @@ __all__ = [
     "register_fake",
     "resume",
     "show_run",
+    "sweep",
 ]

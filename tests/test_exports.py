@@ -16,6 +16,7 @@ EXPECTED += ["ScorerSetup", "SearchContext", "Searcher", "SearcherNote"]  # writ
 EXPECTED += ["DemosConfig", "JointConfig", "ReflectConfig", "SelectionConfig", "Selection"]  # searchers, what ships
 EXPECTED += ["evaluate_run", "export_run"]  # the shipped prompt outside apo (optimizer.export)
 EXPECTED += ["ApoClient"]  # jobs on an `apo serve` server (optimizer.service.client)
+EXPECTED += ["SweepResult", "sweep"]  # tasks x targets x searchers x seeds, local or on Ray (optimizer.service.sweep)
 
 
 def test_public_names_are_pinned():

@@ -24,7 +24,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     serve(args.runs_dir, host=args.host, port=args.port, workers=args.workers, token_file=args.token_file,
           data_dir=args.data_dir, max_job_calls=args.max_job_calls, max_total_calls=args.max_total_calls,
           max_job_cost=args.max_job_cost, max_total_cost=args.max_total_cost, max_body_bytes=args.max_body_bytes,
-          max_examples=args.max_examples, cancel_grace=args.cancel_grace)
+          max_examples=args.max_examples, cancel_grace=args.cancel_grace, executor=args.executor,
+          ray_address=args.ray_address)
     return 0
 
 

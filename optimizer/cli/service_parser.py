@@ -1,4 +1,4 @@
-"""The parsers of ``apo serve``, ``apo submit`` and ``apo jobs`` (the service; see optimizer.service)."""
+"""The parsers of ``apo serve``, ``apo submit``, ``apo jobs`` and ``apo sweep`` (the service; see optimizer.service)."""
 
 from __future__ import annotations
 
@@ -86,6 +86,12 @@ def _add_serve_parser(sub) -> None:
     sv.add_argument("--cancel-grace", type=positive_float, default=30.0, metavar="SECONDS",
                     help="how long a cancelled job may take to stop and write its partial result before its process "
                          "is killed (default: 30)")
+    sv.add_argument("--executor", choices=("local", "ray"), default="local",
+                    help="where jobs run: local worker processes (default), or Ray tasks (a local Ray instance with "
+                         "--workers CPUs, or the cluster of --ray-address); the runs folder must be on storage every "
+                         "Ray node sees")
+    sv.add_argument("--ray-address", metavar="ADDRESS", help="the Ray cluster to join with --executor ray: auto (the "
+                                                             "one started on this node) or ray://HOST:PORT")
 
 
 def _add_submit_parser(sub, add_job_options: Callable[[argparse.ArgumentParser, bool], None]) -> None:
@@ -117,8 +123,49 @@ def _add_jobs_parser(sub) -> None:
         _add_connection_args(p)
 
 
+SWEEP_HELP = """Run a sweep: every combination of the sweep file's tasks, targets, searchers, seeds and grid
+values is one job (an apo run), run by --workers local processes or as Ray tasks. Every job is
+checked before any starts. A job whose worker dies (killed, out of memory) is started again up to
+--retries times and resumes from its journal; Ctrl-C stops the jobs in flight with partial
+results. Running the same file again continues the sweep: finished runs are kept, the others
+resume (--new starts afresh). The sweep ends with a leaderboard of its runs, printed and written
+to <runs dir>/sweeps/<sweep id>/leaderboard.{md,html}; jobs, outcomes and logs are kept there."""
+
+SWEEP_EPILOG = """a sweep file (YAML):
+  tasks: [capitalize_words, sum]     # bundled names, task folders, or names under --data-dir
+  targets: [embedded]                # default: embedded
+  searchers: [ape, demos]            # default: the default searcher
+  seeds: [0, 1, 2]                   # default: [0]
+  settings: {rounds: 1, max_calls: 400}   # options of every job, named as in a job file
+  grid: {shots: [3, 5]}              # optional: more axes
+
+examples:
+  apo sweep nightly.yaml --workers 2
+  apo sweep nightly.yaml --executor ray                         # a local Ray instance
+  apo sweep nightly.yaml --executor ray --ray-address auto      # the Ray cluster of this node
+"""
+
+
+def _add_sweep_parser(sub) -> None:
+    sw = sub.add_parser("sweep", help="run tasks x targets x searchers x seeds as jobs, locally or on Ray",
+                        description=SWEEP_HELP, epilog=SWEEP_EPILOG,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    sw.add_argument("sweep_file", metavar="SWEEP.yaml", help="the sweep file (YAML, or JSON for .json)")
+    sw.add_argument("--executor", choices=("local", "ray"), default="local",
+                    help="local: a pool of worker processes on this machine (default); ray: each job a Ray task")
+    sw.add_argument("--workers", type=positive, default=2,
+                    help="jobs at once (local), or CPUs of the local Ray instance (default: 2)")
+    sw.add_argument("--ray-address", metavar="ADDRESS", help="with --executor ray: the cluster to join (auto, or "
+                                                             "ray://HOST:PORT); default: start a local instance")
+    sw.add_argument("--retries", type=int, default=2, metavar="N",
+                    help="restarts of a job whose worker died; it resumes from its journal (default: 2)")
+    sw.add_argument("--data-dir", help="folder of external task data (tasks named by it)")
+    sw.add_argument("--new", action="store_true", help="start a fresh sweep instead of continuing this file's")
+    sw.add_argument("--json", action="store_true", help="print the sweep's outcome as JSON")
+
+
 def add_service_parsers(sub, add_job_options: Callable[[argparse.ArgumentParser, bool], None]) -> None:
-    """Add ``serve``, ``submit`` and ``jobs`` to the subcommands.
+    """Add ``serve``, ``submit``, ``jobs`` and ``sweep`` to the subcommands.
 
     Args:
         sub: the subparsers of ``apo``.
@@ -127,3 +174,4 @@ def add_service_parsers(sub, add_job_options: Callable[[argparse.ArgumentParser,
     _add_serve_parser(sub)
     _add_submit_parser(sub, add_job_options)
     _add_jobs_parser(sub)
+    _add_sweep_parser(sub)

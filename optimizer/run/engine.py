@@ -193,7 +193,7 @@ def _reserve(ctx: SearchContext, test_lp: bool) -> int:
 
 def run(config: RunConfig, *, runs_dir: Any = None, reporter: Reporter | None = None, task: Task | None = None,
         metric: Metric | None = None, searcher: Searcher | None = None, store: RunStore | None = None,
-        handle_interrupt: bool = False) -> RunResult:
+        handle_interrupt: bool = False, run_id: str | None = None) -> RunResult:
     """Run (or continue) an optimization job and write its result.
 
     Args:
@@ -207,6 +207,7 @@ def run(config: RunConfig, *, runs_dir: Any = None, reporter: Reporter | None = 
         store: an existing run to continue (used by :func:`resume`).
         handle_interrupt: handle SIGINT (main thread only): a first Ctrl-C stops at the next model call and
             writes a result with status ``interrupted`` from what was scored; a second raises RunAborted.
+        run_id: the new run's id (default: ``<date>-<time>-<task>-<random>``); a sweep names its runs up front.
 
     Returns:
         The result, also written to ``runs/<id>/result.json``.
@@ -232,7 +233,7 @@ def run(config: RunConfig, *, runs_dir: Any = None, reporter: Reporter | None = 
         _check_capabilities(config, searcher, clients.target)
         if not isinstance(searcher, ScoresOwnPrompts):
             instruction_scorer(config, task, clients.target, metric)  # metric and template checked before the folder
-        store = store or RunStore.create(runs_dir, task.name)
+        store = store or RunStore.create(runs_dir, task.name, run_id)
         store.lock()  # before anything is appended; released by store.close() on every way out
         guard: AbstractContextManager[Any] = nullcontext()
         if handle_interrupt:

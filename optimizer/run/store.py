@@ -55,14 +55,21 @@ class RunStore:
         self._lock = RunLock(self.path)
 
     @classmethod
-    def create(cls, root: str | Path | None, task_name: str) -> RunStore:
-        """Make a new, empty run folder named ``<date>-<time>-<task>-<random>``."""
+    def create(cls, root: str | Path | None, task_name: str, run_id: str | None = None) -> RunStore:
+        """Make a new, empty run folder named ``<date>-<time>-<task>-<random>``, or ``run_id`` when given (a sweep
+        names its jobs' runs up front; a folder of that name left without ``config.json`` by a job killed before
+        it began is taken over)."""
         root = runs_dir(root)
         root.mkdir(parents=True, exist_ok=True)
-        safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in task_name)[:40]
-        run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{safe}-{secrets.token_hex(2)}"
+        if run_id is None:
+            safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in task_name)[:40]
+            run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{safe}-{secrets.token_hex(2)}"
+        elif not run_id or not all(c.isalnum() or c in "-_." for c in run_id) or run_id.startswith("."):
+            raise UsageError(f"run id {run_id!r}: use letters, digits, '-', '_' and '.' only")
+        elif (root / run_id / "config.json").exists():
+            raise UsageError(f"run {run_id} already exists in {root}/; continue it with `apo resume {run_id}`")
         path = root / run_id
-        path.mkdir()
+        path.mkdir(exist_ok=run_id is not None)
         return cls(path)
 
     @classmethod

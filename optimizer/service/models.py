@@ -40,6 +40,10 @@ class ServiceSettings(BaseModel):
     cancel_grace: float = Field(default=30.0, gt=0)
     """Seconds a cancelled job has to stop at its next model call and write its partial result before its worker
     process is killed."""
+    executor: Literal["local", "ray"] = "local"
+    """Where jobs run: ``local`` worker processes, or ``ray`` tasks (a local Ray instance, or ``ray_address``)."""
+    ray_address: str | None = None
+    """The Ray cluster to join with the ``ray`` executor (``auto``, ``ray://HOST:PORT``); None: a local instance."""
 
     @property
     def token_path(self) -> Path:

@@ -17,6 +17,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from optimizer.service.models import ServiceSettings
 from optimizer.service.store import Job, JobStore
@@ -56,7 +57,7 @@ def recover(store: JobStore, runs_dir: Path) -> None:
 @dataclass
 class _Worker:
     job_id: str
-    proc: subprocess.Popen
+    proc: Any  # a subprocess.Popen, or a RayHandle with the same poll, send_signal, kill and wait
     log: Path
     signalled: float | None = None
 
@@ -83,10 +84,17 @@ class Scheduler:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self.ray: Any = None  # a RayLauncher with the ray executor
 
     def start(self) -> None:
-        """Recover the job table and start the loop thread."""
+        """Recover the job table, join or start Ray (the ``ray`` executor), and start the loop thread."""
         recover(self.store, self.settings.runs_dir)
+        if self.settings.executor == "ray":
+            from optimizer.service.executors import RayLauncher
+
+            if self.settings.data_dir is not None:
+                os.environ["APO_DATA_DIR"] = str(self.settings.data_dir)  # handed to the Ray workers
+            self.ray = RayLauncher(self.settings.ray_address, self.settings.workers)
         self._thread = threading.Thread(target=self._loop, name="apo-scheduler", daemon=True)
         self._thread.start()
 
@@ -105,6 +113,8 @@ class Scheduler:
                 worker.proc.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 worker.proc.wait(timeout=10)
+        if self.ray is not None:
+            self.ray.shutdown()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -134,6 +144,8 @@ class Scheduler:
         logs = self.settings.runs_dir / LOGS
         logs.mkdir(parents=True, exist_ok=True)
         log = logs / f"{job.id}.log"
+        if self.ray is not None:  # the task's output goes to Ray's logs
+            return _Worker(job.id, self.ray.launch(job.id, self.settings.runs_dir), log)
         env = dict(os.environ)
         if self.settings.data_dir is not None:
             env["APO_DATA_DIR"] = str(self.settings.data_dir)
@@ -163,6 +175,9 @@ class Scheduler:
             return
         if job.cancel_requested is not None:
             self.store.finish(job_id, "cancelled", "stopped at once: it did not stop within the grace period")
+            return
+        if getattr(worker.proc, "error", None):  # a Ray task Ray gave up on
+            self.store.finish(job_id, "failed", f"the job's Ray task ended before the job did: {worker.proc.error}")
             return
         how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
         self.store.finish(job_id, "failed", f"the job's worker process {how} before the job ended; its output is "

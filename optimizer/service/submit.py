@@ -23,7 +23,7 @@ from optimizer.service.models import JobRequest, ServiceSettings, UploadedTask
 from optimizer.service.store import Job, JobStore
 from optimizer.tasks.task import Task
 
-__all__ = ["SERVER_SET", "UPLOADS", "parse_request", "prepare_job"]
+__all__ = ["SERVER_SET", "UPLOADS", "check_models", "parse_request", "prepare_job"]
 
 UPLOADS = "uploads"
 """The folder of the runs folder where uploaded tasks are written, one ``<job id>/`` each."""
@@ -115,7 +115,7 @@ def _uploaded_task(upload: UploadedTask, folder: Path, settings: ServiceSettings
     return str(folder.resolve()), task
 
 
-def _check_models(config: RunConfig) -> bool:
+def check_models(config: RunConfig) -> bool:
     """Check the model strings; returns whether the job calls an API model."""
     from optimizer.models.registry import API_PROVIDERS, parse_model
     from optimizer.search import BUILTIN_SEARCHERS
@@ -176,7 +176,7 @@ def prepare_job(request: JobRequest, settings: ServiceSettings, store: JobStore,
         else:
             ref, task = _named_task(request.task, settings)
         config = RunConfig.from_options(ref, **request.config)
-        api = _check_models(config)
+        api = check_models(config)
         check_job(config, task)
         calls, cost = _check_budget(config, settings, store) if api else (None, None)
     except BaseException:

@@ -23,7 +23,7 @@ from optimizer.run.progress import Reporter
 from optimizer.service.store import DB_NAME, Job, JobState, JobStore
 from optimizer.types import RunResult
 
-__all__ = ["JobReporter", "main", "outcome", "run_job"]
+__all__ = ["JobReporter", "main", "outcome", "run_job", "watch_parent"]
 
 LOCK_WAIT_S = 30.0
 """How long a resume waits for a run's lock, held by a worker of a killed server that has not died yet."""
@@ -49,7 +49,7 @@ class JobReporter(Reporter):
         self.store.set_run_id(self.job_id, run_id)
 
 
-def _watch_parent() -> None:
+def watch_parent() -> None:
     """End this process (SIGKILL, as the server's death was) as soon as its parent, the server, is gone."""
     parent = os.getppid()
 
@@ -105,11 +105,13 @@ def _cancel_asked(store: JobStore, job_id: str) -> bool:
     return job is not None and job.cancel_requested is not None
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, watch_parent_process: bool = True) -> int:
     """Run one job of the job table and record its final state.
 
     Args:
         argv: ``[JOB_ID, RUNS_DIR]`` (default: ``sys.argv[1:]``).
+        watch_parent_process: die with the parent process (a worker process of the server; not a Ray task,
+            whose worker Ray stops when the server goes).
 
     Returns:
         0 when the job reached a final state of its own (complete, partial, cancelled), 1 when it failed.
@@ -118,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
 
     job_id, runs = argv if argv is not None else sys.argv[1:]
     runs_dir = Path(runs)
-    _watch_parent()
+    if watch_parent_process:
+        watch_parent()
     StopOnInterrupt.reason = CANCEL_REASON  # this process is stopped by SIGINT only for a cancel
     store = JobStore(runs_dir / DB_NAME)
     job = store.get(job_id)
