@@ -43,9 +43,13 @@ CREATE TABLE IF NOT EXISTS jobs (
     started REAL,
     finished REAL,
     cancel_requested REAL,
-    attempts INTEGER NOT NULL DEFAULT 0
+    attempts INTEGER NOT NULL DEFAULT 0,
+    spent_calls INTEGER,
+    spent_cost REAL
 )
 """
+_ADDED = {"spent_calls": "INTEGER", "spent_cost": "REAL"}
+"""Columns added since the table's first version (added to an older file on open)."""
 
 
 def new_job_id() -> str:
@@ -106,6 +110,10 @@ class JobStore:
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(_SCHEMA)
+            have = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+            for column, kind in _ADDED.items():
+                if column not in have:
+                    db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
         finally:
             db.close()
 
@@ -152,10 +160,15 @@ class JobStore:
         return [j for j in jobs if states is None or j.state in states]
 
     def committed(self) -> tuple[int, float]:
-        """The call and dollar budgets of every API-model job not failed or cancelled before it started."""
+        """The calls and dollars held against the server's totals by its API-model jobs: what a finished job
+        spent (its run's result), and the whole budget of a queued or running one (or of one that ended
+        without a result, whose spending is unknown); nothing for one cancelled or failed before it started."""
         with self._connect() as db:
-            row = db.execute("SELECT COALESCE(SUM(api_calls), 0), COALESCE(SUM(api_cost), 0) FROM jobs "
-                             "WHERE NOT (state IN ('failed', 'cancelled') AND started IS NULL)").fetchone()
+            row = db.execute(
+                "SELECT COALESCE(SUM(CASE WHEN spent_calls IS NOT NULL THEN spent_calls ELSE api_calls END), 0), "
+                "COALESCE(SUM(CASE WHEN spent_cost IS NOT NULL AND api_cost IS NOT NULL THEN spent_cost "
+                "ELSE api_cost END), 0) FROM jobs WHERE (api_calls IS NOT NULL OR api_cost IS NOT NULL) "
+                "AND NOT (state IN ('failed', 'cancelled') AND started IS NULL)").fetchone()
         return int(row[0]), float(row[1])
 
     def claim_next(self) -> Job | None:
@@ -174,15 +187,21 @@ class JobStore:
         with self._connect() as db:
             db.execute("UPDATE jobs SET run_id = ? WHERE id = ?", (run_id, job_id))
 
-    def finish(self, job_id: str, state: JobState, error: str | None = None, *, only_from: str = "running") -> bool:
+    def finish(self, job_id: str, state: JobState, error: str | None = None, *, only_from: str = "running",
+               spent: tuple[int, float] | None = None) -> bool:
         """Move a job to a final state, only if it is still in ``only_from``.
+
+        Args:
+            spent: the calls and dollars its run spent (from its result), which then count against the server's
+                totals instead of the job's whole budget.
 
         Returns:
             Whether the job changed.
         """
+        calls, cost = spent if spent is not None else (None, None)
         with self._connect() as db:
-            cur = db.execute("UPDATE jobs SET state = ?, error = ?, finished = ? WHERE id = ? AND state = ?",
-                             (state, error, time.time(), job_id, only_from))
+            cur = db.execute("UPDATE jobs SET state = ?, error = ?, finished = ?, spent_calls = ?, spent_cost = ? "
+                             "WHERE id = ? AND state = ?", (state, error, time.time(), calls, cost, job_id, only_from))
         return cur.rowcount == 1
 
     def request_cancel(self, job_id: str) -> Job | None:

@@ -4,7 +4,8 @@ The pages hold no data: their script asks the JSON API for everything, with the 
 (kept in ``sessionStorage``) or passed as ``#token=...`` (a URL fragment never reaches the server or its logs).
 Every text from a run is put into the page with ``textContent``, never as markup. The pages' Content-Security-Policy
 allows only the server's own script and style, requests to the server itself, and the leaderboard's own script
-(by its hash) inside the blob-URL frame that shows it.
+(by its hash) inside the sandboxed ``srcdoc`` frame that shows it (scripts allowed, no same origin: the report's
+script cannot reach the page, its token or the API).
 """
 
 from __future__ import annotations
@@ -28,15 +29,16 @@ def _csp() -> str:
     from optimizer.report.html import SCRIPT
 
     board = base64.b64encode(hashlib.sha256(SCRIPT.encode()).digest()).decode()
-    # The leaderboard frame (a blob: document) inherits this policy on top of its own: its script is allowed by
-    # its hash, its inline style by 'unsafe-inline' (style only).
+    # The leaderboard frame (a srcdoc document) inherits this policy on top of its own: its script is allowed by
+    # its hash, its inline style by 'unsafe-inline' (style only). frame-src 'none' does not apply to a srcdoc
+    # frame; it refuses any other. No page may frame these (frame-ancestors, and X-Frame-Options for old browsers).
     return (f"default-src 'none'; script-src 'self' 'sha256-{board}'; style-src 'self' 'unsafe-inline'; "
-            "connect-src 'self'; frame-src blob:; img-src 'self' data:; base-uri 'none'; form-action 'none'; "
+            "connect-src 'self'; frame-src 'none'; img-src 'self' data:; base-uri 'none'; form-action 'none'; "
             "frame-ancestors 'none'")
 
 
 def _headers() -> dict[str, str]:
-    return {"Content-Security-Policy": _csp(), "X-Content-Type-Options": "nosniff",
+    return {"Content-Security-Policy": _csp(), "X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff",
             "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
 
 

@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None, *, watch_parent_process: bool = True) ->
         traceback.print_exc()  # into the job's log file, never into the API
         store.finish(job_id, "failed", f"internal error: {type(exc).__name__}: {exc} (this is a bug in apo)")
         return 1
-    store.finish(job_id, outcome(result, _cancel_asked(store, job_id)))
+    store.finish(job_id, outcome(result, _cancel_asked(store, job_id)), spent=(result.calls, result.cost_usd))
     return 0
 
 
