@@ -11,8 +11,8 @@ Three parts, each on 127.0.0.1 only, bounded in count and time:
    through the outage. Jobs lost, duplicate scores in any journal, and jobs whose result differs from
    the same job in part 1 (all must be 0).
 3. **Sweep**: ``--sweep-jobs`` short embedded-model jobs (3 bundled tasks x seeds, one APE round of 3
-   candidates, 10 dev, 10 confirmation and 10 test examples) through ``apo sweep`` with 1 and then 2 local workers (one torch thread each);
-   the wall-time ratio, and whether both found the same prompts.
+   candidates, 10 dev, 10 confirmation and 10 test examples) through ``apo sweep`` with 1 and then 2
+   local workers (one torch thread each); the wall-time ratio, and whether both found the same prompts.
 
 Usage (the committed results were made with the command in evals/README.md)::
 
@@ -225,6 +225,10 @@ def _markdown(report: dict[str, Any]) -> str:
              f"Commit: {report['commit']}", "", "| part | jobs | clients | kills | seconds | jobs/s | requests | "
              "p50 ms | p99 ms | jobs lost | duplicate scores | results differing |", "|---|---|---|---|---|---|---|---|"
              "---|---|---|---|"]
+    earlier = [f"- {p}: `{report[p]['command']}` (commit {report[p]['commit']})" for p in ("load", "kills", "sweep")
+               if "command" in report.get(p, {})]
+    if earlier:
+        lines[5:5] = ["", "Parts kept from an earlier invocation:", *earlier]
     for name in ("load", "kills"):
         r = report.get(name)
         if r:
@@ -250,7 +254,8 @@ def main() -> int:
     p.add_argument("--parts", default="load,kills,sweep", help="which parts to run (default: all three)")
     p.add_argument("--seed", type=int, default=0, help="seed of the kill moments")
     p.add_argument("--deadline", type=float, default=3600, help="seconds a part may take before it gives up")
-    p.add_argument("--out", default="evals/results/service", help="writes OUT.json and OUT.md")
+    p.add_argument("--out", default="evals/results/service",
+                   help="writes OUT.json and OUT.md (parts not run this time are kept from an existing OUT.json)")
     args = p.parse_args()
     parts = set(args.parts.split(","))
     from optimizer.run.provenance import git_commit
@@ -278,6 +283,12 @@ def main() -> int:
         report.get(part, {}).pop("_results", None)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if out.with_suffix(".json").exists():  # parts run separately: keep the ones not run this time, with their commands
+        earlier = json.loads(out.with_suffix(".json").read_text())
+        for part in ("load", "kills", "sweep"):
+            if part not in report and part in earlier:
+                report[part] = {**earlier[part], "command": earlier[part].get("command", earlier.get("command")),
+                                "commit": earlier[part].get("commit", earlier.get("commit"))}
     out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     out.with_suffix(".md").write_text(_markdown(report))
     print(_markdown(report))

@@ -22,11 +22,12 @@ from optimizer.settings import (
     RacingConfig,
     ReflectConfig,
     SelectionConfig,
+    SoftConfig,
 )
 from optimizer.yaml_files import load_yaml
 
 __all__ = ["APEConfig", "AutoPromptConfig", "Budget", "DemosConfig", "JointConfig", "RacingConfig", "ReflectConfig",
-           "RunConfig", "SelectionConfig", "load_job_file", "migrate_config"]
+           "RunConfig", "SelectionConfig", "SoftConfig", "load_job_file", "migrate_config"]
 
 
 def check_base_url(value: str | None) -> str | None:
@@ -59,8 +60,9 @@ class RunConfig(BaseModel):
     many, in what order), ``joint`` (instructions × demonstration sets under a Bayesian optimizer, as MIPROv2),
     ``reflect`` (rewrites of the best prompts from the training examples they get wrong),
     ``autoprompt`` (gradient-searched trigger tokens; needs a white-box model: a masked LM such as
-    ``embedded:splade-tiny``, or a local causal LM), or the ``name`` of a searcher object given to
-    ``optimize(searcher=...)`` (see ``optimizer.run.context.Searcher``)."""
+    ``embedded:splade-tiny``, or a local causal LM), the trained ones ``prompt-tuning``, ``prefix-tuning``,
+    ``p-tuning`` and ``lora`` (peft adapters trained on a local model's weights), or the ``name`` of a searcher
+    object given to ``optimize(searcher=...)`` (see ``optimizer.run.context.Searcher``)."""
     initial_prompt: str | None = None
     """The user's own instruction: the incumbent every candidate must beat, raced and refined like any candidate
     (default: the task's best human instruction on dev, or no instruction)."""
@@ -98,6 +100,8 @@ class RunConfig(BaseModel):
     """Reflection parameters (``searcher="reflect"``)."""
     joint: JointConfig = Field(default_factory=JointConfig)
     """Joint instruction × demonstration search parameters (``searcher="joint"``)."""
+    soft: SoftConfig = Field(default_factory=SoftConfig)
+    """Trained-prompt parameters (``searcher="prompt-tuning"``, ``"prefix-tuning"``, ``"p-tuning"``, ``"lora"``)."""
     selection: SelectionConfig = Field(default_factory=SelectionConfig)
     """Which prompt ships: finalists confirmed against the incumbent on dev examples racing never saw."""
     budget: Budget = Field(default_factory=Budget)
@@ -217,12 +221,13 @@ def migrate_config(data: dict[str, Any]) -> dict[str, Any]:
 
 _SECTIONS: dict[str, type[BaseModel]] = {"ape": APEConfig, "autoprompt": AutoPromptConfig, "budget": Budget,
                                          "demos": DemosConfig, "joint": JointConfig, "racing": RacingConfig,
-                                         "reflect": ReflectConfig,
-                                         "selection": SelectionConfig}
+                                         "reflect": ReflectConfig, "selection": SelectionConfig, "soft": SoftConfig}
 _SEARCHER_SECTIONS = {"ape": ("ape", "demos"), "autoprompt": ("autoprompt",), "demos": ("demos",),
-                      "joint": ("joint", "demos"), "reflect": ("reflect",)}
+                      "joint": ("joint", "demos"), "reflect": ("reflect",), "prompt-tuning": ("soft",),
+                      "prefix-tuning": ("soft",), "p-tuning": ("soft",), "lora": ("soft",)}
 """The sections whose flat options each built-in searcher takes (APE runs the demos search with demo_search)."""
-_OWNER = {"ape": "APE", "autoprompt": "AutoPrompt", "demos": "demos", "joint": "joint", "reflect": "reflect"}
+_OWNER = {"ape": "APE", "autoprompt": "AutoPrompt", "demos": "demos", "joint": "joint", "reflect": "reflect",
+          "soft": "trained-prompt (prompt-tuning, prefix-tuning, p-tuning, lora)"}
 """Searcher sections and how messages name them."""
 _RACING_FLAT = {"race_min_examples": "min_examples", "race_eta": "eta"}
 _HINTS = {"budget_calls": "max_calls", "budget_tokens": "max_tokens", "budget_time": "max_seconds", "model": "target",

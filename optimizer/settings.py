@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = ["APEConfig", "AutoPromptConfig", "Budget", "DemosConfig", "JointConfig", "RacingConfig", "ReflectConfig",
-           "SelectionConfig"]
+           "SelectionConfig", "SoftConfig", "SoftMethod"]
 
 
 class Budget(BaseModel):
@@ -212,3 +212,37 @@ class JointConfig(BaseModel):
     """Meta-prompt style, as for APE."""
     max_instruction_chars: int = Field(default=300, ge=10)
     """Longer proposals are cut here."""
+
+
+SoftMethod = Literal["prompt-tuning", "prefix-tuning", "p-tuning", "lora"]
+
+
+class SoftConfig(BaseModel):
+    """Parameters of the trained searchers (``prompt-tuning``, ``prefix-tuning``, ``p-tuning``, ``lora``), all
+    built on peft. Defaults follow the papers, scaled for a CPU: few virtual tokens, short training."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    steps: int = Field(default=150, ge=1)
+    """Optimizer steps (each on one minibatch of training examples)."""
+    batch_size: int = Field(default=8, ge=1)
+    """Training examples per step."""
+    train_size: int | None = Field(default=None, ge=1)
+    """Training examples used (a seeded sample of the train split; None: all)."""
+    eval_every: int = Field(default=25, ge=1)
+    """Steps between checkpoints; each is scored on dev as a candidate (early stopping picks the best)."""
+    patience: int | None = Field(default=None, ge=1)
+    """Stop after this many checkpoints without a better dev score (None: train every step)."""
+    learning_rate: float | None = Field(default=None, gt=0)
+    """AdamW learning rate (None: 0.03 for prompt tuning, 0.01 for prefix tuning and P-tuning, 0.001 for LoRA)."""
+    virtual_tokens: int = Field(default=8, ge=1)
+    """Virtual tokens of prompt tuning, prefix tuning and P-tuning."""
+    init_text: str | None = None
+    """Prompt tuning: initialise the virtual tokens from this text's embeddings (None: from randomly sampled
+    vocabulary embeddings, the paper's "sampled vocab")."""
+    encoder_hidden_size: int = Field(default=128, ge=1)
+    """P-tuning: hidden size of the prompt encoder (an MLP)."""
+    lora_rank: int = Field(default=8, ge=1)
+    """LoRA: rank of the update matrices (on the attention query and value projections)."""
+    lora_alpha: int = Field(default=16, ge=1)
+    """LoRA: scaling numerator (the update is scaled by alpha / rank)."""

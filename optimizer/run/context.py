@@ -25,6 +25,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
@@ -86,6 +87,8 @@ class ScorerSetup:
     """Events recorded by earlier sessions of this run (typed; see optimizer.run.events)."""
     record: Callable[..., None]
     """Append events to the run log (with a usage snapshot)."""
+    folder: Path | None = None
+    """The run folder (where a trained searcher keeps its checkpoints)."""
 
     def events(self, kind: type[E]) -> list[E]:
         """The earlier sessions' events of one kind."""

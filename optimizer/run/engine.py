@@ -265,7 +265,7 @@ def _session(config: RunConfig, task: Task, searcher: Searcher, clients: Clients
     record = recorder(store, ledger)
     scorer: PromptScorer
     if isinstance(searcher, ScoresOwnPrompts):
-        scorer = searcher.build_scorer(ScorerSetup(config, task, target, recorded, record))
+        scorer = searcher.build_scorer(ScorerSetup(config, task, target, recorded, record, store.path))
     else:
         scorer = instruction_scorer(config, task, target, metric)
     evaluator = JournalledEvaluator(scorer, journal, record, batch_size=config.score_batch_size)

@@ -26,7 +26,8 @@ from optimizer.run.schema import SCHEMA_VERSION, JournalWriteError, RunLogError,
 __all__ = [
     "SCHEMA_VERSION", "AutoPromptStep", "BudgetStopped", "CandidateAdded", "Event", "JournalWriteError",
     "LabelWordsChosen", "ProposalReceived", "RunDone", "RunLog", "RunLogError", "RungCompleted", "ScoreRecorded",
-    "SearcherNote", "SessionStarted", "TriggerAccepted", "UsageSnapshot", "check_schema", "parse_event",
+    "SearcherNote", "SessionStarted", "TrainingCheckpoint", "TriggerAccepted", "UsageSnapshot", "check_schema",
+    "parse_event",
 ]
 
 MAX_STORED_CHARS = 2000
@@ -238,6 +239,33 @@ class AutoPromptStep(_AutoPromptIteration):
     """The best replacement's loss (not below the current one)."""
 
 
+class TrainingCheckpoint(_Event):
+    """A trained searcher (prompt tuning, prefix tuning, P-tuning, LoRA) saved a checkpoint and scored it on dev.
+
+    Written after the checkpoint's files, so that a resumed run restarts from the last one recorded.
+    """
+
+    type: Literal["train_checkpoint"] = "train_checkpoint"
+    method: str
+    """The peft method."""
+    step: int
+    """Optimizer steps taken."""
+    path: str
+    """The checkpoint's folder, relative to the run folder (the adapter in peft's format, and the trainer state)."""
+    candidate: str
+    """The candidate id of this checkpoint's adapter."""
+    train_loss: float
+    """Mean training loss over the steps since the previous checkpoint."""
+    dev_acc: float | None = None
+    """Dev accuracy of the adapter."""
+    trainable_params: int = 0
+    """Parameters trained."""
+    train_examples: int = 0
+    """Training examples drawn from."""
+    train_seconds: float = 0.0
+    """Seconds spent in training steps so far (over every session)."""
+
+
 class SearcherNote(_Event):
     """A searcher's own state, for searchers with no event type of their own (e.g. defined outside apo).
 
@@ -258,7 +286,8 @@ class SearcherNote(_Event):
 
 Event = Annotated[
     SessionStarted | UsageSnapshot | ProposalReceived | CandidateAdded | ScoreRecorded | RungCompleted
-    | BudgetStopped | RunDone | LabelWordsChosen | TriggerAccepted | AutoPromptStep | SearcherNote,
+    | BudgetStopped | RunDone | LabelWordsChosen | TriggerAccepted | AutoPromptStep | TrainingCheckpoint
+    | SearcherNote,
     Field(discriminator="type"),
 ]
 """Any event of the run log."""

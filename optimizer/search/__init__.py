@@ -32,6 +32,10 @@ BUILTIN_SEARCHERS: dict[str, BuiltinSearcher] = {
     "demos": BuiltinSearcher("optimizer.search.demos", "DemoSearch", "demos"),
     "joint": BuiltinSearcher("optimizer.search.joint", "JointSearch", "joint", ("demos",)),
     "reflect": BuiltinSearcher("optimizer.search.reflect", "ReflectSearch", "reflect"),
+    "prompt-tuning": BuiltinSearcher("optimizer.search.soft.search", "PromptTuningSearch", "soft"),
+    "prefix-tuning": BuiltinSearcher("optimizer.search.soft.search", "PrefixTuningSearch", "soft"),
+    "p-tuning": BuiltinSearcher("optimizer.search.soft.search", "PTuningSearch", "soft"),
+    "lora": BuiltinSearcher("optimizer.search.soft.search", "LoRASearch", "soft"),
 }
 """Name → built-in searcher."""
 

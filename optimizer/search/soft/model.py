@@ -1,0 +1,235 @@
+"""A peft adapter (prompt tuning, prefix tuning, P-tuning or LoRA) on a copy of a local causal LM: training
+steps, greedy answers, gold log-probabilities, and checkpoints that resume exactly.
+
+The adapter is put on a deep copy of the target's weights, so that the run's baselines (scored through the
+target client) always see the untouched model, whatever the method does to the layers it wraps. Inputs are
+the execution template without instruction and demonstrations (``Input: x\\nOutput:``): the learned
+parameters stand in for both. The loss is the cross-entropy of the gold output tokens (and the newline that
+ends an answer) after that context.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from optimizer.errors import UsageError
+from optimizer.settings import SoftConfig, SoftMethod
+from optimizer.tasks.templates import ExecutionTemplate
+from optimizer.types import Example
+
+__all__ = ["DEFAULT_LR", "SoftModel", "peft_config"]
+
+DEFAULT_LR: dict[str, float] = {"prompt-tuning": 0.03, "prefix-tuning": 0.01, "p-tuning": 0.01, "lora": 0.001}
+"""AdamW learning rate per method when ``learning_rate`` is not given."""
+
+_LORA_TARGETS = ("q_proj", "v_proj", "query", "value", "c_attn", "q_lin", "v_lin")
+
+
+def peft_config(method: SoftMethod, cfg: SoftConfig, model: Any, tokenizer: Any, task_type: str = "CAUSAL_LM") -> Any:
+    """The peft configuration of ``method`` for ``model``.
+
+    Raises:
+        UsageError: LoRA on a model none of whose layers it knows how to wrap.
+    """
+    import peft
+
+    if method == "prompt-tuning":  # init_text is applied after the model is built (SoftModel._init_from_text)
+        return peft.PromptTuningConfig(task_type=task_type, num_virtual_tokens=cfg.virtual_tokens,
+                                       prompt_tuning_init=peft.PromptTuningInit.SAMPLE_VOCAB)
+    if method == "prefix-tuning":
+        return peft.PrefixTuningConfig(task_type=task_type, num_virtual_tokens=cfg.virtual_tokens)
+    if method == "p-tuning":
+        return peft.PromptEncoderConfig(task_type=task_type, num_virtual_tokens=cfg.virtual_tokens,
+                                        encoder_hidden_size=cfg.encoder_hidden_size)
+    names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    targets = [t for t in _LORA_TARGETS if t in names]
+    if not targets:
+        raise UsageError("lora: this model has none of the attention projections LoRA wraps "
+                         f"({', '.join(_LORA_TARGETS)})")
+    return peft.LoraConfig(task_type=task_type, r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=0.0,
+                           target_modules=targets)
+
+
+class SoftModel:
+    """A trainable peft adapter on a copy of a causal LM.
+
+    Args:
+        method: the peft method.
+        cfg: the searcher's parameters.
+        base: the target's transformers model (copied, never changed).
+        tokenizer: its tokenizer.
+        template: the run's execution template (its style and answer length; demonstrations are not used).
+        seed: the run seed (the adapter's initialisation).
+    """
+
+    def __init__(self, method: SoftMethod, cfg: SoftConfig, base: Any, tokenizer: Any, template: ExecutionTemplate,
+                 seed: int) -> None:
+        import peft
+        import torch
+
+        if template.style != "completion":
+            raise UsageError(f"{method} trains on the completion-style template; drop --template chat")
+        self.method, self.cfg, self.tokenizer = method, cfg, tokenizer
+        self.template = template.with_demos(())
+        torch.manual_seed(seed)
+        model = copy.deepcopy(base).float().train()
+        for p in model.parameters():
+            p.requires_grad_(False)
+        self.model = peft.get_peft_model(model, peft_config(method, cfg, model, tokenizer))
+        if method == "prompt-tuning" and cfg.init_text:
+            self._init_from_text(cfg.init_text)
+        self.model.eval()  # no dropout anywhere: training is exact to replay after a resume
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.trainable = sum(p.numel() for p in self.params)
+        self.optimizer = torch.optim.AdamW(self.params, lr=cfg.learning_rate or DEFAULT_LR[method], weight_decay=0.0)
+        self.steps_done = 0
+        self.loaded: Path | None = None
+        """The checkpoint whose weights the adapter holds (None: the training weights)."""
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self._bos = [tokenizer.bos_token_id] if tokenizer("a")["input_ids"][:1] == [tokenizer.bos_token_id] else []
+        self.device = next(base.parameters()).device
+
+    def _init_from_text(self, text: str) -> None:
+        """Prompt tuning's "init from text": the virtual tokens start as the embeddings of ``text``'s tokens,
+        repeated to fill them (as peft's ``PromptTuningInit.TEXT``, without loading the tokenizer again)."""
+        import torch
+
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if not ids:
+            raise UsageError(f"--init-text {text!r} has no tokens")
+        n = self.cfg.virtual_tokens
+        ids = (ids * (n // len(ids) + 1))[:n]
+        words = self.model.get_base_model().get_input_embeddings().weight
+        encoder = self.model.prompt_encoder[self.model.active_adapter]
+        with torch.no_grad():
+            encoder.embedding.weight.copy_(words[torch.tensor(ids)].detach().float())
+
+    # -- inputs --------------------------------------------------------------------------------
+    def context(self, example: Example) -> str:
+        """The text the adapter sees before the answer."""
+        return self.template.context("", example)
+
+    def _pair(self, example: Example, answer: str) -> tuple[list[int], list[int]]:
+        ctx = self._bos + self.tokenizer(self.context(example), add_special_tokens=False)["input_ids"]
+        return ctx, self.tokenizer(answer, add_special_tokens=False)["input_ids"]
+
+    def _batch(self, pairs: Sequence[tuple[list[int], list[int]]]) -> tuple[Any, Any, Any]:
+        """Right-padded input ids, attention mask and labels (-100 outside the answer tokens)."""
+        import torch
+
+        width = max(len(c) + len(a) for c, a in pairs)
+        ids = torch.full((len(pairs), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(pairs), width), dtype=torch.long)
+        labels = torch.full((len(pairs), width), -100, dtype=torch.long)
+        for row, (c, a) in enumerate(pairs):
+            ids[row, : len(c) + len(a)] = torch.tensor(c + a)
+            mask[row, : len(c) + len(a)] = 1
+            labels[row, len(c): len(c) + len(a)] = torch.tensor(a)
+        return ids.to(self.device), mask.to(self.device), labels.to(self.device)
+
+    def _token_nll(self, ids: Any, mask: Any, labels: Any) -> Any:
+        """Per-row summed negative log-likelihood of the labelled tokens (virtual tokens handled by peft)."""
+        import torch
+
+        logits = self.model(input_ids=ids, attention_mask=mask).logits
+        logits = logits[:, -ids.shape[1]:]  # prompt-learning methods put their virtual tokens first
+        shift_logits, shift_labels = logits[:, :-1].float(), labels[:, 1:]
+        loss = torch.nn.functional.cross_entropy(shift_logits.reshape(-1, shift_logits.shape[-1]),
+                                                 shift_labels.reshape(-1), ignore_index=-100, reduction="none")
+        return loss.view(shift_labels.shape).sum(1), (shift_labels != -100).sum(1)
+
+    # -- training ------------------------------------------------------------------------------
+    def train_step(self, batch: Sequence[Example]) -> tuple[float, int]:
+        """One AdamW step on the mean per-token loss of the gold answers; returns (loss, input tokens)."""
+        pairs = [self._pair(ex, " " + ex.output + "\n") for ex in batch]
+        ids, mask, labels = self._batch(pairs)
+        self.optimizer.zero_grad(set_to_none=True)
+        nll, count = self._token_nll(ids, mask, labels)
+        loss = nll.sum() / count.sum().clamp(min=1)
+        loss.backward()
+        self.optimizer.step()
+        self.steps_done += 1
+        return float(loss.detach()), int(mask.sum())
+
+    # -- scoring -------------------------------------------------------------------------------
+    def logprobs(self, examples: Sequence[Example]) -> list[float]:
+        """The log-probability of each gold output (``" " + output``, as the instruction scorer asks) under the
+        adapter."""
+        import torch
+
+        with torch.inference_mode():
+            nll, _ = self._token_nll(*self._batch([self._pair(ex, " " + ex.output) for ex in examples]))
+        return [-float(x) for x in nll]
+
+    def answers(self, examples: Sequence[Example]) -> list[str]:
+        """Greedy answers (to the first newline) under the adapter.
+
+        Rows are generated in groups of equal length, without padding: peft's prompt-learning models ignore
+        position ids, so a left-padded row would be read at shifted positions. Their generation runs without the
+        key/value cache, which gives answers that differ from the model's own forward pass after the first token
+        in the peft and transformers versions tested (LoRA keeps the cache).
+        """
+        import torch
+
+        rows = [self._bos + self.tokenizer(self.context(ex), add_special_tokens=False)["input_ids"] for ex in examples]
+        groups: dict[int, list[int]] = {}
+        for i, r in enumerate(rows):
+            groups.setdefault(len(r), []).append(i)
+        texts = [""] * len(rows)
+        for width, members in groups.items():
+            ids = torch.tensor([rows[i] for i in members], dtype=torch.long, device=self.device)
+            with torch.inference_mode():
+                out = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
+                                          max_new_tokens=self.template.max_tokens, do_sample=False,
+                                          pad_token_id=self.pad_id, stop_strings=["\n"], tokenizer=self.tokenizer,
+                                          use_cache=self.method == "lora")
+            for i, text in zip(members, self.tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)):
+                texts[i] = text.split("\n", 1)[0].strip()
+        return texts
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def save(self, folder: Path) -> None:
+        """The adapter in peft's format (safetensors and adapter_config.json) and the trainer's state."""
+        import torch
+
+        folder.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(str(folder), safe_serialization=True)
+        from safetensors.torch import save_file
+
+        save_file({n: p.detach().contiguous() for n, p in self.model.named_parameters() if p.requires_grad},
+                  str(folder / "trainable.safetensors"))
+        torch.save({"optimizer": self.optimizer.state_dict(), "steps": self.steps_done,
+                    "torch_rng": torch.get_rng_state(), "python_rng": random.getstate()}, folder / "trainer.pt")
+        (folder / "apo_adapter.json").write_text(json.dumps({"method": self.method, "trainable": self.trainable,
+                                                             "steps": self.steps_done}) + "\n", encoding="utf-8")
+
+    def load_adapter(self, folder: Path) -> None:
+        """Set the trained parameters from a checkpoint (for scoring it). They are read from
+        ``trainable.safetensors``, which holds every trained tensor as it is trained (P-tuning's prompt encoder,
+        where peft's own file keeps only the virtual tokens it produces)."""
+        import torch
+        from safetensors.torch import load_file
+
+        saved = load_file(str(folder / "trainable.safetensors"))
+        params = dict(self.model.named_parameters())
+        missing = [n for n, p in params.items() if p.requires_grad and n not in saved]
+        if missing:
+            raise UsageError(f"checkpoint {folder} does not fit this adapter (missing {missing[:3]})")
+        with torch.no_grad():
+            for name, value in saved.items():
+                params[name].copy_(value)
+        self.loaded = folder
+
+    def restore(self, folder: Path) -> None:
+        """Continue training from a checkpoint: its weights, optimizer state and step count."""
+        import torch
+
+        self.load_adapter(folder)
+        state = torch.load(folder / "trainer.pt", weights_only=False)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.steps_done = int(state["steps"])

@@ -1,0 +1,224 @@
+"""Trained prompts on one leaderboard with written ones: prompt tuning (Lester et al. 2021), prefix tuning (Li &
+Liang 2021), P-tuning (Liu et al. 2021) and LoRA (Hu et al. 2021), each a peft adapter trained on the task's
+train split of a local causal LM.
+
+Training takes ``steps`` AdamW steps on seeded minibatches of the train split (or a seeded sample of
+``train_size`` examples of it). Every ``eval_every`` steps the adapter is saved in the run folder
+(``adapter/step-NNNNN/``: peft's ``adapter_model.safetensors`` and ``adapter_config.json``, and the trainer's
+state) and becomes a candidate, scored on dev like any prompt; the engine's selection then confirms the best
+against the incumbent on held-out dev examples and scores what ships on test. Early stopping is the choice of
+the best checkpoint on dev (and ``patience`` ends training early). A run killed mid-training resumes from its
+last recorded checkpoint: the steps after it are taken again with the same minibatches, so the result is the
+one an uninterrupted run gives. Each training step books its examples (twice: forward and backward) against
+the call budget, so ``max_calls`` and ``max_seconds`` bound training as they bound any search.
+
+A trained prompt works only on the model it was trained on; its candidate text names the method and step.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from optimizer.errors import UsageError
+from optimizer.models.base import WHITEBOX
+from optimizer.run.events import TrainingCheckpoint
+from optimizer.run.scoring import LP, InstructionScorer, ScoreRecord
+from optimizer.search.soft.model import SoftModel
+from optimizer.settings import SoftConfig, SoftMethod
+from optimizer.types import Example
+
+if TYPE_CHECKING:
+    from optimizer.models.client import ModelClient
+    from optimizer.run.context import ScorerSetup, SearchContext
+
+__all__ = ["LoRASearch", "PTuningSearch", "PrefixTuningSearch", "PromptTuningSearch", "SoftScorer",
+           "SoftSearch", "adapter_label"]
+
+CHUNK = 16
+"""Examples per forward pass when scoring an adapter."""
+
+
+def adapter_label(method: str, step: int) -> str:
+    """The candidate text of a checkpoint: ``<prompt-tuning adapter, step 150>``."""
+    return f"<{method} adapter, step {step}>"
+
+
+class SoftScorer:
+    """Scores adapters (candidate texts registered with their checkpoint) with the peft model, and every other
+    prompt (the baselines: no instruction, human instructions, the user's prompt) with the instruction scorer.
+
+    Args:
+        base: the run's instruction scorer.
+        model: the adapter model.
+        target: the target client (every pass is booked with it).
+        metric: ``(prediction, answers) -> float``.
+    """
+
+    joint = False
+
+    def __init__(self, base: InstructionScorer, model: SoftModel, target: ModelClient,
+                 metric: Callable[[str, Sequence[str]], float]) -> None:
+        self.base, self.model, self.target, self.metric = base, model, target, metric
+        self.template = base.template
+        self.adapters: dict[str, Path] = {}
+
+    def register(self, text: str, folder: Path) -> None:
+        """Make ``text`` stand for the adapter saved in ``folder``."""
+        self.adapters[text] = folder
+
+    def compute(self, pairs: Sequence[tuple[str, Example]], kinds: frozenset[str]) -> list[ScoreRecord]:
+        """Scores in order: adapters through the peft model (greedy answers or gold log-probabilities), the
+        rest through the instruction scorer."""
+        out: list[ScoreRecord | None] = [None] * len(pairs)
+        plain = [i for i, (key, _) in enumerate(pairs) if key not in self.adapters]
+        for i, record in zip(plain, self.base.compute([pairs[i] for i in plain], kinds) if plain else []):
+            out[i] = record
+        by_text: dict[str, list[int]] = {}
+        for i, (key, _) in enumerate(pairs):
+            if key in self.adapters:
+                by_text.setdefault(key, []).append(i)
+        for text, rows in by_text.items():
+            folder = self.adapters[text]
+            if self.model.loaded != folder:
+                self.model.load_adapter(folder)
+            for start in range(0, len(rows), CHUNK):
+                chunk = rows[start:start + CHUNK]
+                examples = [pairs[i][1] for i in chunk]
+                with self.target.passes(len(examples), 0):
+                    if LP in kinds:
+                        records = [ScoreRecord(lp=lp) for lp in self.model.logprobs(examples)]
+                    else:
+                        records = [self._scored(answer, ex) for answer, ex in zip(self.model.answers(examples),
+                                                                                   examples)]
+                for i, record in zip(chunk, records):
+                    out[i] = record
+        return [r if r is not None else ScoreRecord() for r in out]
+
+    def _scored(self, prediction: str, example: Example) -> ScoreRecord:
+        try:
+            return ScoreRecord(acc=float(self.metric(prediction, example.answers)), output=prediction)
+        except Exception as exc:  # a user metric failing on one example scores 0
+            return ScoreRecord(acc=0.0, output=prediction, error=f"{type(exc).__name__}: {exc}")
+
+
+class SoftSearch:
+    """A peft adapter trained as a searcher (see the module docstring); one subclass per method.
+
+    Args:
+        config: its parameters.
+    """
+
+    name: str = "soft"
+    method: SoftMethod = "prompt-tuning"
+    requires = frozenset({WHITEBOX})
+
+    def __init__(self, config: SoftConfig | None = None) -> None:
+        self.config = config or SoftConfig()
+        self.model: SoftModel | None = None
+        self.scorer: SoftScorer | None = None
+        self.folder: Path | None = None
+
+    def build_scorer(self, setup: ScorerSetup) -> SoftScorer:
+        """Copy the target's weights under a new adapter; the run scores every prompt with the returned scorer."""
+        from optimizer.run.engine import instruction_scorer
+
+        box = setup.target.whitebox()
+        if box.kind != "causal":
+            raise UsageError(f"{self.name} trains causal LMs here; {setup.config.target!r} is a masked LM (use "
+                             "--searcher autoprompt for cloze prompts on it)")
+        base = instruction_scorer(setup.config, setup.task, setup.target)
+        with box.lock:
+            self.model = SoftModel(self.method, self.config, box.model, box.tokenizer, base.template,
+                                   setup.config.seed)
+        self.scorer = SoftScorer(base, self.model, setup.target, base.metric)
+        self.folder = setup.folder
+        for event in setup.events(TrainingCheckpoint):  # earlier sessions' checkpoints stay candidates
+            if setup.folder is not None:
+                self.scorer.register(adapter_label(self.name, event.step), setup.folder / event.path)
+        return self.scorer
+
+    def run(self, ctx: SearchContext) -> None:
+        """Train, checkpoint and score on dev every ``eval_every`` steps; resume from the last checkpoint."""
+        cfg = self.config
+        model, scorer = self.model, self.scorer
+        if model is None or scorer is None or self.folder is None:
+            raise UsageError(f"{self.name}: the engine must call build_scorer first")
+        train = list(ctx.task.train)
+        if cfg.train_size is not None:
+            train = ctx.rng("soft-train").sample(train, min(cfg.train_size, len(train)))
+        done = sorted(ctx.events(TrainingCheckpoint), key=lambda e: e.step)
+        best, stale, seconds = float("-inf"), 0, 0.0
+        for event in done:  # dev scores come back from the journal
+            acc = self._candidate(ctx, event.step)
+            stale = 0 if acc > best else stale + 1
+            best, seconds = max(best, acc), event.train_seconds
+        current: Path | None = None  # the checkpoint the training weights equal
+        if done:
+            current = self.folder / done[-1].path
+            model.restore(current)
+        losses: list[float] = []
+        for step in range(model.steps_done + 1, cfg.steps + 1):
+            if cfg.patience is not None and stale >= cfg.patience:
+                break
+            batch = random.Random(f"{ctx.seed}:soft:{step}").sample(train, min(cfg.batch_size, len(train)))
+            if model.loaded is not None and model.loaded != current and current is not None:
+                model.restore(current)  # scoring another checkpoint replaced the training weights
+            started = time.monotonic()
+            with ctx.target.passes(2 * len(batch), 0):
+                loss, _ = model.train_step(batch)
+            seconds += time.monotonic() - started
+            losses.append(loss)
+            ctx.status(f"{self.name} step {step}/{cfg.steps}: loss {sum(losses) / len(losses):.3f}"
+                       + (f", best dev {best:.3f}" if best > float("-inf") else ""))
+            if step % cfg.eval_every and step != cfg.steps:
+                continue
+            path = f"adapter/step-{step:05d}"
+            current = self.folder / path
+            model.save(current)
+            model.loaded = current
+            scorer.register(adapter_label(self.name, step), self.folder / path)
+            acc = self._candidate(ctx, step)
+            cand = ctx.find(adapter_label(self.name, step))
+            ctx.record(TrainingCheckpoint(method=self.name, step=step, path=path, candidate=cand.id if cand else "",
+                                          train_loss=sum(losses) / len(losses), dev_acc=acc,
+                                          trainable_params=model.trainable, train_examples=len(train),
+                                          train_seconds=round(seconds, 3)))
+            stale = 0 if acc > best else stale + 1
+            best, losses = max(best, acc), []
+
+    def _candidate(self, ctx: SearchContext, step: int) -> float:
+        """Register the checkpoint of ``step`` as a candidate and score it on dev; its dev accuracy."""
+        text = adapter_label(self.name, step)
+        cand = ctx.add(text, origin=self.name, round=step) or ctx.find(text)
+        if cand is None:  # pragma: no cover - the label is never empty
+            raise UsageError(f"{text!r} could not be registered")
+        cand.dev = ctx.evaluate([text], ctx.dev, "dev")[text]
+        return cand.dev.acc if cand.dev.acc is not None else float("-inf")
+
+
+class PromptTuningSearch(SoftSearch):
+    """Prompt tuning: trained virtual-token embeddings before the input."""
+
+    name, method = "prompt-tuning", "prompt-tuning"
+
+
+class PrefixTuningSearch(SoftSearch):
+    """Prefix tuning: trained keys and values prepended at every layer."""
+
+    name, method = "prefix-tuning", "prefix-tuning"
+
+
+class PTuningSearch(SoftSearch):
+    """P-tuning: virtual tokens produced by a trained prompt encoder (an MLP)."""
+
+    name, method = "p-tuning", "p-tuning"
+
+
+class LoRASearch(SoftSearch):
+    """LoRA: trained low-rank updates of the attention projections."""
+
+    name, method = "lora", "lora"
