@@ -71,10 +71,12 @@ def _check_whitebox(config: RunConfig, searcher: Searcher) -> None:
         return
     provider = parse_model(config.target)[0]
     if provider in API_PROVIDERS or provider == "fake":
+        what = "an API model" if provider in API_PROVIDERS else "the fake model"
+        use = "a local causal LM such as --model embedded (SmolLM2) or hf:/path/to/model"
+        if searcher.name == "autoprompt":
+            use = "a masked LM such as --model embedded:splade-tiny or hf:/path/to/bert, or " + use
         raise UsageError(f"--searcher {searcher.name} needs gradients through a local model, and {config.target!r} is "
-                         f"{'an API model' if provider in API_PROVIDERS else 'the fake model'}; use a masked LM such "
-                         "as --model embedded:splade-tiny or hf:/path/to/bert, or a local causal LM such as --model "
-                         "embedded (SmolLM2)")
+                         f"{what}; use {use}")
 
 
 @dataclass

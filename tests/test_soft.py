@@ -1,0 +1,139 @@
+"""Prompt tuning, prefix tuning, P-tuning and LoRA as searchers (peft), on a tiny randomly initialised Llama
+built from a config here (no download): the loss falls on a planted mapping and the trained adapter reaches
+it on held-out examples; a SIGKILL mid-training resumes from the last checkpoint; the saved adapter reloads
+(ours and peft's own loader) with the same scores; models without weights are refused."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from service_helpers import REPO, same_result, wait_for
+
+from optimizer import Example, Task, optimize, resume
+from optimizer.errors import UsageError
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("peft")
+
+from test_hf_backend import _save_tiny  # noqa: E402
+
+WORDS = ["fox", "dog", "cat", "house", "time", "model", "small", "big", "hot", "cold", "quick", "lazy", "brown",
+         "France", "Paris", "Berlin"]
+LR = {"prompt-tuning": 0.3, "prefix-tuning": 0.1, "p-tuning": 0.3, "lora": 0.01}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return f"hf:{_save_tiny(tmp_path_factory.mktemp('tiny'), chat=False)}"
+
+
+def planted() -> Task:
+    """Every input's answer is "chat": nothing the untrained model says, and nothing an instruction tells it."""
+    rows = [Example(input=f"{a} {b}", output="chat", id=str(i))
+            for i, (a, b) in enumerate((a, b) for a in WORDS for b in WORDS[:6])]
+    return Task(name="planted", train=rows[:48], dev=rows[48:72], test=rows[72:96], metric="exact_match",
+                instructions=["Say chat."], shots=0)
+
+
+def _checkpoints(run_dir: str) -> list[dict]:
+    lines = (Path(run_dir) / "events.jsonl").read_text().splitlines()
+    return [json.loads(x) for x in lines if '"type": "train_checkpoint"' in x]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["prompt-tuning", "prefix-tuning", "p-tuning", "lora"])
+def test_each_method_learns_a_planted_mapping_and_ships_it(tiny, tmp_path, method):
+    result = optimize(planted(), target=tiny, searcher=method, steps=160, eval_every=40, learning_rate=LR[method],
+                      cache=False, runs_dir=tmp_path)
+    marks = _checkpoints(result.run_dir)
+    assert [m["step"] for m in marks] == [40, 80, 120, 160]
+    assert marks[-1]["train_loss"] < marks[0]["train_loss"] / 2  # the loss falls
+    assert marks[0]["trainable_params"] > 0 and marks[0]["train_examples"] == 48
+    incumbent = next(b for b in result.baselines if b.name == "best_human")
+    assert result.selection.incumbent_origin == "human" and incumbent.test.acc == 0.0  # the base model never says it
+    assert result.selection.verdict == "improved" and result.best.text.startswith(f"<{method} adapter, step ")
+    assert result.best.test.acc >= 0.6 and result.best.test.n == 24  # reached on held-out test examples
+    step = int(result.best.text.rsplit(" ", 1)[-1].rstrip(">"))
+    folder = Path(result.run_dir) / "adapter" / f"step-{step:05d}"
+    assert {"adapter_model.safetensors", "adapter_config.json", "trainable.safetensors", "trainer.pt"} <= \
+        {p.name for p in folder.iterdir()}
+
+
+def test_the_saved_adapter_reloads_with_the_same_scores(tiny, tmp_path):
+    import peft
+
+    from optimizer.models.providers.hf_loading import load_hf
+    from optimizer.search.soft.model import SoftModel
+    from optimizer.settings import SoftConfig
+    from optimizer.tasks.templates import ExecutionTemplate
+
+    task = planted()
+    result = optimize(task, target=tiny, searcher="prompt-tuning", steps=40, eval_every=20,
+                      learning_rate=LR["prompt-tuning"], cache=False, runs_dir=tmp_path)
+    folder = Path(result.run_dir) / "adapter" / "step-00040"
+    box = load_hf(tiny[3:], device="cpu")
+    fresh = SoftModel("prompt-tuning", SoftConfig(), box.model, box.tokenizer, ExecutionTemplate(), 1)
+    fresh.load_adapter(folder)
+    scored = {}
+    for line in (Path(result.run_dir) / "events.jsonl").read_text().splitlines():
+        event = json.loads(line)
+        if event.get("type") == "score" and event["split"] == "dev" and "output" in event:
+            scored.setdefault(event["prompt_hash"], {})[event["example"]] = event["output"]
+    from optimizer.run.scoring import prompt_hash
+
+    recorded = scored[prompt_hash("<prompt-tuning adapter, step 40>")]
+    by_id = {ex.id: ex for ex in task.dev}
+    ids = sorted(recorded)
+    assert fresh.answers([by_id[i] for i in ids]) == [recorded[i] for i in ids]
+    # peft's own loader reads the same adapter from the run folder
+    theirs = peft.PeftModel.from_pretrained(box.model, str(folder))
+    ex = by_id[ids[0]]
+    ctx = fresh.tokenizer(fresh.context(ex) + " chat", add_special_tokens=False)["input_ids"]
+    ids_t = torch.tensor([fresh._bos + ctx])
+    with torch.inference_mode():
+        a = fresh.model(input_ids=ids_t).logits[0, -len(ids_t[0]):]
+        b = theirs(input_ids=ids_t).logits[0, -len(ids_t[0]):]
+    assert torch.allclose(a, b, atol=1e-4)
+
+
+def test_a_killed_training_resumes_from_its_last_checkpoint(tiny, tmp_path):
+    kw = {"searcher": "prompt-tuning", "steps": 120, "eval_every": 20, "learning_rate": LR["prompt-tuning"],
+          "cache": False}
+    code = (f"from optimizer import optimize; from test_soft import planted; "
+            f"optimize(planted(), target={tiny!r}, runs_dir={str(tmp_path / 'runs')!r}, **{kw!r})")
+    env = {**os.environ, "PYTHONPATH": f"{REPO}:{REPO / 'tests'}", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        run = wait_for(lambda: next((p.parent for p in (tmp_path / "runs").glob("*/events.jsonl")
+                                     if len(_checkpoints(str(p.parent))) >= 2), None), 120, "two checkpoints")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    before = _checkpoints(str(run))
+    assert 2 <= len(before) < 6 and not (run / "result.json").exists()
+    resumed = resume(run.name, runs_dir=tmp_path / "runs", task=planted())
+    marks = _checkpoints(resumed.run_dir)
+    assert [m["step"] for m in marks] == [20, 40, 60, 80, 100, 120]  # nothing recorded twice, nothing lost
+    assert marks[:len(before)] == before
+    whole = optimize(planted(), target=tiny, runs_dir=tmp_path / "whole", **kw)
+    same_result(resumed.model_dump(mode="json"), whole.model_dump(mode="json"))
+    assert [(m["step"], m["train_loss"]) for m in marks] == [(m["step"], m["train_loss"])
+                                                            for m in _checkpoints(whole.run_dir)]
+
+
+def test_models_without_weights_are_refused(tmp_path):
+    for target, what in (("openai:gpt-4o-mini", "an API model"), ("fake:upper", "the fake model")):
+        with pytest.raises(UsageError, match=f"--searcher lora needs gradients through a local model.*is {what}; use "
+                                             "a local causal LM"):
+            optimize(planted(), target=target, searcher="lora", max_calls=10, runs_dir=tmp_path)
+    with pytest.raises(UsageError, match="rounds: APE option"):
+        optimize(planted(), target="fake:upper", searcher="lora", rounds=2, runs_dir=tmp_path)
+    assert not any(tmp_path.iterdir())
