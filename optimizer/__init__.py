@@ -51,6 +51,7 @@ from optimizer.config import (
     ReflectConfig,
     RunConfig,
     SelectionConfig,
+    SoftConfig,
 )
 from optimizer.errors import ApoError, BudgetExceeded, CapabilityError, ModelUnavailable, TaskError, UsageError
 from optimizer.models.providers.fake import FakeModel, register_fake
@@ -91,6 +92,7 @@ __all__ = [
     "SearcherNote",
     "Selection",
     "SelectionConfig",
+    "SoftConfig",
     "SweepResult",
     "Task",
     "TaskError",

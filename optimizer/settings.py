@@ -225,7 +225,7 @@ class SoftConfig(BaseModel):
 
     steps: int = Field(default=150, ge=1)
     """Optimizer steps (each on one minibatch of training examples)."""
-    batch_size: int = Field(default=8, ge=1)
+    train_batch_size: int = Field(default=8, ge=1)
     """Training examples per step."""
     train_size: int | None = Field(default=None, ge=1)
     """Training examples used (a seeded sample of the train split; None: all)."""

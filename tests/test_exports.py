@@ -16,6 +16,7 @@ EXPECTED += ["ScorerSetup", "SearchContext", "Searcher", "SearcherNote"]  # writ
 EXPECTED += ["DemosConfig", "JointConfig", "ReflectConfig", "SelectionConfig", "Selection"]  # searchers, what ships
 EXPECTED += ["evaluate_run", "export_run"]  # the shipped prompt outside apo (optimizer.export)
 EXPECTED += ["ApoClient"]  # jobs on an `apo serve` server (optimizer.service.client)
+EXPECTED += ["SoftConfig"]  # prompt tuning, prefix tuning, P-tuning, LoRA (optimizer.settings)
 EXPECTED += ["SweepResult", "sweep"]  # tasks x targets x searchers x seeds, local or on Ray (optimizer.service.sweep)
 
 
@@ -35,10 +36,11 @@ def test_every_config_field_is_documented():
         ReflectConfig,
         RunConfig,
         SelectionConfig,
+        SoftConfig,
     )
 
     for model in (APEConfig, AutoPromptConfig, Budget, RunConfig, DemosConfig, JointConfig, ReflectConfig,
-                  SelectionConfig):
+                  SelectionConfig, SoftConfig):
         for name, field in model.model_fields.items():
             assert field.description, f"{model.__name__}.{name} has no docstring"
 

@@ -137,3 +137,41 @@ def test_models_without_weights_are_refused(tmp_path):
     with pytest.raises(UsageError, match="rounds: APE option"):
         optimize(planted(), target="fake:upper", searcher="lora", rounds=2, runs_dir=tmp_path)
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_few_steps_on_the_embedded_model(tmp_path):
+    result = optimize("capitalize_words", target="embedded", searcher="prompt-tuning", steps=6, eval_every=3,
+                      train_batch_size=4, init_text="Capitalize every word.", dev_limit=8, test_limit=8,
+                      cache=False, runs_dir=tmp_path)
+    marks = _checkpoints(result.run_dir)
+    assert [m["step"] for m in marks] == [3, 6] and all(m["train_loss"] > 0 for m in marks)
+    assert marks[0]["trainable_params"] == 8 * 576  # 8 virtual tokens of SmolLM2's 576-wide embeddings
+    assert result.status == "complete" and result.best.test.n == 8
+    adapters = {c.text for c in result.candidates if c.origin == "prompt-tuning"}
+    assert adapters == {"<prompt-tuning adapter, step 3>", "<prompt-tuning adapter, step 6>"}
+    assert (Path(result.run_dir) / "adapter" / "step-00006" / "adapter_model.safetensors").exists()
+
+
+def test_the_leaderboard_shows_trained_and_written_prompts_together(tiny, tmp_path):
+    from optimizer import build_leaderboard
+    from optimizer.api import leaderboard_text
+    from optimizer.report.text import TRAINING_COLUMNS, columns
+
+    trained = optimize(planted(), target=tiny, searcher="prompt-tuning", steps=80, eval_every=40,
+                       learning_rate=LR["prompt-tuning"], cache=False, runs_dir=tmp_path)
+    written = optimize("capitalize_words", target="fake:upper", rounds=1, cache=False, runs_dir=tmp_path)
+    assert trained.selection.verdict == "improved"
+    board = build_leaderboard(tmp_path)
+    assert set(TRAINING_COLUMNS) <= set(columns(board))
+    rows = {row.searcher: row.best for row in board.rows}
+    assert rows["prompt-tuning"].trainable_params == 8 * 32 and rows["prompt-tuning"].train_examples == 48
+    assert rows["prompt-tuning"].train_s is not None and rows["prompt-tuning"].demos_k == 0
+    assert rows["prompt-tuning"].tokens_per_example is not None
+    assert rows["ape"].trainable_params == 0 and rows["ape"].train_examples is None
+    md = leaderboard_text(board, "md")
+    assert "| trained params | train examples | train time | tokens/example |" in md and "| 256 | 48 |" in md
+    html = leaderboard_text(board, "html")
+    assert ">trained params</th>" in html and "&lt;prompt-tuning adapter, step" in html
+    assert written.run_id.replace("_", "\\_") in md

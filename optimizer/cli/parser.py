@@ -11,6 +11,7 @@ import argparse
 
 from optimizer.cli.argtypes import count, int_list, positive, positive_float
 from optimizer.cli.service_parser import add_service_parsers
+from optimizer.cli.soft_parser import add_searcher_arg, add_soft_group
 
 __all__ = ["JOB_ARGS", "add_job_options", "build_parser"]
 
@@ -178,12 +179,7 @@ def _add_optimize_parser(sub) -> None:
 def add_job_options(opt: argparse.ArgumentParser, local: bool) -> None:
     """The options of a job (``apo optimize``; ``apo submit`` with ``local=False``: without --json, --dry-run)."""
     opt.add_argument("--data-dir", help=DATA_DIR_HELP)
-    opt.add_argument("--searcher", choices=["ape", "demos", "joint", "reflect", "autoprompt"],
-                     help="search strategy: ape (instructions written by a proposer LM; default), demos (which "
-                          "demonstrations, how many, in what order), joint (instructions x demonstration sets under "
-                          "a Bayesian optimizer, as MIPROv2), reflect (rewrites of the best prompts from the "
-                          "training examples they get wrong) or autoprompt (gradient-searched trigger tokens in a "
-                          "cloze template; needs a local masked or causal LM)")
+    add_searcher_arg(opt)
     opt.add_argument("--initial-prompt", metavar="TEXT|@FILE",
                      help="your current instruction (or @FILE holding it): the incumbent every candidate must beat "
                           "significantly to ship; it is raced and refined like any candidate (default: the task's best "
@@ -216,6 +212,7 @@ def add_job_options(opt: argparse.ArgumentParser, local: bool) -> None:
     _add_selection_group(opt)
     _add_demos_and_reflect_groups(opt)
     _add_autoprompt_group(opt)
+    add_soft_group(opt)
 
 
 def _add_selection_group(opt: argparse.ArgumentParser) -> None:

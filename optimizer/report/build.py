@@ -155,7 +155,20 @@ def summarize_run(path: str | Path) -> RunSummary:
         if "best_human" in baselines:
             summary.vs_human = _comparison(best, baselines["best_human"])
     _add_selection(summary, result, data)
+    _add_training(summary, events)
     return summary
+
+
+def _add_training(summary: RunSummary, events: list) -> None:
+    """A trained searcher's figures for its shipped checkpoint (none when a written prompt shipped)."""
+    from optimizer.run.events import TrainingCheckpoint
+
+    marks = {e.candidate: e for e in events if isinstance(e, TrainingCheckpoint)}
+    mark = marks.get(summary.best_candidate or "")
+    if mark is not None:
+        summary.trainable_params, summary.train_examples = mark.trainable_params, mark.train_examples
+        summary.train_s = round(mark.train_seconds, 1)
+        summary.demos, summary.demos_k = None, 0  # the adapter replaces the demonstrations
 
 
 def _add_selection(summary: RunSummary, result: RunResult, data: dict) -> None:

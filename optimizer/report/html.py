@@ -28,6 +28,7 @@ from optimizer.report.text import (
     columns,
     fmt_ci,
     has_selection,
+    has_training,
     row_cells,
     sources_text,
     status_text,
@@ -100,7 +101,7 @@ def _csp() -> str:
 
 # -- the table -------------------------------------------------------------------------------
 
-def _sort_values(row: LeaderboardRow, selection: bool) -> list[str]:
+def _sort_values(row: LeaderboardRow, selection: bool, training: bool) -> list[str]:
     b = row.best
 
     def num(v):
@@ -110,6 +111,8 @@ def _sort_values(row: LeaderboardRow, selection: bool) -> list[str]:
               num(b.vs_none.diff if b.vs_none else None), num(b.vs_human.diff if b.vs_human else None),
               num(b.dev.acc if b.dev else None), " ".join(map(str, row.seeds)), num(row.calls), num(row.tokens),
               num(row.cost_usd), num(row.wall_s), status_text(row), ", ".join(row.run_ids), b.best_text or ""]
+    if training:  # before the status, as in row_cells
+        values[12:12] = [num(b.trainable_params), num(b.train_examples), num(b.train_s), num(b.tokens_per_example)]
     if selection:  # verdict, Δ vs incumbent, incumbent, demos (the number shown)
         k = len(b.demos) if b.demos is not None else b.demos_k
         values[6:6] = [b.verdict or "", num(b.vs_incumbent.diff if b.vs_incumbent else None),
@@ -118,7 +121,8 @@ def _sort_values(row: LeaderboardRow, selection: bool) -> list[str]:
 
 
 NUMERIC = {"test acc [95% CI]", "Δ vs none [95% CI]", "Δ vs human [95% CI]", "dev acc", "calls", "tokens", "cost",
-           "wall", "Δ vs incumbent [95% CI]", "demos"}
+           "wall", "Δ vs incumbent [95% CI]", "demos", "trained params", "train examples", "train time",
+           "tokens/example"}
 
 
 def _cell(row: LeaderboardRow, col: str, text: str, i: int) -> str:
@@ -141,14 +145,15 @@ def _cell(row: LeaderboardRow, col: str, text: str, i: int) -> str:
 
 
 def _table(lb: Leaderboard) -> str:
-    cols, selection = columns(lb), has_selection(lb)
+    cols, selection, training = columns(lb), has_selection(lb), has_training(lb)
     head = "".join(f'<th scope="col" tabindex="0" data-type="{"num" if c in NUMERIC else "text"}">{_e(c)}</th>'
                    for c in cols)
     body = []
     for i, row in enumerate(lb.rows):
         cls = "incomplete" if row.status != "complete" or row.incomplete else ""
         cells = []
-        for col, text, v in zip(cols, row_cells(row, selection), _sort_values(row, selection)):
+        for col, text, v in zip(cols, row_cells(row, selection, training=training),
+                                   _sort_values(row, selection, training)):
             kind = "num" if col in NUMERIC else {"best prompt": "prompt", "runs": "runs"}.get(col, "")
             cells.append(f'<td class="{kind}" data-v="{_e(v)}">{_cell(row, col, text, i)}</td>')
         body.append(f'<tr class="{cls}" data-rank="{i}">{"".join(cells)}</tr>')

@@ -135,6 +135,12 @@ class RunSummary(BaseModel):
     (None for runs written before prompt lengths were recorded)."""
     tokens_per_example: float | None = None
     """Mean tokens the target reads per test example with the shipped prompt (fixed part, input and answer cue)."""
+    trainable_params: int = 0
+    """Parameters the shipped prompt trained (a trained searcher's adapter; 0 for a written prompt)."""
+    train_examples: int | None = None
+    """Training examples the adapter was trained on (None for a written prompt)."""
+    train_s: float | None = None
+    """Seconds spent training, up to the shipped checkpoint (None for a written prompt)."""
     pareto: list[str] | None = None
     """Candidate ids on the dev accuracy × prompt-tokens Pareto front, shortest first (``result.pareto``; None for
     runs written before it was recorded)."""

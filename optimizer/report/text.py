@@ -24,9 +24,9 @@ from optimizer.report.build import (
 )
 from optimizer.types import Selection
 
-__all__ = ["columns", "demos_text", "evidence_text", "fmt_ci", "fmt_diff", "has_selection", "incumbent_text",
-           "md_escape", "render_lineage", "render_markdown", "render_table", "render_wrong", "row_cells",
-           "sources_text", "status_text"]
+__all__ = ["TRAINING_COLUMNS", "columns", "demos_text", "evidence_text", "fmt_ci", "fmt_diff", "has_selection",
+           "has_training", "incumbent_text", "md_escape", "render_lineage", "render_markdown", "render_table",
+           "render_wrong", "row_cells", "sources_text", "status_text"]
 
 DASH = "—"
 COLUMNS = ("task", "searcher", "target", "test acc [95% CI]", "Δ vs none [95% CI]", "Δ vs human [95% CI]",
@@ -36,6 +36,9 @@ SELECTION_COLUMNS = ("verdict", "Δ vs incumbent [95% CI]", "incumbent", "demos"
 ORIGINS = {"initial": "initial prompt", "human": "best human", "none": "no instruction"}
 """How an incumbent's origin is shown."""
 _AT = COLUMNS.index("Δ vs human [95% CI]") + 1
+TRAINING_COLUMNS = ("trained params", "train examples", "train time", "tokens/example")
+"""Shown before the status when a row's prompt was trained (prompt tuning, prefix tuning, P-tuning, LoRA)."""
+_TRAIN_AT = COLUMNS.index("status")
 
 
 def _num(value: float | None, digits: int = 2, sign: bool = False) -> str:
@@ -75,9 +78,16 @@ def has_selection(lb: Leaderboard) -> bool:
     return any(row.best.selection is not None for row in lb.rows)
 
 
+def has_training(lb: Leaderboard) -> bool:
+    """Whether any row's shipped prompt is a trained adapter."""
+    return any(row.best.trainable_params > 0 for row in lb.rows)
+
+
 def columns(lb: Leaderboard) -> tuple[str, ...]:
-    """The board's columns: :data:`COLUMNS`, with :data:`SELECTION_COLUMNS` when any row has a verdict."""
-    return COLUMNS[:_AT] + SELECTION_COLUMNS + COLUMNS[_AT:] if has_selection(lb) else COLUMNS
+    """The board's columns: :data:`COLUMNS`, with :data:`SELECTION_COLUMNS` when any row has a verdict and
+    :data:`TRAINING_COLUMNS` when any row's prompt was trained."""
+    cols = COLUMNS[:_TRAIN_AT] + TRAINING_COLUMNS + COLUMNS[_TRAIN_AT:] if has_training(lb) else COLUMNS
+    return cols[:_AT] + SELECTION_COLUMNS + cols[_AT:] if has_selection(lb) else cols
 
 
 def demos_text(demos: tuple[str, ...] | None, k: int | None = None, ids: bool = False) -> str:
@@ -99,9 +109,9 @@ def _selection_cells(b: RunSummary, ids: bool) -> list[str]:
     return [b.verdict or DASH, fmt_diff(b.vs_incumbent), incumbent_text(b.selection), demos]
 
 
-def row_cells(row: LeaderboardRow, selection: bool = False, ids: bool = False) -> list[str]:
+def row_cells(row: LeaderboardRow, selection: bool = False, ids: bool = False, training: bool = False) -> list[str]:
     """The plain-text cells of one row, in :data:`COLUMNS` order, or in :func:`columns` order with ``selection``
-    (``ids``: the demonstrations' example ids too)."""
+    and ``training`` (``ids``: the demonstrations' example ids too)."""
     b = row.best
     dev = b.dev.acc if b.dev else None
     runs = ", ".join(row.run_ids)
@@ -115,6 +125,11 @@ def row_cells(row: LeaderboardRow, selection: bool = False, ids: bool = False) -
         DASH if row.wall_s is None else f"{row.wall_s:.0f} s",
         status_text(row), runs, b.best_text if b.best_text is not None else DASH,
     ]
+    if training:
+        cells[_TRAIN_AT:_TRAIN_AT] = [
+            f"{b.trainable_params:,}", DASH if b.train_examples is None else str(b.train_examples),
+            DASH if b.train_s is None else f"{b.train_s:.0f} s",
+            DASH if b.tokens_per_example is None else f"{b.tokens_per_example:.1f}"]
     return cells[:_AT] + _selection_cells(b, ids) + cells[_AT:] if selection else cells
 
 
@@ -185,10 +200,10 @@ SELECTION_NOTE = ("Verdict: whether a finalist of racing beat the incumbent (the
                   "shipped prompt shows (run's: the run's fixed ones).")
 
 
-def _terminal_cells(row: LeaderboardRow, selection: bool) -> list[str]:
+def _terminal_cells(row: LeaderboardRow, selection: bool, training: bool) -> list[str]:
     """A row's table cells for the terminal: without runs and prompt (printed under the table), and with the
     incumbent folded into the verdict (``improved vs best human``) to save a column."""
-    cells = row_cells(row, selection)[:-2]
+    cells = row_cells(row, selection, training=training)[:-2]
     if selection:
         at = _AT + SELECTION_COLUMNS.index("verdict")
         incumbent = cells.pop(_AT + SELECTION_COLUMNS.index("incumbent"))
@@ -200,7 +215,7 @@ def _terminal_cells(row: LeaderboardRow, selection: bool) -> list[str]:
 def render_table(lb: Leaderboard, console: Console) -> None:
     """Print the leaderboard as a rich table, each row's runs and best prompt under it (with the verdict's
     evidence and the shipped prompt's demonstrations), then any unreadable run folders."""
-    selection = has_selection(lb)
+    selection, training = has_selection(lb), has_training(lb)
     table = Table(title="apo leaderboard", caption=_caption(lb), box=box.SIMPLE_HEAD, caption_justify="left",
                   collapse_padding=True, pad_edge=not selection)
     cols = ("#",) + tuple(c for c in columns(lb)[:-2] if c != "incumbent")
@@ -214,7 +229,7 @@ def render_table(lb: Leaderboard, console: Console) -> None:
                          justify="right" if col in ("#", "calls", "tokens", "cost", "wall") else "left")
     for i, row in enumerate(lb.rows, 1):
         style = None if row.status == "complete" and not row.incomplete else "yellow"
-        table.add_row(str(i), *[Text(c) for c in _terminal_cells(row, selection)], style=style)
+        table.add_row(str(i), *[Text(c) for c in _terminal_cells(row, selection, training)], style=style)
     console.print(table)
     for i, row in enumerate(lb.rows, 1):
         line = Text(f"#{i} ", style="bold")
@@ -244,12 +259,13 @@ def md_escape(text: str) -> str:
 
 def render_markdown(lb: Leaderboard) -> str:
     """The leaderboard as a GitHub-flavoured Markdown table (every run id listed)."""
-    cols, selection = columns(lb), has_selection(lb)
+    cols, selection, training = columns(lb), has_selection(lb), has_training(lb)
     lines = ["# apo leaderboard", "", md_escape(_caption(lb)), "",
              "| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     text_cols = {"task", "searcher", "target", "seeds", "status", "runs", "best prompt", "demos"}
     for row in lb.rows:
-        cells = [md_escape(c) if col in text_cols else c for col, c in zip(cols, row_cells(row, selection, ids=True))]
+        cells = [md_escape(c) if col in text_cols else c for col, c in zip(cols, row_cells(row, selection, ids=True,
+                                                                                          training=training))]
         lines.append("| " + " | ".join(cells) + " |")
     evidence = [(i, row, evidence_text(row.best)) for i, row in enumerate(lb.rows, 1)]
     if selection:

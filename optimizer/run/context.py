@@ -151,6 +151,9 @@ class SearchContext:
         instruction. Set by the engine before the search; every candidate must beat it to ship."""
         self._train = {ex.id: ex for ex in task.train}
         self._token_counts: dict[str, int] = {}
+        self.trained: dict[str, int] = {}
+        """Candidates that are trained adapters (by text): they show no demonstrations, and their fixed part is
+        this many virtual tokens (0 for LoRA)."""
         dev = list(task.dev)
         self.rng("dev-order").shuffle(dev)
         n_confirm = min(config.selection.confirm_limit, len(dev) // 2)
@@ -274,6 +277,8 @@ class SearchContext:
     def prompt_tokens(self, cand: Candidate) -> int:
         """Tokens of a candidate's fixed part (instruction line and demonstrations) under the target's tokenizer;
         about 4 characters a token when the target's tokenizer is not at hand (API models)."""
+        if cand.text in self.trained:
+            return self.trained[cand.text]
         head = f"Instruction: {cand.text.strip()}\n\n" if cand.text.strip() else ""
         return self.count_tokens(head + demo_block(self.demonstrations(cand)))
 
@@ -287,6 +292,8 @@ class SearchContext:
 
     def demonstrations(self, cand: Candidate) -> list[Example]:
         """The demonstrations a candidate runs with, in order."""
+        if cand.text in self.trained:
+            return []
         return list(self.fixed_demos) if cand.demos is None else [self._train[i] for i in cand.demos]
 
     def records(self, key: str, examples: Sequence[Example], split: str = "dev") -> dict[str, float]:

@@ -164,7 +164,7 @@ class SoftSearch:
         for step in range(model.steps_done + 1, cfg.steps + 1):
             if cfg.patience is not None and stale >= cfg.patience:
                 break
-            batch = random.Random(f"{ctx.seed}:soft:{step}").sample(train, min(cfg.batch_size, len(train)))
+            batch = random.Random(f"{ctx.seed}:soft:{step}").sample(train, min(cfg.train_batch_size, len(train)))
             if model.loaded is not None and model.loaded != current and current is not None:
                 model.restore(current)  # scoring another checkpoint replaced the training weights
             started = time.monotonic()
@@ -193,6 +193,7 @@ class SoftSearch:
     def _candidate(self, ctx: SearchContext, step: int) -> float:
         """Register the checkpoint of ``step`` as a candidate and score it on dev; its dev accuracy."""
         text = adapter_label(self.name, step)
+        ctx.trained[text] = 0 if self.method == "lora" else self.config.virtual_tokens
         cand = ctx.add(text, origin=self.name, round=step) or ctx.find(text)
         if cand is None:  # pragma: no cover - the label is never empty
             raise UsageError(f"{text!r} could not be registered")
