@@ -18,6 +18,7 @@ from optimizer.config import RunConfig
 from optimizer.errors import UsageError
 from optimizer.report.stats import bootstrap_ci
 from optimizer.run.provenance import task_fingerprint
+from optimizer.search.soft.search import adapter_step, not_text
 from optimizer.tasks.templates import ExecutionTemplate
 from optimizer.types import Example
 
@@ -121,9 +122,10 @@ def _plain(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
-def shipped(result: dict | None, config: dict, run_id: str) -> dict:
+def shipped(result: dict | None, config: dict, run_id: str, adapters: bool = False) -> dict:
     """The ``best`` entry of a run's ``result.json`` (None while it has none), or a :class:`UsageError` saying why
-    the run has no exportable prompt; ``config`` is its ``config.json`` and ``run_id`` names it in messages."""
+    the run has no exportable prompt (a trained adapter is one unless ``adapters``); ``config`` is its
+    ``config.json`` and ``run_id`` names it in messages."""
     searcher = (result or {}).get("searcher") or config.get("config", {}).get("searcher", "ape")
     if searcher in CLOZE_SEARCHERS:
         raise UsageError(f"run {run_id} was made by the {searcher} searcher: its prompt is a cloze template whose "
@@ -137,7 +139,10 @@ def shipped(result: dict | None, config: dict, run_id: str) -> dict:
         raise UsageError(f"run {run_id} shipped no prompt: the budget ran out before any prompt was scored on dev"
                          f"{reason}; run the job again with a larger budget (`apo optimize TASK --dry-run` says "
                          "what it needs)")
-    return dict(result["best"])
+    best = dict(result["best"])
+    if adapter_step(searcher, best.get("text")) is not None and not adapters:
+        raise UsageError(not_text(run_id, searcher, best["text"], result.get("target") or "?"))
+    return best
 
 
 def shipped_prompt(result: dict | None, config: dict, *, run_id: str | None = None,
@@ -286,11 +291,11 @@ class RunEvalResult(BaseModel):
     per_example: list[dict] = Field(description="Input, gold output, prediction and score of every example.")
 
 
-def _open(run_id: str, runs_dir: str | Path | None) -> tuple[Any, dict, dict | None]:
+def _open(run_id: str, runs_dir: str | Path | None) -> tuple[Any, dict, dict | None, Path]:
     from optimizer.run.store import RunStore
 
     store = RunStore.open(runs_dir, run_id)
-    return store.id, store.read_config(), store.read_result()
+    return store.id, store.read_config(), store.read_result(), store.path
 
 
 def _run_task(config: RunConfig, task: Any, run_id: str) -> Any:
@@ -320,7 +325,7 @@ def export_prompt(run_id: str, runs_dir: str | Path | None = None) -> ExportedPr
     """
     from optimizer.tasks.templates import execution_template
 
-    name, config, result = _open(run_id, runs_dir)
+    name, config, result, _ = _open(run_id, runs_dir)
     demos = None
     if "demo_examples" not in shipped(result, config, name):  # made before results listed them: draw them again
         run = RunConfig.model_validate(config["config"])
@@ -349,8 +354,9 @@ def evaluate_run(run_id: str, *, task: Any = None, runs_dir: str | Path | None =
     from optimizer.run.scoring import summarize
     from optimizer.types import prompt_key
 
-    name, stored, result = _open(run_id, runs_dir)
-    best = shipped(result, stored, name)
+    name, stored, result, where = _open(run_id, runs_dir)
+    best = shipped(result, stored, name, adapters=True)
+    step = adapter_step((result or {}).get("searcher"), best.get("text"))
     update: dict[str, Any] = {"budget": Budget()}  # a re-score of the test examples is never cut short
     update |= {"data_dir": str(data_dir)} if data_dir is not None else {}
     update |= {"cache": cache} if cache is not None else {}
@@ -365,8 +371,9 @@ def evaluate_run(run_id: str, *, task: Any = None, runs_dir: str | Path | None =
     if missing:
         raise UsageError(f"the shipped prompt's demonstrations {missing} are not training examples of task "
                          f"{loaded.name!r} as loaded now; the task's data changed since run {name}")
+    folder = None if step is None else where / "adapter" / f"step-{step:05d}"
     _, examples, raw = evaluate_prompt(config, prompt_key(best["text"], best.get("demos")), split="test",
-                                       limit=config.test_limit, task=loaded)
+                                       limit=config.test_limit, task=loaded, adapter=folder)
     now, recorded, test_acc = summarize(raw), best.get("test") or {}, best.get("test_acc") or []
     return RunEvalResult(
         run_id=name, task=loaded.name, model=config.target, prompt=best["text"], demos=best.get("demos"),

@@ -175,3 +175,12 @@ def test_the_leaderboard_shows_trained_and_written_prompts_together(tiny, tmp_pa
     html = leaderboard_text(board, "html")
     assert ">trained params</th>" in html and "&lt;prompt-tuning adapter, step" in html
     assert written.run_id.replace("_", "\\_") in md
+    from optimizer import export_run
+
+    with pytest.raises(UsageError, match=r"shipped a trained prompt \(prompt-tuning, step \d+\): an adapter of the "
+                                         r"model hf:.*works only on that model.*adapter/step-000\d0/"):
+        export_run(trained.run_id, runs_dir=tmp_path)
+    from optimizer import evaluate_run
+
+    again = evaluate_run(trained.run_id, task=planted(), runs_dir=tmp_path)  # apo eval --from-run: the adapter
+    assert again.matches and again.acc == trained.best.test.acc and again.n == 24 and not again.differing

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from optimizer.config import RunConfig
@@ -24,7 +25,7 @@ from optimizer.run.context import ScorerSetup, ScoresOwnPrompts, SearchContext, 
 from optimizer.run.events import SCHEMA_VERSION, BudgetStopped, RunDone, SessionStarted, UsageSnapshot
 from optimizer.run.finish import finish
 from optimizer.run.interrupt import StopOnInterrupt
-from optimizer.run.preflight import check_job, check_runs_folder
+from optimizer.run.preflight import check_job, check_runs_folder, check_whitebox
 from optimizer.run.progress import Reporter
 from optimizer.run.provenance import data_changes, provenance
 from optimizer.run.scoring import InstructionScorer, Journal, JournalledEvaluator, PromptScorer
@@ -63,20 +64,6 @@ def lp_is_cheap(config: RunConfig, target: ModelClient) -> bool:
     ``--scoring logprob``.
     """
     return target.supports(LOGPROB) and parse_model(config.target)[0] not in API_PROVIDERS
-
-
-def _check_whitebox(config: RunConfig, searcher: Searcher) -> None:
-    """Refuse, before loading anything, a model that cannot give a white-box searcher gradients."""
-    if "whitebox" not in searcher.requires:
-        return
-    provider = parse_model(config.target)[0]
-    if provider in API_PROVIDERS or provider == "fake":
-        what = "an API model" if provider in API_PROVIDERS else "the fake model"
-        use = "a local causal LM such as --model embedded (SmolLM2) or hf:/path/to/model"
-        if searcher.name == "autoprompt":
-            use = "a masked LM such as --model embedded:splade-tiny or hf:/path/to/bert, or " + use
-        raise UsageError(f"--searcher {searcher.name} needs gradients through a local model, and {config.target!r} is "
-                         f"{what}; use {use}")
 
 
 @dataclass
@@ -222,7 +209,7 @@ def run(config: RunConfig, *, runs_dir: Any = None, reporter: Reporter | None = 
     if searcher is not None and searcher.name != config.searcher:
         config = config.model_copy(update={"searcher": searcher.name})
     searcher = searcher or make_searcher(config)
-    _check_whitebox(config, searcher)
+    check_whitebox(config, searcher)
     resuming = store is not None
     if not resuming:
         check_runs_folder(resolve_runs_dir(runs_dir))
@@ -363,7 +350,8 @@ def resume(run_id: str, *, runs_dir: Any = None, reporter: Reporter | None = Non
 
 
 def evaluate_prompt(config: RunConfig, prompt: str, *, split: SplitName = "test", limit: int | None = None,
-                    task: Task | None = None, metric: Metric | None = None) -> tuple[Task, list[Any], dict[str, Any]]:
+                    task: Task | None = None, metric: Metric | None = None, adapter: Path | None = None,
+                    ) -> tuple[Task, list[Any], dict[str, Any]]:
     """Score one instruction on a split exactly as a run with ``config`` would (same clients, template and metric).
 
     Gold log-probabilities are computed where a run would compute them for free (local models) or
@@ -377,6 +365,8 @@ def evaluate_prompt(config: RunConfig, prompt: str, *, split: SplitName = "test"
         limit: score only the first N examples.
         task: an already-loaded task.
         metric: a Python metric callable overriding the task's.
+        adapter: a trained searcher's checkpoint folder: ``prompt`` is its candidate text, scored through the
+            adapter (``config.searcher`` names the method).
 
     Returns:
         The task, the examples scored and ``{example id: ScoreRecord}``.
@@ -391,7 +381,12 @@ def evaluate_prompt(config: RunConfig, prompt: str, *, split: SplitName = "test"
                          f"to draw demonstrations from; fix: give --shots {len(task.train)} or less")
     examples = examples[:limit] if limit is not None else examples
     clients = build_clients(config)
-    scorer = instruction_scorer(config, task, clients.target, metric)
+    scorer: PromptScorer = instruction_scorer(config, task, clients.target, metric)
+    if adapter is not None:
+        searcher = make_searcher(config)
+        assert isinstance(searcher, ScoresOwnPrompts)
+        scorer = searcher.build_scorer(ScorerSetup(config, task, clients.target, [], lambda *events: None))
+        scorer.register(prompt, adapter)  # type: ignore[attr-defined]
     evaluator = JournalledEvaluator(scorer, Journal(), lambda *events: None, batch_size=config.score_batch_size)
     want_lp = config.scoring == "logprob" or lp_is_cheap(config, clients.target)
     raw = evaluator.score([prompt], examples, split, accuracy=True, logprob=want_lp)

@@ -10,13 +10,15 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from optimizer.config import RunConfig
 from optimizer.errors import UsageError
+from optimizer.models.registry import API_PROVIDERS, parse_model
 from optimizer.tasks.metrics import resolve_metric
 from optimizer.tasks.task import Task
 
-__all__ = ["check_job", "check_runs_folder", "note"]
+__all__ = ["check_job", "check_runs_folder", "check_whitebox", "note"]
 
 
 def note(message: str) -> None:
@@ -85,3 +87,17 @@ def check_job(config: RunConfig, task: Task) -> None:
     if config.shots is not None and config.shots > len(task.train):
         raise UsageError(f"--shots {config.shots}: the task {task.name!r} has {len(task.train)} training examples to "
                          f"draw demonstrations from; fix: give --shots {len(task.train)} or less")
+
+
+def check_whitebox(config: RunConfig, searcher: Any) -> None:
+    """Refuse, before loading anything, a model that cannot give a white-box searcher gradients."""
+    if "whitebox" not in searcher.requires:
+        return
+    provider = parse_model(config.target)[0]
+    if provider in API_PROVIDERS or provider == "fake":
+        what = "an API model" if provider in API_PROVIDERS else "the fake model"
+        use = "a local causal LM such as --model embedded (SmolLM2) or hf:/path/to/model"
+        if searcher.name == "autoprompt":
+            use = "a masked LM such as --model embedded:splade-tiny or hf:/path/to/bert, or " + use
+        raise UsageError(f"--searcher {searcher.name} needs gradients through a local model, and {config.target!r} is "
+                         f"{what}; use {use}")

@@ -35,16 +35,39 @@ if TYPE_CHECKING:
     from optimizer.models.client import ModelClient
     from optimizer.run.context import ScorerSetup, SearchContext
 
-__all__ = ["LoRASearch", "PTuningSearch", "PrefixTuningSearch", "PromptTuningSearch", "SoftScorer",
-           "SoftSearch", "adapter_label"]
+__all__ = ["TRAINED", "LoRASearch", "PTuningSearch", "PrefixTuningSearch", "PromptTuningSearch", "SoftScorer",
+           "SoftSearch", "adapter_label", "adapter_step", "not_text"]
 
 CHUNK = 16
 """Examples per forward pass when scoring an adapter."""
 
 
+TRAINED = frozenset({"prompt-tuning", "prefix-tuning", "p-tuning", "lora"})
+"""The trained searchers: their prompts are adapters, not text."""
+
+
 def adapter_label(method: str, step: int) -> str:
     """The candidate text of a checkpoint: ``<prompt-tuning adapter, step 150>``."""
     return f"<{method} adapter, step {step}>"
+
+
+def adapter_step(searcher: object, text: object) -> int | None:
+    """The checkpoint step of a trained searcher's candidate text (None for any other prompt)."""
+    prefix = f"<{searcher} adapter, step "
+    if searcher not in TRAINED or not isinstance(text, str) or not text.startswith(prefix) or not text.endswith(">"):
+        return None
+    step = text[len(prefix):-1]
+    return int(step) if step.isdigit() else None
+
+
+def not_text(run_id: str, searcher: str, text: str, target: str) -> str:
+    """Why a run whose shipped prompt is an adapter has no prompt text to export."""
+    step = adapter_step(searcher, text)
+    return (f"run {run_id} shipped a trained prompt ({searcher}, step {step}): an adapter of the model {target}, "
+            f"not text. It works only on that model; its weights are in the run folder, adapter/step-{step:05d}/ "
+            "(peft's adapter_model.safetensors and adapter_config.json): load it with "
+            "peft.PeftModel.from_pretrained(model, that folder), or score it again with `apo eval --from-run "
+            f"{run_id}`. There is no prompt text to export")
 
 
 class SoftScorer:
