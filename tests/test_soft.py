@@ -184,3 +184,12 @@ def test_the_leaderboard_shows_trained_and_written_prompts_together(tiny, tmp_pa
 
     again = evaluate_run(trained.run_id, task=planted(), runs_dir=tmp_path)  # apo eval --from-run: the adapter
     assert again.matches and again.acc == trained.best.test.acc and again.n == 24 and not again.differing
+
+
+def test_the_call_budget_stops_training_with_a_partial_result(tiny, tmp_path):
+    result = optimize(planted(), target=tiny, searcher="lora", steps=1000, eval_every=10, learning_rate=LR["lora"],
+                      max_calls=1200, cache=False, runs_dir=tmp_path)
+    marks = _checkpoints(result.run_dir)
+    assert result.status == "partial" and "budget" in str(result.stop_reason)
+    assert 0 < len(marks) and marks[-1]["step"] < 1000  # training stopped early, its checkpoints kept
+    assert result.calls <= 1200 and result.best.test.n == 24  # what confirming and testing need was kept back
