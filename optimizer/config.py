@@ -223,9 +223,11 @@ _SECTIONS: dict[str, type[BaseModel]] = {"ape": APEConfig, "autoprompt": AutoPro
                                          "demos": DemosConfig, "joint": JointConfig, "racing": RacingConfig,
                                          "reflect": ReflectConfig, "selection": SelectionConfig, "soft": SoftConfig}
 _SEARCHER_SECTIONS = {"ape": ("ape", "demos"), "autoprompt": ("autoprompt",), "demos": ("demos",),
-                      "joint": ("joint", "demos"), "reflect": ("reflect",), "prompt-tuning": ("soft",),
-                      "prefix-tuning": ("soft",), "p-tuning": ("soft",), "lora": ("soft",)}
-"""The sections whose flat options each built-in searcher takes (APE runs the demos search with demo_search)."""
+                      "joint": ("joint", "demos"), "reflect": ("reflect",), "prompt-tuning": ("soft", "autoprompt"),
+                      "prefix-tuning": ("soft", "autoprompt"), "p-tuning": ("soft", "autoprompt"),
+                      "lora": ("soft", "autoprompt")}
+"""The sections whose flat options each built-in searcher takes (APE runs the demos search with demo_search; the
+trained searchers read the cloze template and label words of a masked LM from AutoPrompt's)."""
 _OWNER = {"ape": "APE", "autoprompt": "AutoPrompt", "demos": "demos", "joint": "joint", "reflect": "reflect",
           "soft": "trained-prompt (prompt-tuning, prefix-tuning, p-tuning, lora)"}
 """Searcher sections and how messages name them."""

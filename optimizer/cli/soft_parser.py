@@ -11,11 +11,12 @@ __all__ = ["SEARCHERS", "add_searcher_arg", "add_soft_group"]
 
 SEARCHERS = ["ape", "demos", "joint", "reflect", "autoprompt", "prompt-tuning", "prefix-tuning", "p-tuning", "lora"]
 
-SOFT_HELP = """Trained prompts (peft adapters) on a local causal LM (--model embedded, hf:PATH): trained on the
-train split, a checkpoint every --eval-every steps scored on dev as a candidate (early stopping
-picks the best), shipped only when it beats the incumbent like any prompt. Each training example
-counts twice (forward and backward) against --max-calls. A trained prompt works only on the model
-it was trained on; the adapter is saved in the run folder (adapter/step-N/, peft's format)."""
+SOFT_HELP = """Trained prompts (peft adapters) on a local model (--model embedded, hf:PATH; on a masked
+LM through the manual cloze template and --label-words, as PET does): trained on the train split,
+a checkpoint every --eval-every steps scored on dev as a candidate (early stopping picks the
+best), shipped only when it beats the incumbent like any prompt. Each training example counts
+twice (forward and backward) against --max-calls. A trained prompt works only on the model it
+was trained on; the adapter is saved in the run folder (adapter/step-N/, peft's format)."""
 
 
 def add_searcher_arg(opt: argparse.ArgumentParser) -> None:
@@ -25,8 +26,8 @@ def add_searcher_arg(opt: argparse.ArgumentParser) -> None:
                           "demonstrations, how many, in what order), joint (instructions x demonstration sets under "
                           "a Bayesian optimizer, as MIPROv2), reflect (rewrites of the best prompts from the "
                           "training examples they get wrong), autoprompt (gradient-searched trigger tokens in a "
-                          "cloze template; needs a local masked or causal LM), or a trained prompt on a local causal "
-                          "LM: prompt-tuning, prefix-tuning, p-tuning or lora (see below)")
+                          "cloze template; needs a local masked or causal LM), or a trained prompt on a local model: "
+                          "prompt-tuning, prefix-tuning, p-tuning or lora (see below)")
 
 
 def add_soft_group(opt: argparse.ArgumentParser) -> None:

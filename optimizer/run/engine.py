@@ -259,7 +259,7 @@ def _session(config: RunConfig, task: Task, searcher: Searcher, clients: Clients
         scorer = instruction_scorer(config, task, target, metric)
     evaluator = JournalledEvaluator(scorer, journal, record, batch_size=config.score_batch_size)
     want_lp = config.scoring == "logprob" or (config.tiebreak_logprob and lp_is_cheap(config, target))
-    fixed = scorer.template.demos if isinstance(scorer, InstructionScorer) else ()
+    fixed = tuple(getattr(getattr(scorer, "template", None), "demos", ()))  # a trained searcher's baselines too
     ctx = SearchContext(config, task, store, ledger, target, clients.proposer, evaluator, journal, reporter,
                         recorded, want_lp, fixed_demos=fixed)
     reporter.start_scoring(evaluator, ledger)

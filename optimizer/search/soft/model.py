@@ -67,6 +67,10 @@ class SoftModel:
         seed: the run seed (the adapter's initialisation).
     """
 
+    task_type = "CAUSAL_LM"
+    """peft's task type for the model class (a masked LM's is FEATURE_EXTRACTION: its logits, virtual tokens
+    first)."""
+
     def __init__(self, method: SoftMethod, cfg: SoftConfig, base: Any, tokenizer: Any, template: ExecutionTemplate,
                  seed: int) -> None:
         import peft
@@ -80,7 +84,7 @@ class SoftModel:
         model = copy.deepcopy(base).float().train()
         for p in model.parameters():
             p.requires_grad_(False)
-        self.model = peft.get_peft_model(model, peft_config(method, cfg, model, tokenizer))
+        self.model = peft.get_peft_model(model, peft_config(method, cfg, model, tokenizer, self.task_type))
         if method == "prompt-tuning" and cfg.init_text:
             self._init_from_text(cfg.init_text)
         self.model.eval()  # no dropout anywhere: training is exact to replay after a resume

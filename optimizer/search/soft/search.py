@@ -1,6 +1,7 @@
 """Trained prompts on one leaderboard with written ones: prompt tuning (Lester et al. 2021), prefix tuning (Li &
 Liang 2021), P-tuning (Liu et al. 2021) and LoRA (Hu et al. 2021), each a peft adapter trained on the task's
-train split of a local causal LM.
+train split of a local causal LM (generation tasks), or of a masked LM through a cloze template and label words
+(classification, as PET; see ``cloze.py``).
 
 Training takes ``steps`` AdamW steps on seeded minibatches of the train split (or a seeded sample of
 ``train_size`` examples of it). Every ``eval_every`` steps the adapter is saved in the run folder
@@ -20,15 +21,17 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from optimizer.errors import UsageError
 from optimizer.models.base import WHITEBOX
 from optimizer.run.events import TrainingCheckpoint
-from optimizer.run.scoring import LP, InstructionScorer, ScoreRecord
+from optimizer.run.scoring import LP, ScoreRecord
 from optimizer.search.soft.model import SoftModel
 from optimizer.settings import SoftConfig, SoftMethod
+from optimizer.tasks.metrics import resolve_metric
 from optimizer.types import Example
 
 if TYPE_CHECKING:
@@ -75,7 +78,7 @@ class SoftScorer:
     prompt (the baselines: no instruction, human instructions, the user's prompt) with the instruction scorer.
 
     Args:
-        base: the run's instruction scorer.
+        base: the run's instruction scorer (AutoPrompt's cloze scorer on a masked LM).
         model: the adapter model.
         target: the target client (every pass is booked with it).
         metric: ``(prediction, answers) -> float``.
@@ -83,10 +86,10 @@ class SoftScorer:
 
     joint = False
 
-    def __init__(self, base: InstructionScorer, model: SoftModel, target: ModelClient,
+    def __init__(self, base: Any, model: SoftModel, target: ModelClient,
                  metric: Callable[[str, Sequence[str]], float]) -> None:
         self.base, self.model, self.target, self.metric = base, model, target, metric
-        self.template = base.template
+        self.template = getattr(base, "template", None)
         self.adapters: dict[str, Path] = {}
 
     def register(self, text: str, folder: Path) -> None:
@@ -150,19 +153,40 @@ class SoftSearch:
         from optimizer.run.engine import instruction_scorer
 
         box = setup.target.whitebox()
-        if box.kind != "causal":
-            raise UsageError(f"{self.name} trains causal LMs here; {setup.config.target!r} is a masked LM (use "
-                             "--searcher autoprompt for cloze prompts on it)")
-        base = instruction_scorer(setup.config, setup.task, setup.target)
-        with box.lock:
-            self.model = SoftModel(self.method, self.config, box.model, box.tokenizer, base.template,
-                                   setup.config.seed)
-        self.scorer = SoftScorer(base, self.model, setup.target, base.metric)
+        base: Any
+        if box.kind == "masked":
+            base, self.model = self._cloze(setup)
+        else:
+            base = instruction_scorer(setup.config, setup.task, setup.target)
+            with box.lock:
+                self.model = SoftModel(self.method, self.config, box.model, box.tokenizer, base.template,
+                                       setup.config.seed)
+        self.scorer = SoftScorer(base, self.model, setup.target, resolve_metric(
+            setup.config.metric or setup.task.metric, setup.task.labels))
         self.folder = setup.folder
         for event in setup.events(TrainingCheckpoint):  # earlier sessions' checkpoints stay candidates
             if setup.folder is not None:
                 self.scorer.register(adapter_label(self.name, event.step), setup.folder / event.path)
         return self.scorer
+
+    def _cloze(self, setup: ScorerSetup) -> tuple[Any, SoftModel]:
+        """A masked LM: AutoPrompt's cloze scorer for the baselines, and the adapter on the task's manual template
+        (``--cloze-template`` when it has no trigger slot, else the first instruction with a ``[P]`` slot)."""
+        from optimizer.search.autoprompt.search import AutoPromptSearch
+        from optimizer.search.soft.cloze import ClozeSoftModel
+        from optimizer.tasks.cloze import parse_template
+
+        cloze = AutoPromptSearch(setup.config.autoprompt)
+        base = cloze.build_scorer(setup)
+        given = setup.config.autoprompt.cloze_template
+        texts = ([given] if given and "[T]" not in given else []) + [t for t in setup.task.instructions if "[P]" in t]
+        if not texts:
+            raise UsageError(f"{self.name} on a masked LM needs a manual cloze template with a [P] slot: give "
+                             "--cloze-template '{sentence} It was [P] .' (or a task instruction with [P])")
+        model, _ = cloze._built()
+        with model.lock if model.lock is not None else nullcontext():
+            return base, ClozeSoftModel(self.method, self.config, model, parse_template(texts[0]), base.verbalizer,
+                                        setup.config.seed)
 
     def run(self, ctx: SearchContext) -> None:
         """Train, checkpoint and score on dev every ``eval_every`` steps; resume from the last checkpoint."""

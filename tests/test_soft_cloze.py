@@ -1,0 +1,65 @@
+"""The trained searchers on a masked LM (PET-style): a tiny randomly initialised BERT built from a config here,
+a cloze task whose every answer is the class the untrained model never predicts; each method learns it and
+ships it against the manual template, which AutoPrompt's cloze scorer scores."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from optimizer import Example, Task, optimize
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("peft")
+
+from test_autoprompt import bert_tokenizer  # noqa: E402
+
+WORDS = ["good", "bad", "movie", "film", "very", "really", "great", "awful", "it", "was"]
+LR = {"prompt-tuning": 0.3, "prefix-tuning": 0.1, "p-tuning": 0.3, "lora": 0.01}
+LABEL_WORDS = {"negative": ["bad"], "positive": ["good"]}
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> str:
+    import transformers as tf
+
+    torch.manual_seed(0)
+    tok = bert_tokenizer()
+    config = tf.BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                           intermediate_size=64, max_position_embeddings=64, initializer_range=0.3)
+    folder = tmp_path_factory.mktemp("bert")
+    tf.BertForMaskedLM(config).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return f"hf:{folder}"
+
+
+def planted(label: str) -> Task:
+    rows = [Example(input=f"{a} {b} {c}", output=label, id=str(i)) for i, (a, b, c) in
+            enumerate((a, b, c) for a in WORDS for b in WORDS for c in WORDS[:3])]
+    return Task(name="planted_cloze", train=rows[:40], dev=rows[40:160], test=rows[160:220], metric="exact_match",
+                instructions=["{sentence} it was [P] ."])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["prompt-tuning", "prefix-tuning", "p-tuning", "lora"])
+def test_each_method_learns_a_planted_class_on_a_masked_lm(tiny_bert, tmp_path, method):
+    task = planted("negative")  # the untrained model answers "positive" for every input
+    result = optimize(task, target=tiny_bert, searcher=method, steps=60, eval_every=20, learning_rate=LR[method],
+                      label_words=LABEL_WORDS, cache=False, runs_dir=tmp_path)
+    human = next(b for b in result.baselines if b.name == "best_human")
+    assert human.text == "{sentence} it was [P] ." and human.test.acc <= 0.5
+    marks = [json.loads(x) for x in (Path(result.run_dir) / "events.jsonl").read_text().splitlines()
+             if '"type": "train_checkpoint"' in x]
+    assert [m["step"] for m in marks] == [20, 40, 60] and marks[-1]["train_loss"] < marks[0]["train_loss"]
+    assert result.selection.verdict == "improved" and result.best.text.startswith(f"<{method} adapter")
+    assert result.best.test.acc == 1.0 and result.best.test.n == 60
+
+
+def test_a_masked_lm_needs_a_manual_template(tiny_bert, tmp_path):
+    from optimizer.errors import UsageError
+
+    task = planted("negative").model_copy(update={"instructions": ["Say the class."]})
+    with pytest.raises(UsageError, match=r"needs a manual cloze template with a \[P\] slot"):
+        optimize(task, target=tiny_bert, searcher="lora", steps=5, label_words=LABEL_WORDS, runs_dir=tmp_path)
