@@ -26,6 +26,8 @@ EXAMPLES = [
                        dev_lp=-0.4, dev_n=8),
     ev.AutoPromptStep(iteration=4, position=0, candidates=9, batch_loss_before=0.6, stale=1,
                       passes={"forward": 20, "backward": 8}, best_candidate_loss=0.65),
+    ev.TrainingCheckpoint(method="lora", step=25, path="adapter/step-00025", candidate="c000", train_loss=1.5,
+                          dev_acc=0.5, trainable_params=1792, train_examples=48, train_seconds=3.2),
     ev.SearcherNote(searcher="grid", kind="cell", data={"i": 3, "cells": [1, 2]}),
 ]
 

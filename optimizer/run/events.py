@@ -240,10 +240,8 @@ class AutoPromptStep(_AutoPromptIteration):
 
 
 class TrainingCheckpoint(_Event):
-    """A trained searcher (prompt tuning, prefix tuning, P-tuning, LoRA) saved a checkpoint and scored it on dev.
-
-    Written after the checkpoint's files, so that a resumed run restarts from the last one recorded.
-    """
+    """A trained searcher (prompt tuning, prefix tuning, P-tuning, LoRA) saved a checkpoint and scored it on dev;
+    written after the checkpoint's files, so that a resumed run restarts from the last one recorded."""
 
     type: Literal["train_checkpoint"] = "train_checkpoint"
     method: str

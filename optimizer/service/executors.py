@@ -28,7 +28,7 @@ from typing import Any
 
 from optimizer.errors import ApoError, RunAborted, RunLockedError, UsageError
 from optimizer.run.store import write_json_atomic
-from optimizer.service.sweep import SweepJob, SweepOutcome, read_outcome
+from optimizer.service.sweep_jobs import SweepJob, SweepOutcome, read_outcome
 
 __all__ = ["LocalExecutor", "RayExecutor", "RayLauncher", "init_ray", "run_sweep_job"]
 

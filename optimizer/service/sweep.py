@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from optimizer.errors import UsageError
 from optimizer.run.store import write_json_atomic
+from optimizer.service.sweep_jobs import SweepJob, SweepOutcome, read_outcome
 from optimizer.yaml_files import load_yaml
 
 __all__ = ["SweepJob", "SweepOutcome", "SweepResult", "SweepSpec", "load_sweep", "plan_sweep", "sweep"]
@@ -70,38 +71,6 @@ class SweepSpec(BaseModel):
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:
         return [value] if isinstance(value, (str, int)) else value
-
-
-class SweepJob(BaseModel):
-    """One job of a sweep."""
-
-    index: int
-    """Its position in the sweep (0-based)."""
-    run_id: str
-    """The run that does it, named up front."""
-    labels: dict[str, Any]
-    """What sets it apart: task, target, searcher, seed and the grid's values."""
-    config: dict[str, Any]
-    """The validated :class:`~optimizer.config.RunConfig`, as JSON."""
-
-    def describe(self) -> str:
-        """``capitalize_words ape embedded seed 1 shots=3``."""
-        extra = " ".join(f"{k}={v}" for k, v in self.labels.items() if k not in ("task", "target", "searcher", "seed"))
-        return " ".join(filter(None, [self.labels["task"], self.labels["searcher"], self.labels["target"],
-                                      f"seed {self.labels['seed']}", extra]))
-
-
-class SweepOutcome(BaseModel):
-    """How one job ended."""
-
-    index: int
-    run_id: str
-    state: Literal["complete", "partial", "interrupted", "failed"]
-    """``complete``; ``partial`` (stopped by its budget); ``interrupted`` (Ctrl-C: run the sweep again to
-    continue); ``failed`` (``error`` says why)."""
-    error: str | None = None
-    attempts: int = 1
-    """How many times a worker started on it in this invocation (more than 1: a killed worker was retried)."""
 
 
 class SweepResult(BaseModel):
@@ -225,17 +194,6 @@ def plan_sweep(path: str | Path, *, data_dir: str | Path | None = None, new: boo
     return sweep_id, jobs
 
 
-def read_outcome(job: SweepJob, runs_dir: Path) -> SweepOutcome | None:
-    """A job's outcome when its run finished for good (its result complete or partial), else None."""
-    try:
-        status = json.loads((runs_dir / job.run_id / "result.json").read_text(encoding="utf-8")).get("status")
-    except (OSError, ValueError, AttributeError):
-        return None
-    if status not in ("complete", "partial"):
-        return None
-    return SweepOutcome(index=job.index, run_id=job.run_id, state=status, attempts=0)
-
-
 def sweep(path: str | Path, *, executor: Literal["local", "ray"] = "local", workers: int = 2,
           ray_address: str | None = None, retries: int = 2, runs_dir: str | Path | None = None,
           data_dir: str | Path | None = None, new: bool = False,
@@ -307,14 +265,15 @@ def sweep(path: str | Path, *, executor: Literal["local", "ray"] = "local", work
 def write_report(folder: Path, runs: list[Path]) -> str | None:
     """The leaderboard of the sweep's finished runs as ``leaderboard.md`` and ``leaderboard.html``; None when
     no run finished."""
-    from optimizer.api import leaderboard_text
     from optimizer.report.build import build_leaderboard
+    from optimizer.report.html import render_html
+    from optimizer.report.text import render_markdown
 
     finished = [r for r in runs if (r / "result.json").exists()]
     if not finished:
         return None
     board = build_leaderboard(finished)
-    (folder / "leaderboard.md").write_text(leaderboard_text(board, "md"), encoding="utf-8")
+    (folder / "leaderboard.md").write_text(render_markdown(board), encoding="utf-8")
     html = folder / "leaderboard.html"
-    html.write_text(leaderboard_text(board, "html"), encoding="utf-8")
+    html.write_text(render_html(board), encoding="utf-8")
     return str(html)
