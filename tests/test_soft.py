@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from service_helpers import REPO, same_result, wait_for
+from service_helpers import REPO, wait_for
 
 from optimizer import Example, Task, optimize, resume
 from optimizer.errors import UsageError
@@ -124,9 +124,16 @@ def test_a_killed_training_resumes_from_its_last_checkpoint(tiny, tmp_path):
     assert [m["step"] for m in marks] == [20, 40, 60, 80, 100, 120]  # nothing recorded twice, nothing lost
     assert marks[:len(before)] == before
     whole = optimize(planted(), target=tiny, runs_dir=tmp_path / "whole", **kw)
-    same_result(resumed.model_dump(mode="json"), whole.model_dump(mode="json"))
-    assert [(m["step"], m["train_loss"]) for m in marks] == [(m["step"], m["train_loss"])
-                                                            for m in _checkpoints(whole.run_dir)]
+    # the same run as an uninterrupted one; floats to rounding (the killed process ran torch on one thread, this
+    # one may use more, and sums in another order)
+    assert resumed.status == whole.status and resumed.best.text == whole.best.text
+    assert (resumed.best.test.acc, resumed.best.test.n) == (whole.best.test.acc, whole.best.test.n)
+    assert resumed.best.test.lp == pytest.approx(whole.best.test.lp, abs=1e-3)
+    assert [(c.text, c.dev.acc) for c in resumed.candidates] == [(c.text, c.dev.acc) for c in whole.candidates]
+    assert resumed.selection.verdict == whole.selection.verdict and resumed.calls == whole.calls
+    assert [m["step"] for m in _checkpoints(whole.run_dir)] == [m["step"] for m in marks]
+    assert [m["train_loss"] for m in marks] == pytest.approx([m["train_loss"] for m in _checkpoints(whole.run_dir)],
+                                                             rel=1e-3)
 
 
 def test_models_without_weights_are_refused(tmp_path):
