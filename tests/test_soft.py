@@ -200,3 +200,6 @@ def test_the_call_budget_stops_training_with_a_partial_result(tiny, tmp_path):
     assert result.status == "partial" and "budget" in str(result.stop_reason)
     assert 0 < len(marks) and marks[-1]["step"] < 1000  # training stopped early, its checkpoints kept
     assert result.calls <= 1200 and result.best.test.n == 24  # what confirming and testing need was kept back
+    # training and adapter scoring book their input tokens, not only their passes: a training step reads each
+    # row's context (at least 5 tokens) and gold answer twice, forward and backward, 8 rows a step
+    assert result.usage["target"]["prompt_tokens"] >= marks[-1]["step"] * 2 * 8 * 5

@@ -63,7 +63,11 @@ class ClozeSoftModel(SoftModel):
         rows = torch.arange(len(examples), device=ids.device)
         return self.verbalizer.score(torch.log_softmax(logits[rows, predict].float(), dim=-1), gold)  # type: ignore
 
-    def train_step(self, batch: Sequence[Example]) -> tuple[float, int]:
+    def input_tokens(self, examples: Sequence[Example], *, answers: bool) -> int:
+        """The encoded template's tokens and the virtual ones (the class is read at the mask, never input)."""
+        return sum(self.virtual_inputs + len(e.ids) for e in self._encode(examples))
+
+    def train_step(self, batch: Sequence[Example]) -> float:
         """One AdamW step on the mean cross-entropy of the gold classes."""
         self.optimizer.zero_grad(set_to_none=True)
         lp, _ = self._class_logprobs(batch)
@@ -71,7 +75,7 @@ class ClozeSoftModel(SoftModel):
         loss.backward()
         self.optimizer.step()
         self.steps_done += 1
-        return float(loss.detach()), 0
+        return float(loss.detach())
 
     def logprobs(self, examples: Sequence[Example]) -> list[float]:
         """The gold class's log-probability of each example."""

@@ -148,8 +148,20 @@ class SoftModel:
         return loss.view(shift_labels.shape).sum(1), (shift_labels != -100).sum(1)
 
     # -- training ------------------------------------------------------------------------------
-    def train_step(self, batch: Sequence[Example]) -> tuple[float, int]:
-        """One AdamW step on the mean per-token loss of the gold answers; returns (loss, input tokens)."""
+    def input_tokens(self, examples: Sequence[Example], *, answers: bool) -> int:
+        """The input tokens of one pass over ``examples``: the context, and the gold answer when it is read
+        (training and log-probabilities; ``answers=False`` for generation, whose answer is output), and the
+        virtual tokens prompt tuning and P-tuning put before them."""
+        pairs = [self._pair(ex, " " + ex.output + "\n") for ex in examples]
+        return sum(self.virtual_inputs + len(c) + (len(a) if answers else 0) for c, a in pairs)
+
+    @property
+    def virtual_inputs(self) -> int:
+        """Virtual tokens in each input row (prefix tuning's are keys and values, LoRA has none)."""
+        return self.cfg.virtual_tokens if self.method in ("prompt-tuning", "p-tuning") else 0
+
+    def train_step(self, batch: Sequence[Example]) -> float:
+        """One AdamW step on the mean per-token loss of the gold answers; returns the loss."""
         pairs = [self._pair(ex, " " + ex.output + "\n") for ex in batch]
         ids, mask, labels = self._batch(pairs)
         self.optimizer.zero_grad(set_to_none=True)
@@ -158,7 +170,7 @@ class SoftModel:
         loss.backward()
         self.optimizer.step()
         self.steps_done += 1
-        return float(loss.detach()), int(mask.sum())
+        return float(loss.detach())
 
     # -- scoring -------------------------------------------------------------------------------
     def logprobs(self, examples: Sequence[Example]) -> list[float]:

@@ -114,7 +114,7 @@ class SoftScorer:
             for start in range(0, len(rows), CHUNK):
                 chunk = rows[start:start + CHUNK]
                 examples = [pairs[i][1] for i in chunk]
-                with self.target.passes(len(examples), 0):
+                with self.target.passes(len(examples), self.model.input_tokens(examples, answers=LP in kinds)):
                     if LP in kinds:
                         records = [ScoreRecord(lp=lp) for lp in self.model.logprobs(examples)]
                     else:
@@ -215,8 +215,8 @@ class SoftSearch:
             if model.loaded is not None and model.loaded != current and current is not None:
                 model.restore(current)  # scoring another checkpoint replaced the training weights
             started = time.monotonic()
-            with ctx.target.passes(2 * len(batch), 0):
-                loss, _ = model.train_step(batch)
+            with ctx.target.passes(2 * len(batch), 2 * model.input_tokens(batch, answers=True)):
+                loss = model.train_step(batch)
             seconds += time.monotonic() - started
             losses.append(loss)
             ctx.status(f"{self.name} step {step}/{cfg.steps}: loss {sum(losses) / len(losses):.3f}"
