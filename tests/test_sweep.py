@@ -98,6 +98,8 @@ def test_a_local_sweep_runs_every_job_and_running_it_again_continues_it(tmp_path
     report = Path(str(result.report))
     assert report.name == "leaderboard.html" and "capitalize_words" in report.read_text()
     assert "double\\_number" in (report.parent / "leaderboard.md").read_text()
+    assert result.leaderboard is not None and len(result.leaderboard.rows) == 4  # the board the report shows
+    assert "leaderboard" not in json.loads(result.model_dump_json())
     scored = {j.run_id: (runs / j.run_id / "events.jsonl").read_text() for j in result.jobs}
 
     again = sweep(path, workers=2, runs_dir=runs)  # finished runs are kept, not run again

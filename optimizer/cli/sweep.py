@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import threading
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from optimizer import build_leaderboard, sweep
+from optimizer import sweep
 from optimizer.api import print_leaderboard
 from optimizer.cli.render import out
 
@@ -52,10 +51,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.json:
         print(result.model_dump_json(indent=2))
     else:
-        if result.report:
-            runs = Path(result.folder).parents[1]
-            finished = [runs / j.run_id for j in result.jobs if (runs / j.run_id / "result.json").exists()]
-            print_leaderboard(build_leaderboard(finished), out)
+        if result.leaderboard is not None:
+            print_leaderboard(result.leaderboard, out)
         counts = ", ".join(f"{states.count(s)} {s}" for s in ("complete", "partial", "interrupted", "failed")
                            if s in states)
         out.print(f"sweep {result.sweep_id}: {counts} in {result.seconds:.0f} s; jobs and logs in {result.folder}"

@@ -34,6 +34,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from optimizer.errors import UsageError
+from optimizer.report.models import Leaderboard
 from optimizer.run.store import write_json_atomic
 from optimizer.service.sweep_jobs import SweepJob, SweepOutcome, read_outcome
 from optimizer.yaml_files import load_yaml
@@ -83,6 +84,8 @@ class SweepResult(BaseModel):
     outcomes: list[SweepOutcome]
     report: str | None = None
     """The leaderboard report (HTML) of the sweep's runs, when any finished."""
+    leaderboard: Leaderboard | None = Field(default=None, exclude=True)
+    """That leaderboard (not in the JSON form: the report has it)."""
     seconds: float = 0.0
 
 
@@ -257,14 +260,15 @@ def sweep(path: str | Path, *, executor: Literal["local", "ray"] = "local", work
         for outcome in runner.run(todo, manifest, root, notify):
             outcomes[outcome.index] = outcome
     ordered = [outcomes[j.index] for j in jobs if j.index in outcomes]
-    report = write_report(folder, [root / j.run_id for j in jobs])
-    return SweepResult(sweep_id=sweep_id, folder=str(folder), jobs=jobs, outcomes=ordered, report=report,
+    board = write_report(folder, [root / j.run_id for j in jobs])
+    return SweepResult(sweep_id=sweep_id, folder=str(folder), jobs=jobs, outcomes=ordered,
+                       report=str(folder / "leaderboard.html") if board else None, leaderboard=board,
                        seconds=round(time.monotonic() - started, 1))
 
 
-def write_report(folder: Path, runs: list[Path]) -> str | None:
-    """The leaderboard of the sweep's finished runs as ``leaderboard.md`` and ``leaderboard.html``; None when
-    no run finished."""
+def write_report(folder: Path, runs: list[Path]) -> Leaderboard | None:
+    """The leaderboard of the sweep's finished runs, written as ``leaderboard.md`` and ``leaderboard.html``;
+    None when no run finished."""
     from optimizer.report.build import build_leaderboard
     from optimizer.report.html import render_html
     from optimizer.report.text import render_markdown
@@ -274,6 +278,5 @@ def write_report(folder: Path, runs: list[Path]) -> str | None:
         return None
     board = build_leaderboard(finished)
     (folder / "leaderboard.md").write_text(render_markdown(board), encoding="utf-8")
-    html = folder / "leaderboard.html"
-    html.write_text(render_html(board), encoding="utf-8")
-    return str(html)
+    (folder / "leaderboard.html").write_text(render_html(board), encoding="utf-8")
+    return board
