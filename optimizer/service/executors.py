@@ -91,6 +91,7 @@ def run_sweep_job(manifest: str | Path, index: int, runs_dir: str | Path, *, han
             traceback.print_exc()  # into the job's log
             outcome = SweepOutcome(index=index, run_id=job.run_id, state="failed",
                                    error=f"internal error: {type(exc).__name__}: {exc} (this is a bug in apo)")
+    outcome.attempts = _attempts(manifest, index)  # this start and those of workers that died before it
     write_json_atomic(_outcome_path(manifest, index), outcome.model_dump(mode="json"))
     return outcome.model_dump(mode="json")
 
@@ -134,8 +135,7 @@ class LocalExecutor:
                                         stderr=subprocess.STDOUT)
                 code = proc.wait()
             try:
-                outcome = SweepOutcome.model_validate_json(_outcome_path(manifest, job.index).read_text("utf-8"))
-                return outcome.model_copy(update={"attempts": attempt})
+                return SweepOutcome.model_validate_json(_outcome_path(manifest, job.index).read_text("utf-8"))
             except (OSError, ValueError):
                 why = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
         return SweepOutcome(index=job.index, run_id=job.run_id, state="failed", attempts=self.retries + 1,
@@ -247,10 +247,10 @@ class RayExecutor:
                 ray.shutdown()
 
     def _outcome(self, ray: Any, ref: Any, job: SweepJob, manifest: Path) -> SweepOutcome:
-        attempts = _attempts(manifest, job.index)
         try:
-            return SweepOutcome.model_validate(ray.get(ref)).model_copy(update={"attempts": attempts})
+            return SweepOutcome.model_validate(ray.get(ref))  # it counted its attempts (run_sweep_job)
         except ray.exceptions.RayError as exc:
+            attempts = _attempts(manifest, job.index)
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             return SweepOutcome(index=job.index, run_id=job.run_id, state="failed", attempts=attempts,
                                 error=f"Ray: {type(exc).__name__}: {first} (after {attempts} attempt(s))")
