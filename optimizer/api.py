@@ -184,13 +184,17 @@ def estimate(task: str | Path | Task | RunConfig | None = None, *,
         Proposer and target calls (upper bounds), tokens and cost (None without prices), pairs per phase.
     """
     from optimizer.run.estimate import estimate as _estimate
+    from optimizer.run.preflight import check_job
 
     job, loaded = _job(task, config, options)
     if job.searcher not in {"ape", "demos", "joint", "reflect"}:
         raise UsageError(f"estimate covers the ape, demos, joint and reflect searchers, not {job.searcher!r} (an "
                          "AutoPrompt job's dry run counts example passes: apo optimize ... --searcher autoprompt "
                          "--dry-run)")
-    return _estimate(job, loaded or load_task(job.task, data_dir=job.data_dir, seed=job.seed))
+    the_task = (loaded or load_task(job.task, data_dir=job.data_dir, seed=job.seed)).with_train_limit(
+        job.train_limit, job.seed)
+    check_job(job, the_task)  # what the run would refuse, the estimate refuses
+    return _estimate(job, the_task)
 
 
 # -- runs ----------------------------------------------------------------------------------------

@@ -86,6 +86,9 @@ class RunConfig(BaseModel):
     ``selection.confirm_limit`` are set aside)."""
     test_limit: int | None = Field(default=None, ge=1)
     """Most test examples in the final report (None: all)."""
+    train_limit: int | None = Field(default=None, ge=1)
+    """Most training examples the search may use (demonstrations, proposals, failures, training): a sample of the
+    train split chosen by the seed, a larger limit keeping every example of a smaller one (None: all)."""
     seed: int = 0
     """Seeds demonstration sampling, proposals and sampling; same seed, same result."""
     racing: RacingConfig = Field(default_factory=RacingConfig)
@@ -214,6 +217,10 @@ def migrate_config(data: dict[str, Any]) -> dict[str, Any]:
         out["racing"] = racing
     if isinstance(out.get("autoprompt"), dict):
         out["autoprompt"] = {_RENAMED_AUTOPROMPT.get(k, k): v for k, v in out["autoprompt"].items()}
+    if isinstance(out.get("soft"), dict) and "train_size" in out["soft"]:  # now every searcher's train_limit
+        soft = dict(out["soft"])
+        out.setdefault("train_limit", soft.pop("train_size"))
+        out["soft"] = soft
     return out
 
 

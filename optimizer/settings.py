@@ -227,8 +227,6 @@ class SoftConfig(BaseModel):
     """Optimizer steps (each on one minibatch of training examples)."""
     train_batch_size: int = Field(default=8, ge=1)
     """Training examples per step."""
-    train_size: int | None = Field(default=None, ge=1)
-    """Training examples used (a seeded sample of the train split; None: all)."""
     eval_every: int = Field(default=25, ge=1)
     """Steps between checkpoints; each is scored on dev as a candidate (early stopping picks the best)."""
     patience: int | None = Field(default=None, ge=1)

@@ -53,7 +53,8 @@ def test_ape_finds_planted_instruction(planted):
     assert result.best.text == PLANTED
     assert result.best.dev.acc == 1.0 and result.best.dev.n == 12  # 24 dev examples: 12 raced, 12 to confirm
     assert result.best.confirm.acc == 1.0 and result.best.confirm.n == 12
-    assert result.selection.verdict == "improved" and result.selection.sizes == {"dev": 12, "confirm": 12, "test": 16}
+    assert result.selection.verdict == "improved"
+    assert result.selection.sizes == {"train": 20, "dev": 12, "confirm": 12, "test": 16}
     assert result.best.test.acc == 1.0 and result.best.test.n == len(WORDS) - 44
     names = {b.name: b for b in result.baselines}
     assert names["no_instruction"].test.acc == 0.0

@@ -161,7 +161,7 @@ def test_json_is_the_leaderboard_data_with_the_selection(runs):
     rows = {row["task"]: row["best"] for row in data["rows"]}
     picky = runs["picky"]
     assert rows["picky"]["verdict"] == "improved" and rows["picky"]["demos"] == list(picky.best.demos)
-    assert rows["picky"]["selection"]["sizes"] == {"dev": 12, "confirm": 12, "test": 16}
+    assert rows["picky"]["selection"]["sizes"] == {"train": 20, "dev": 12, "confirm": 12, "test": 16}
     assert rows["picky"]["selection"]["finalists"] == [t.model_dump() for t in picky.selection.finalists]
     assert rows["coin"]["vs_incumbent"]["ci"] == [0.0, 0.0] and rows["coin"]["selection"]["incumbent_origin"] == "human"
     # confirmation off: the best on dev ships untested, and the test split still compares it with the incumbent

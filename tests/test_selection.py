@@ -43,7 +43,7 @@ def test_a_planted_improvement_ships_with_its_evidence():
     result = optimize(reversal_task(), target="fake:planted", seed=3, candidates=10, rounds=0)
     sel = result.selection
     assert sel.verdict == "improved" and result.best.text == PLANTED
-    assert sel.incumbent_origin == "human" and sel.sizes == {"dev": 12, "confirm": 12, "test": 16}
+    assert sel.incumbent_origin == "human" and sel.sizes == {"train": 20, "dev": 12, "confirm": 12, "test": 16}
     win = next(t for t in sel.finalists if t.candidate == result.best.candidate)
     assert win.diff == 1.0 and win.p_adjusted < 0.05 and win.significant
     assert win.p_adjusted >= win.p_value  # Holm never lowers a p-value

@@ -203,6 +203,9 @@ def add_job_options(opt: argparse.ArgumentParser, local: bool) -> None:
                      help="dev examples raced on, after the confirmation examples are set aside (default: 50)")
     opt.add_argument("--test-limit", "--test-size", dest="test_limit", type=int,
                      help="test examples in the final report (default: all)")
+    opt.add_argument("--train-limit", "--train-size", dest="train_limit", type=int, metavar="N",
+                     help="training examples the search may use: a sample of the train split by the seed "
+                          "(default: all)")
     _add_budget_args(opt)
     opt.add_argument("--seed", type=int, help="same seed, same model, same task: same result (default: 0)")
     if local:

@@ -36,8 +36,6 @@ def add_soft_group(opt: argparse.ArgumentParser) -> None:
                                   SOFT_HELP)
     soft.add_argument("--steps", type=positive, help="optimizer steps (default: 150)")
     soft.add_argument("--train-batch-size", type=positive, metavar="N", help="training examples per step (default: 8)")
-    soft.add_argument("--train-size", type=positive, metavar="N",
-                      help="training examples used, a seeded sample of the train split (default: all)")
     soft.add_argument("--eval-every", type=positive, metavar="STEPS",
                       help="steps between checkpoints, each scored on dev (default: 25)")
     soft.add_argument("--learning-rate", type=positive_float, metavar="LR",

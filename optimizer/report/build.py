@@ -1,4 +1,4 @@
-"""Leaderboard: the best prompt per (task, searcher, target model) across runs, as data.
+"""Leaderboard: the best prompt per (task, searcher, target model, training limit) across runs, as data.
 
 :func:`build_leaderboard` reads run folders (``config.json``, ``events.jsonl``, ``result.json``)
 and returns a :class:`Leaderboard` of pydantic models (defined in ``optimizer.report.models``);
@@ -125,7 +125,8 @@ def summarize_run(path: str | Path) -> RunSummary:
     base = dict(run_id=store.id, run_dir=str(store.path), searcher=config.get("searcher", "ape"),
                 target=config.get("target", "?"), proposer=config.get("proposer") or config.get("target", "?"),
                 seed=int(config.get("seed", 0)), scoring=config.get("scoring", "accuracy"),
-                configuration=_fingerprint(config), trajectory=dev_trajectory(events))
+                configuration=_fingerprint(config), trajectory=dev_trajectory(events),
+                train_limit=config.get("train_limit"))
     if data is None:
         task = (stored.get("provenance", {}).get("task", {}) or {}).get("name") or config.get("task", "?")
         calls, tokens, elapsed = usage_from_log(events)
@@ -186,6 +187,7 @@ def _add_selection(summary: RunSummary, result: RunResult, data: dict) -> None:
     if result.selection is None:
         return
     summary.selection, summary.verdict = result.selection, result.selection.verdict
+    summary.train_examples = result.selection.sizes.get("train")
     incumbent = result.incumbent_prompt()
     if best is not None and best.test is not None and best.test_acc and incumbent is not None \
             and incumbent.test is not None:
@@ -266,7 +268,8 @@ def _row(runs: list[RunSummary]) -> LeaderboardRow:
 
 def _sort_key(row: LeaderboardRow):
     acc = row.best.test.acc if row.best.test and row.best.test.acc is not None else None
-    return (row.task, acc is None, -(acc or 0.0), row.searcher, row.target)
+    limit = row.best.train_limit
+    return (row.task, acc is None, -(acc or 0.0), row.searcher, row.target, limit is None, limit or 0)
 
 
 def _split(values: Sequence[str] | str | None) -> list[str]:
@@ -322,9 +325,9 @@ def build_leaderboard(
                              f"{damaged}" if skipped else "; run `apo optimize TASK` first"))
         raise UsageError(f"no runs match {wanted} among {len(summaries)} runs in {where}; "
                          + "; ".join(f"{k}s there: {', '.join(v) or '-'}" for k, v in seen.items()) + damaged)
-    groups: dict[tuple[str, str, str], list[RunSummary]] = {}
+    groups: dict[tuple[str, str, str, int | None], list[RunSummary]] = {}
     for s in kept:
-        groups.setdefault((s.task, s.searcher, s.target), []).append(s)
+        groups.setdefault((s.task, s.searcher, s.target, s.train_limit), []).append(s)
     rows = sorted((_row(g) for g in groups.values()), key=_sort_key)
     return Leaderboard(sources=[str(p) for p in paths], filters={k: v for k, v in filters.items() if v}, rows=rows,
                        skipped=skipped)

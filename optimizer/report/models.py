@@ -138,7 +138,10 @@ class RunSummary(BaseModel):
     trainable_params: int = 0
     """Parameters the shipped prompt trained (a trained searcher's adapter; 0 for a written prompt)."""
     train_examples: int | None = None
-    """Training examples the adapter was trained on (None for a written prompt)."""
+    """Training examples the search could use (demonstrations, proposals, failures; the adapter's training set);
+    None for runs written before it was recorded."""
+    train_limit: int | None = None
+    """The run's ``train_limit`` (None: the whole train split); runs with different limits are different rows."""
     train_s: float | None = None
     """Seconds spent training, up to the shipped checkpoint (None for a written prompt)."""
     pareto: list[str] | None = None
@@ -159,7 +162,7 @@ class RunSummary(BaseModel):
 
 
 class LeaderboardRow(BaseModel):
-    """The best prompt for one (task, searcher, target model)."""
+    """The best prompt for one (task, searcher, target model, training limit)."""
 
     model_config = _MODEL
 

@@ -79,13 +79,13 @@ def has_selection(lb: Leaderboard) -> bool:
 
 
 def has_training(lb: Leaderboard) -> bool:
-    """Whether any row's shipped prompt is a trained adapter."""
-    return any(row.best.trainable_params > 0 for row in lb.rows)
+    """Whether any row's shipped prompt is a trained adapter, or any row's runs had a training limit."""
+    return any(row.best.trainable_params > 0 or row.best.train_limit is not None for row in lb.rows)
 
 
 def columns(lb: Leaderboard) -> tuple[str, ...]:
     """The board's columns: :data:`COLUMNS`, with :data:`SELECTION_COLUMNS` when any row has a verdict and
-    :data:`TRAINING_COLUMNS` when any row's prompt was trained."""
+    :data:`TRAINING_COLUMNS` when any row's prompt was trained or had a training limit."""
     cols = COLUMNS[:_TRAIN_AT] + TRAINING_COLUMNS + COLUMNS[_TRAIN_AT:] if has_training(lb) else COLUMNS
     return cols[:_AT] + SELECTION_COLUMNS + cols[_AT:] if has_selection(lb) else cols
 

@@ -180,6 +180,12 @@ def _reserve(ctx: SearchContext, test_lp: bool) -> int:
     return min(need, max_calls // 2)
 
 
+def _task(config: RunConfig, task: Task | None) -> Task:
+    """The run's task (loaded unless given), its train split cut to ``config.train_limit``."""
+    task = task or load_task(config.task, data_dir=config.data_dir, seed=config.seed)
+    return task.with_train_limit(config.train_limit, config.seed)
+
+
 def run(config: RunConfig, *, runs_dir: Any = None, reporter: Reporter | None = None, task: Task | None = None,
         metric: Metric | None = None, searcher: Searcher | None = None, store: RunStore | None = None,
         handle_interrupt: bool = False, run_id: str | None = None) -> RunResult:
@@ -213,7 +219,7 @@ def run(config: RunConfig, *, runs_dir: Any = None, reporter: Reporter | None = 
     resuming = store is not None
     if not resuming:
         check_runs_folder(resolve_runs_dir(runs_dir))
-    task = task or load_task(config.task, data_dir=config.data_dir, seed=config.seed)
+    task = _task(config, task)
     if not resuming:
         check_job(config, task)
     try:
@@ -329,7 +335,7 @@ def resume(run_id: str, *, runs_dir: Any = None, reporter: Reporter | None = Non
         stored.setdefault("selection", {"confirm_limit": 0})  # a run made before confirmation resumes as it began
         config = RunConfig.model_validate(stored)
         store.check_log()
-        task = task or load_task(config.task, data_dir=config.data_dir, seed=config.seed)
+        task = _task(config, task)
         changes = data_changes((stored_all.get("provenance") or {}).get("task") or {}, task)
         if changes:
             what = f"the data of task {task.name!r} changed since run {store.id} began ({'; '.join(changes)})"
@@ -371,7 +377,7 @@ def evaluate_prompt(config: RunConfig, prompt: str, *, split: SplitName = "test"
     Returns:
         The task, the examples scored and ``{example id: ScoreRecord}``.
     """
-    task = task or load_task(config.task, data_dir=config.data_dir, seed=config.seed)
+    task = _task(config, task)
     examples = list(task.split(split))
     if limit is not None and not 1 <= limit <= len(examples):
         raise UsageError(f"--limit {limit}: the {split} split of task {task.name!r} has {len(examples)} examples; "

@@ -84,6 +84,10 @@ def check_job(config: RunConfig, task: Task) -> None:
     if config.test_limit is not None and config.test_limit > len(task.test) and "test_limit" in given:
         raise UsageError(f"--test-size {config.test_limit}: the task {task.name!r} has {len(task.test)} test "
                          f"examples; fix: give --test-size {len(task.test)} or less, or leave it out")
+    if config.shots is not None and config.train_limit is not None and config.shots > len(task.train):
+        raise UsageError(f"--shots {config.shots} with --train-limit {config.train_limit}: the demonstrations are "
+                         f"drawn from the {len(task.train)} training examples the limit keeps; fix: give --shots "
+                         f"{len(task.train)} or less, or a larger --train-limit")
     if config.shots is not None and config.shots > len(task.train):
         raise UsageError(f"--shots {config.shots}: the task {task.name!r} has {len(task.train)} training examples to "
                          f"draw demonstrations from; fix: give --shots {len(task.train)} or less")

@@ -85,7 +85,7 @@ def choose(ctx: SearchContext, evaluator: Evaluator) -> tuple[Candidate | None, 
     inc = ctx.incumbent
     ranked = ctx.ranked()
     raced = [c for c in ranked if c.dev.n >= len(ctx.dev)]
-    sizes = {"dev": len(ctx.dev), "confirm": len(ctx.confirm)}
+    sizes = {"train": len(ctx.task.train), "dev": len(ctx.dev), "confirm": len(ctx.confirm)}
     base = Selection(verdict="not tested", incumbent=inc.id if inc else None,
                      incumbent_origin=inc.origin if inc else None, alpha=cfg.alpha, score=scoring, sizes=sizes)
     if not ctx.confirm or inc is None:  # untested: the searcher's best on dev (a baseline incumbent stays a baseline)

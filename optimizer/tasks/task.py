@@ -10,6 +10,7 @@ naming the file, the line or field, and the fix.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -102,6 +103,31 @@ class Task(BaseModel):
         if name not in SPLITS:
             raise UsageError(f"unknown split {name!r}; use one of: train, dev, test")
         return getattr(self, name)
+
+    def with_train_limit(self, limit: int | None, seed: int) -> Task:
+        """The task with at most ``limit`` training examples: a sample chosen by the seed, in the split's order.
+
+        The sample is the ``limit`` examples ranking first by a hash of the seed and their id, so that a larger
+        limit keeps every example of a smaller one (learning curves grow one training set), and applying the
+        same limit again changes nothing.
+
+        Example::
+
+            task.with_train_limit(32, seed=0).train   # 32 of the train split's examples
+
+        Args:
+            limit: the most training examples (None: all of them).
+            seed: the run seed.
+        """
+        if limit is None or limit >= len(self.train):
+            return self
+
+        def rank(ex: Example) -> str:
+            return hashlib.sha256(f"{seed}:train:{ex.id}".encode()).hexdigest()
+
+        kept = {ex.id for ex in sorted(self.train, key=rank)[:limit]}
+        return self.model_copy(update={"train": [ex for ex in self.train if ex.id in kept],
+                                       "shots": min(self.shots, limit)})
 
     def scorer(self) -> Metric:
         """The task's metric as a function ``(prediction, answers) -> float``.

@@ -3,8 +3,8 @@ Liang 2021), P-tuning (Liu et al. 2021) and LoRA (Hu et al. 2021), each a peft a
 train split of a local causal LM (generation tasks), or of a masked LM through a cloze template and label words
 (classification, as PET; see ``cloze.py``).
 
-Training takes ``steps`` AdamW steps on seeded minibatches of the train split (or a seeded sample of
-``train_size`` examples of it). Every ``eval_every`` steps the adapter is saved in the run folder
+Training takes ``steps`` AdamW steps on seeded minibatches of the train split (at most the run's
+``train_limit`` examples of it). Every ``eval_every`` steps the adapter is saved in the run folder
 (``adapter/step-NNNNN/``: peft's ``adapter_model.safetensors`` and ``adapter_config.json``, and the trainer's
 state) and becomes a candidate, scored on dev like any prompt; the engine's selection then confirms the best
 against the incumbent on held-out dev examples and scores what ships on test. Early stopping is the choice of
@@ -194,9 +194,7 @@ class SoftSearch:
         model, scorer = self.model, self.scorer
         if model is None or scorer is None or self.folder is None:
             raise UsageError(f"{self.name}: the engine must call build_scorer first")
-        train = list(ctx.task.train)
-        if cfg.train_size is not None:
-            train = ctx.rng("soft-train").sample(train, min(cfg.train_size, len(train)))
+        train = list(ctx.task.train)  # at most the run's train_limit
         done = sorted(ctx.events(TrainingCheckpoint), key=lambda e: e.step)
         best, stale, seconds = float("-inf"), 0, 0.0
         for event in done:  # dev scores come back from the journal
