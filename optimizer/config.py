@@ -229,10 +229,10 @@ def migrate_config(data: dict[str, Any]) -> dict[str, Any]:
 _SECTIONS: dict[str, type[BaseModel]] = {"ape": APEConfig, "autoprompt": AutoPromptConfig, "budget": Budget,
                                          "demos": DemosConfig, "joint": JointConfig, "racing": RacingConfig,
                                          "reflect": ReflectConfig, "selection": SelectionConfig, "soft": SoftConfig}
-_SEARCHER_SECTIONS = {"ape": ("ape", "demos"), "autoprompt": ("autoprompt",), "demos": ("demos",),
-                      "joint": ("joint", "demos"), "reflect": ("reflect",), "prompt-tuning": ("soft", "autoprompt"),
-                      "prefix-tuning": ("soft", "autoprompt"), "p-tuning": ("soft", "autoprompt"),
-                      "lora": ("soft", "autoprompt")}
+_SEARCHER_SECTIONS = {"ape": ("ape", "demos"), "autoprompt": ("autoprompt",), "baseline": ("autoprompt",),
+                      "demos": ("demos",), "joint": ("joint", "demos"), "reflect": ("reflect",),
+                      "prompt-tuning": ("soft", "autoprompt"), "prefix-tuning": ("soft", "autoprompt"),
+                      "p-tuning": ("soft", "autoprompt"), "lora": ("soft", "autoprompt")}
 """The sections whose flat options each built-in searcher takes (APE runs the demos search with demo_search; the
 trained searchers read the cloze template and label words of a masked LM from AutoPrompt's)."""
 _OWNER = {"ape": "APE", "autoprompt": "AutoPrompt", "demos": "demos", "joint": "joint", "reflect": "reflect",

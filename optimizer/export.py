@@ -127,7 +127,7 @@ def shipped(result: dict | None, config: dict, run_id: str, adapters: bool = Fal
     the run has no exportable prompt (a trained adapter is one unless ``adapters``); ``config`` is its
     ``config.json`` and ``run_id`` names it in messages."""
     searcher = (result or {}).get("searcher") or config.get("config", {}).get("searcher", "ape")
-    if searcher in CLOZE_SEARCHERS:
+    if searcher in CLOZE_SEARCHERS or "[P]" in str(((result or {}).get("best") or {}).get("text")):  # a masked LM's
         raise UsageError(f"run {run_id} was made by the {searcher} searcher: its prompt is a cloze template whose "
                          "[P] slot is read off a white-box model's vocabulary, not an instruction a model answers, so "
                          "it cannot be exported or re-scored as one; the template is best.text in its result.json")

@@ -63,3 +63,23 @@ def test_a_masked_lm_needs_a_manual_template(tiny_bert, tmp_path):
     task = planted("negative").model_copy(update={"instructions": ["Say the class."]})
     with pytest.raises(UsageError, match=r"needs a manual cloze template with a \[P\] slot"):
         optimize(task, target=tiny_bert, searcher="lora", steps=5, label_words=LABEL_WORDS, runs_dir=tmp_path)
+
+
+def test_the_baseline_searcher_ships_the_manual_template_on_a_masked_lm(tiny_bert, tmp_path):
+    # the reference row of a comparison on a masked LM: no search, the manual template scored through the label
+    # words by AutoPrompt's cloze scorer, exactly as the trained searchers' baselines are
+    task = planted("positive")  # what the untrained model mostly answers
+    result = optimize(task, target=tiny_bert, searcher="baseline", label_words=LABEL_WORDS, cache=False,
+                      runs_dir=tmp_path)
+    assert result.status == "complete" and [c.origin for c in result.candidates] == ["human"]  # the incumbent
+    assert result.best.text == "{sentence} it was [P] ." and result.selection.incumbent_origin == "human"
+    assert result.best.test.acc > 0.5 and result.best.test.n == 60
+    from optimizer import export_run
+    from optimizer.errors import UsageError
+
+    with pytest.raises(UsageError, match="its prompt is a cloze template"):  # not an instruction to export
+        export_run(result.run_id, runs_dir=tmp_path)
+    trained = optimize(task, target=tiny_bert, searcher="lora", steps=2, eval_every=2, label_words=LABEL_WORDS,
+                       cache=False, runs_dir=tmp_path)
+    human = next(b for b in trained.baselines if b.name == "best_human")
+    assert human.test_acc == result.best.test_acc  # the same template, the same per-example scores

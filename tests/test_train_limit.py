@@ -67,3 +67,15 @@ def test_the_dry_run_refuses_what_the_run_refuses(tmp_path, capsys):
     assert main(["optimize", "capitalize_words", "--target", "fake:upper", "--train-limit", "3", "--shots", "5",
                  "--dry-run"]) == 2
     assert "--shots 5 with --train-limit 3" in capsys.readouterr().err
+
+
+def test_the_baseline_searcher_searches_nothing_and_ships_the_incumbent(tmp_path):
+    result = optimize("capitalize_words", target="fake:upper", searcher="baseline", train_limit=5, cache=False,
+                      runs_dir=tmp_path)
+    task = load_task("capitalize_words")
+    assert result.status == "complete" and [c.origin for c in result.candidates] == ["human"] and result.calls > 0
+    assert result.best.text in task.instructions and result.selection.incumbent_origin == "human"
+    assert result.selection.verdict == "no significant improvement" and result.selection.finalists == []
+    none = next(b for b in result.baselines if b.name == "no_instruction")
+    assert none.test.n == result.best.test.n == len(task.test)
+    assert result.selection.sizes["train"] == 5

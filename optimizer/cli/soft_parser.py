@@ -9,7 +9,8 @@ from optimizer.cli.argtypes import positive, positive_float
 
 __all__ = ["SEARCHERS", "add_searcher_arg", "add_soft_group"]
 
-SEARCHERS = ["ape", "demos", "joint", "reflect", "autoprompt", "prompt-tuning", "prefix-tuning", "p-tuning", "lora"]
+SEARCHERS = ["ape", "demos", "joint", "reflect", "autoprompt", "prompt-tuning", "prefix-tuning", "p-tuning", "lora",
+             "baseline"]
 
 SOFT_HELP = """Trained prompts (peft adapters) on a local model (--model embedded, hf:PATH; on a masked
 LM through the manual cloze template and --label-words, as PET does): trained on the train split,
@@ -27,7 +28,8 @@ def add_searcher_arg(opt: argparse.ArgumentParser) -> None:
                           "a Bayesian optimizer, as MIPROv2), reflect (rewrites of the best prompts from the "
                           "training examples they get wrong), autoprompt (gradient-searched trigger tokens in a "
                           "cloze template; needs a local masked or causal LM), or a trained prompt on a local model: "
-                          "prompt-tuning, prefix-tuning, p-tuning or lora (see below)")
+                          "prompt-tuning, prefix-tuning, p-tuning or lora (see below); baseline searches nothing "
+                          "and ships the incumbent (k-shot prompting without optimization)")
 
 
 def add_soft_group(opt: argparse.ArgumentParser) -> None:

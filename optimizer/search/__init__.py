@@ -28,6 +28,7 @@ class BuiltinSearcher(NamedTuple):
 
 BUILTIN_SEARCHERS: dict[str, BuiltinSearcher] = {
     "ape": BuiltinSearcher("optimizer.search.ape.search", "APESearch", "ape"),
+    "baseline": BuiltinSearcher("optimizer.search.baseline", "BaselineSearch", "autoprompt"),
     "autoprompt": BuiltinSearcher("optimizer.search.autoprompt.search", "AutoPromptSearch", "autoprompt"),
     "demos": BuiltinSearcher("optimizer.search.demos", "DemoSearch", "demos"),
     "joint": BuiltinSearcher("optimizer.search.joint", "JointSearch", "joint", ("demos",)),
