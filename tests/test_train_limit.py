@@ -9,6 +9,8 @@ import pytest
 
 from optimizer import RunConfig, build_leaderboard, load_task, optimize
 from optimizer.errors import UsageError
+from optimizer.report.curves import learning_curves
+from optimizer.report.html import render_html
 from optimizer.report.text import columns, render_markdown
 
 
@@ -47,6 +49,17 @@ def test_runs_at_several_sizes_are_rows_of_one_board(tmp_path):
     assert "train examples" in columns(board)
     md = render_markdown(board)
     assert "| 4 |" in md and "| 12 |" in md
+    # the learning curve: one line (ape) over the three sizes, as a table and as a plot
+    curve = learning_curves(board)
+    assert [(c.task, c.sizes, list(c.lines)) for c in curve] == [("capitalize_words", [4, 12, 40], ["ape"])]
+    assert [p.acc for p in curve[0].lines["ape"]] == [
+        r.best.test.acc for r in sorted(board.rows, key=lambda r: r.best.train_examples)]
+    assert "Learning curve of capitalize\\_words on fake:upper: test accuracy" in md
+    assert "| searcher | 4 | 12 | 40 |" in md
+    html = render_html(board)
+    assert html.count('class="point"') == 3 and 'id="curve-1"' in html and html.count('class="ci"') == 3
+    one = build_leaderboard(tmp_path, searcher=["ape"], task=["capitalize_words"])
+    assert learning_curves(one.model_copy(update={"rows": one.rows[:1]})) == []  # one size: no curve
 
 
 def test_more_shots_than_the_sample_is_refused(tmp_path):

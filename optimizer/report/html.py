@@ -13,6 +13,7 @@ import base64
 import hashlib
 
 from optimizer.report.build import Leaderboard, LeaderboardRow, RunSummary
+from optimizer.report.curves import learning_curves_svg
 from optimizer.report.evidence import (
     SELECTION_STYLE,
     demos_html,
@@ -271,6 +272,7 @@ def render_html(lb: Leaderboard) -> str:
         f"{' ' + _e(SELECTION_NOTE) if selection else ''}</p>",
         f'<div class="scroll">{_table(lb)}</div>',
         f"<h2>Unreadable run folders</h2><ul>{skipped}</ul>" if skipped else "",
+        learning_curves_svg(lb),
         "<h2>Candidate scores</h2>", distribution_svg(lb),
         "".join(_details(row, i + 1) for i, row in enumerate(lb.rows)),
         f"<script>{SCRIPT}</script></body></html>\n",

@@ -22,6 +22,7 @@ from optimizer.report.build import (
     RunSummary,
     WrongExamples,
 )
+from optimizer.report.curves import learning_curves_markdown
 from optimizer.types import Selection
 
 __all__ = ["TRAINING_COLUMNS", "columns", "demos_text", "evidence_text", "fmt_ci", "fmt_diff", "has_selection",
@@ -272,6 +273,7 @@ def render_markdown(lb: Leaderboard) -> str:
         lines += ["", "Verdicts and their evidence:", ""]
         lines += [f"- #{i} {md_escape(f'{row.task} · {row.searcher} · {row.target}')}: {md_escape(text)}"
                   for i, row, text in evidence if text is not None]
+    lines += learning_curves_markdown(lb, md_escape)
     if lb.skipped:
         lines += ["", "Unreadable run folders:", ""]
         lines += [f"- {md_escape(s.path)}: {md_escape(s.reason)}" for s in lb.skipped]

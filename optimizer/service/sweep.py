@@ -180,7 +180,7 @@ def plan_sweep(path: str | Path, *, data_dir: str | Path | None = None, new: boo
             key = (config.task, config.data_dir, config.seed)
             if key not in tasks:
                 tasks[key] = load_task(config.task, data_dir=config.data_dir, seed=config.seed)
-            check_job(config, tasks[key])
+            check_job(config, tasks[key].with_train_limit(config.train_limit, config.seed))
         except UsageError as exc:
             shown = {k: v for k, v in labels.items() if v is not None}
             raise UsageError(f"{path}: job {i} ({', '.join(f'{k} {v}' for k, v in shown.items())}): {exc}") from None
