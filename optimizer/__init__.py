@@ -24,6 +24,11 @@ one) significantly on held-out examples. Use the ``apo`` command, or from Python
     from optimizer import sweep                          # a sweep file's jobs, local processes or Ray
     result = sweep("nightly.yaml", executor="local", workers=2)
     print([o.state for o in result.outcomes], result.report)
+
+    from optimizer import compare, learning_curves       # prompt or tune? every method at 8, 32, 128, all examples
+    result = compare("capitalize_words", sizes=[8, 32, None], max_calls=60_000)
+    for curve in learning_curves(result.leaderboard):  # test accuracy by training size, per method
+        print(curve.sizes, {m: [p.acc for p in pts] for m, pts in curve.lines.items()})
 """
 
 from optimizer.api import (
@@ -56,9 +61,11 @@ from optimizer.config import (
 from optimizer.errors import ApoError, BudgetExceeded, CapabilityError, ModelUnavailable, TaskError, UsageError
 from optimizer.models.providers.fake import FakeModel, register_fake
 from optimizer.report.build import Leaderboard, LeaderboardRow, build_leaderboard
+from optimizer.report.curves import LearningCurve, learning_curves
 from optimizer.run.context import ScorerSetup, SearchContext, Searcher
 from optimizer.run.events import SearcherNote
 from optimizer.service.client import ApoClient
+from optimizer.service.compare import compare
 from optimizer.service.sweep import SweepResult, sweep
 from optimizer.tasks.task import Task, list_tasks, load_task
 from optimizer.types import Candidate, Example, RunResult, Score, ScoredPrompt, Selection
@@ -114,4 +121,7 @@ __all__ = [
     "resume",
     "show_run",
     "sweep",
+    "compare",
+    "learning_curves",
+    "LearningCurve",
 ]

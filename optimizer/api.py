@@ -309,12 +309,13 @@ def print_leaderboard(board: Leaderboard, console: Console) -> None:
     render_table(board, console)
 
 
-def leaderboard_text(board: Leaderboard, format: Literal["md", "json", "html"]) -> str:
-    """The leaderboard as Markdown, JSON (the same data as ``board``) or one self-contained HTML page.
+def leaderboard_text(board: Leaderboard, format: Literal["md", "json", "html", "curves"]) -> str:
+    """The leaderboard as Markdown, JSON (the same data as ``board``), one self-contained HTML page, or only its
+    learning curves as Markdown tables (``curves``; empty without rows at two or more training sizes).
 
     Args:
         board: from :func:`~optimizer.build_leaderboard`.
-        format: ``md``, ``json`` or ``html``.
+        format: ``md``, ``json``, ``html`` or ``curves``.
 
     Returns:
         The text.
@@ -325,6 +326,10 @@ def leaderboard_text(board: Leaderboard, format: Literal["md", "json", "html"]) 
         return render_markdown(board)
     if format == "json":
         return board.model_dump_json(indent=2) + "\n"
+    if format == "curves":
+        from optimizer.report.curves import learning_curves_markdown
+
+        return "\n".join(learning_curves_markdown(board)).strip()
     from optimizer.report.html import render_html
 
     return render_html(board)

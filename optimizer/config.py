@@ -257,6 +257,13 @@ def _home(name: str, searcher: Any = "ape") -> tuple[str, ...] | None:
     return next(((section, name) for section in order if name in _SECTIONS[section].model_fields), None)
 
 
+def searcher_section(name: str, searcher: str) -> str | None:
+    """The searcher section a flat option goes to for ``searcher`` (None: a run, budget, selection or racing
+    option, or no option)."""
+    home = _home(name, searcher)
+    return home[0] if home is not None and home[0] in _OWNER else None
+
+
 def _unknown_message(names: list[str]) -> str:
     known = sorted({*RunConfig.model_fields, *_RACING_FLAT, *(f for m in _SECTIONS.values() for f in m.model_fields)})
     parts = []

@@ -16,7 +16,8 @@ __all__ = ["main"]
 
 COMMANDS = {"optimize": "jobs", "resume": "jobs", "eval": "jobs", "runs": "runs", "leaderboard": "runs",
             "export": "export", "tasks": "resources", "models": "resources", "cache": "resources",
-            "serve": "service", "submit": "service", "jobs": "service", "sweep": "sweep"}
+            "serve": "service", "submit": "service", "jobs": "service", "sweep": "sweep",
+            "compare": "sweep"}
 """The module of ``optimizer.cli`` that runs each subcommand (imported only when it runs, so help stays light)."""
 
 

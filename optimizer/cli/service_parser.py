@@ -151,17 +151,60 @@ def _add_sweep_parser(sub) -> None:
                         description=SWEEP_HELP, epilog=SWEEP_EPILOG,
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     sw.add_argument("sweep_file", metavar="SWEEP.yaml", help="the sweep file (YAML, or JSON for .json)")
-    sw.add_argument("--executor", choices=("local", "ray"), default="local",
-                    help="local: a pool of worker processes on this machine (default); ray: each job a Ray task")
-    sw.add_argument("--workers", type=positive, default=2,
-                    help="jobs at once (local), or CPUs of the local Ray instance (default: 2)")
-    sw.add_argument("--ray-address", metavar="ADDRESS", help="with --executor ray: the cluster to join (auto, or "
-                                                             "ray://HOST:PORT); default: start a local instance")
-    sw.add_argument("--retries", type=int, default=2, metavar="N",
-                    help="restarts of a job whose worker died; it resumes from its journal (default: 2)")
-    sw.add_argument("--data-dir", help="folder of external task data (tasks named by it)")
-    sw.add_argument("--new", action="store_true", help="start a fresh sweep instead of continuing this file's")
+    _add_sweep_execution(sw, workers=2)
     sw.add_argument("--json", action="store_true", help="print the sweep's outcome as JSON")
+
+
+def _add_sweep_execution(p: argparse.ArgumentParser, workers: int) -> None:
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local: a pool of worker processes on this machine (default); ray: each job a Ray task")
+    p.add_argument("--workers", type=positive, default=workers,
+                   help=f"jobs at once (local), or CPUs of the local Ray instance (default: {workers})")
+    p.add_argument("--ray-address", metavar="ADDRESS", help="with --executor ray: the cluster to join (auto, or "
+                                                            "ray://HOST:PORT); default: start a local instance")
+    p.add_argument("--retries", type=int, default=2, metavar="N",
+                   help="restarts of a job whose worker died; it resumes from its journal (default: 2)")
+    p.add_argument("--data-dir", help="folder of external task data (tasks named by it)")
+    p.add_argument("--new", action="store_true", help="start afresh instead of continuing the same jobs")
+
+
+COMPARE_HELP = """Prompt or tune? Run every method on one task and one model at several training sizes, within
+one budget: baseline (k-shot prompting with the incumbent, no search), the default instruction
+searcher, AutoPrompt where the task is a classification task, and on a local model prompt
+tuning, prefix tuning, P-tuning and LoRA (on a masked LM: baseline, AutoPrompt and the trained
+methods). Each (method, size, seed) is one run limited to that many training examples (a
+larger size keeps every example of a smaller one); --max-calls and --max-seconds are the whole
+comparison's, split evenly over its runs. It ends with the leaderboard (a row per method and
+size) and the learning curves: test accuracy with bootstrap 95% intervals against training
+examples, a table here and a plot in <runs dir>/sweeps/<id>/leaderboard.html. The comparison
+is a sweep (its file is <runs dir>/compare/NAME.json): run the same command again to continue
+it; killed runs resume."""
+
+COMPARE_EPILOG = """examples:
+  apo compare capitalize_words --sizes 8,32,all --max-calls 60000
+  apo compare sst2 --data-dir ../shared/data --target embedded:splade-tiny --set test_limit=872
+  apo compare antonyms --data-dir DIR --methods baseline,demos,lora --seeds 0,1,2 --set steps=60
+"""
+
+
+def _add_compare_parser(sub) -> None:
+    cp = sub.add_parser("compare", help="prompting vs prompt search vs soft prompts and LoRA at several training "
+                                        "sizes: learning curves", description=COMPARE_HELP, epilog=COMPARE_EPILOG,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    cp.add_argument("task", metavar="TASK", help="bundled task name, task folder or file, or a name under --data-dir")
+    cp.add_argument("--target", "--model", dest="target", default="embedded",
+                    help="the model every method runs on (default: embedded)")
+    cp.add_argument("--methods", metavar="A,B,...", help="searchers to compare (default: as above)")
+    cp.add_argument("--sizes", default="8,32,128,all", metavar="N,N,...",
+                    help="training sizes; 'all' is the whole train split (default: 8,32,128,all)")
+    cp.add_argument("--seeds", default="0", metavar="S,S,...", help="seeds, each at every size (default: 0)")
+    cp.add_argument("--max-calls", type=positive, metavar="N", help="model calls of the whole comparison")
+    cp.add_argument("--max-seconds", type=positive_float, metavar="S", help="seconds of the whole comparison")
+    cp.add_argument("--set", action="append", metavar="KEY=VALUE",
+                    help="an option of every run, as in a job file (steps=60, test_limit=200, label_words=...); "
+                         "repeatable")
+    _add_sweep_execution(cp, workers=1)
+    cp.add_argument("--json", action="store_true", help="print the comparison's outcome as JSON")
 
 
 def add_service_parsers(sub, add_job_options: Callable[[argparse.ArgumentParser, bool], None]) -> None:
@@ -175,3 +218,4 @@ def add_service_parsers(sub, add_job_options: Callable[[argparse.ArgumentParser,
     _add_submit_parser(sub, add_job_options)
     _add_jobs_parser(sub)
     _add_sweep_parser(sub)
+    _add_compare_parser(sub)

@@ -150,7 +150,8 @@ def plan_sweep(path: str | Path, *, data_dir: str | Path | None = None, new: boo
         UsageError: the file, or any job's options (naming the job), is wrong.
     """
     from optimizer.config import RunConfig
-    from optimizer.run.preflight import check_job
+    from optimizer.run.engine import make_searcher
+    from optimizer.run.preflight import check_job, check_whitebox
     from optimizer.service.submit import check_models
     from optimizer.tasks.task import load_task
 
@@ -181,6 +182,7 @@ def plan_sweep(path: str | Path, *, data_dir: str | Path | None = None, new: boo
             if key not in tasks:
                 tasks[key] = load_task(config.task, data_dir=config.data_dir, seed=config.seed)
             check_job(config, tasks[key].with_train_limit(config.train_limit, config.seed))
+            check_whitebox(config, make_searcher(config))  # a gradient searcher on an API model
         except UsageError as exc:
             shown = {k: v for k, v in labels.items() if v is not None}
             raise UsageError(f"{path}: job {i} ({', '.join(f'{k} {v}' for k, v in shown.items())}): {exc}") from None
