@@ -243,12 +243,16 @@ def run_job(args: argparse.Namespace, task: str, searcher: str, seed: int) -> Ru
                         searcher=searcher, runs_dir=runs_dir, max_calls=args.max_calls, test_limit=args.test_size)
 
 
-def _write(out: Path, args: argparse.Namespace, rows: list[dict], spent: float, command: str | None = None) -> None:
+def _write(out: Path, args: argparse.Namespace, rows: list[dict], spent: float, previous: dict | None = None,
+           merged: list[str] | None = None) -> None:
+    """OUT.json and OUT.md; a rebuild keeps the command, commit and budget the runs were made with."""
+    previous = previous or {}
     report = {
-        "command": command or "python " + " ".join([sys.argv[0], *sys.argv[1:]]),
+        "command": previous.get("command") or "python " + " ".join([sys.argv[0], *sys.argv[1:]]),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
-        "git_commit": git_commit(), "target": args.target, "proposer": args.proposer or args.target,
-        "max_calls": args.max_calls, "default": args.default, "total_wall_s": round(spent, 1), "rows": rows,
+        "git_commit": previous.get("git_commit") or git_commit(), "target": args.target,
+        "proposer": args.proposer or args.target, "max_calls": previous.get("max_calls") or args.max_calls,
+        "default": args.default, "total_wall_s": round(spent, 1), "merged": merged or [], "rows": rows,
         "summary": summary(rows, args.default),
     }
     out.with_suffix(".json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
@@ -301,6 +305,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--html", action="store_true", help="also write the leaderboard of every run as OUT.html")
     ap.add_argument("--pack", action="store_true",
                     help="also keep the finished runs' folders in OUT_runs.tar.gz (restored from it when missing)")
+    ap.add_argument("--merge", action="append", default=[], metavar="OTHER",
+                    help="also take the jobs of another report (OTHER.json, its runs restored from "
+                         "OTHER_runs.tar.gz), e.g. one made by a second process on other tasks; repeatable")
     args = ap.parse_args(argv)
     out, runs_dir = Path(args.out), Path(args.runs_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -312,6 +319,18 @@ def main(argv: list[str] | None = None) -> int:
         for old in previous["rows"]:
             stored = json.loads((runs_dir / old["run_id"] / "result.json").read_text())
             rows.append(summarize(RunResult.model_validate({k: v for k, v in stored.items() if k != "schema"})))
+    merged = list(previous.get("merged", [])) if previous else []
+    for other in map(Path, args.merge):
+        more = json.loads(other.with_suffix(".json").read_text())
+        if other.name not in merged:  # its time counts once
+            spent += more["total_wall_s"]
+            merged.append(other.name)
+        unpack(other, runs_dir, more["rows"])
+        have = {(r["task"], r["searcher"], r["seed"]) for r in rows}
+        for old in more["rows"]:
+            if (old["task"], old["searcher"], old["seed"]) not in have:
+                stored = json.loads((runs_dir / old["run_id"] / "result.json").read_text())
+                rows.append(summarize(RunResult.model_validate({k: v for k, v in stored.items() if k != "schema"})))
     if not args.rebuild:
         infos = list_tasks(args.data_dir)
         induction = [i.name for i in infos if i.kind == "instruction_induction"]
@@ -335,8 +354,8 @@ def main(argv: list[str] | None = None) -> int:
             r = rows[-1]
             print(f"   incumbent {_cell(r['incumbent'])}  shipped {_cell(r['shipped'])}  "
                   f"{_dcell(r['vs_incumbent'])}  {r['verdict']}  {r['wall_s']}s", file=sys.stderr, flush=True)
-            _write(out, args, rows, spent)
-    _write(out, args, rows, spent, previous["command"] if previous and args.rebuild else None)
+            _write(out, args, rows, spent, merged=merged)
+    _write(out, args, rows, spent, previous if previous and args.rebuild else None, merged)
     if args.pack:
         pack(out, runs_dir, rows)
     if args.html:
