@@ -17,7 +17,8 @@ accuracy of the shipped prompt with a bootstrap 95% interval, the paired differe
 manual template or best human instruction, scored in the same run), the best-on-dev candidate's test accuracy
 when it was not shipped, trainable parameters, training seconds and test (inference) seconds. Written to
 OUT.json, OUT.md (learning-curve tables and every cell) and OUT.html (the leaderboard with the learning-curve
-plots); ``--pack`` keeps the run folders in OUT_runs.tar.gz, from which a later session restores them.
+plots); ``--pack`` keeps the run folders in OUT_runs.tar.gz (without the adapters' weights), from which a later
+session restores them.
 
 It may run across sessions: each comparison is a sweep that continues where it stopped (finished runs are kept,
 killed ones resume from their journals). ``--rebuild`` only re-summarises the runs already there.
@@ -53,11 +54,14 @@ SEARCHER = str(RunConfig.model_fields["searcher"].default)
 SOFT_SETTINGS = {"steps": 100, "eval_every": 25}
 """The trained methods' schedule on SmolLM2 (CPU): 100 AdamW steps of 8 examples, a checkpoint every 25. Every
 other method runs with its defaults; no call cap, since testing alone reads the 872 SST-2 sentences several times."""
+SST2_WORDS = {"negative": ["bad"], "positive": ["good"]}
+"""SST-2's verbalizer (PET's, and the AutoPrompt benchmark's): the manual template reads good or bad at [P]."""
 PARTS: dict[str, dict[str, Any]] = {
     "sst2-splade": {"tasks": ["sst2"], "data": "", "target": "embedded:splade-tiny",
-                    "methods": ["baseline", "autoprompt", *TRAINED], "settings": {}},
+                    "methods": ["baseline", "autoprompt", *TRAINED], "settings": {"label_words": SST2_WORDS}},
     "sst2-smollm2": {"tasks": ["sst2"], "data": "", "target": "embedded",
-                     "methods": ["baseline", SEARCHER, "autoprompt", *TRAINED], "settings": SOFT_SETTINGS},
+                     "methods": ["baseline", SEARCHER, "autoprompt", *TRAINED],
+                     "settings": {**SOFT_SETTINGS, "label_words": SST2_WORDS}},
     "induction-smollm2": {"tasks": ["antonyms", "first_word_letter", "larger_animal", "sentiment"],
                           "data": "instruction_induction", "target": "embedded",
                           "methods": ["baseline", SEARCHER, *TRAINED], "settings": SOFT_SETTINGS},
@@ -150,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     report = {"command": previous.get("command") if args.rebuild and previous else
               "python " + " ".join([sys.argv[0], *sys.argv[1:]]),
               "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
-              "git_commit": git_commit(), "parts": sorted({*previous.get("parts", []), *parts}),
+              "git_commit": previous.get("git_commit") if args.rebuild and previous else git_commit(),
+              "parts": sorted({*previous.get("parts", []), *parts}),
               "total_wall_s": round(spent, 1), "rows": rows}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
@@ -158,9 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     out.with_suffix(".md").write_text(markdown(report, learning_curves_markdown(board)))
     out.with_suffix(".html").write_text(render_html(board), encoding="utf-8")
     if args.pack:
-        with tarfile.open(archive, "w:gz") as tar:
+        with tarfile.open(archive, "w:gz") as tar:  # without the adapters' weights: the report needs none
             for p in folders:
-                tar.add(p, arcname=p.name)
+                tar.add(p, arcname=p.name, filter=lambda m: None if "/adapter" in f"/{m.name}" else m)
     print(out.with_suffix(".md").read_text())
     return 0
 
