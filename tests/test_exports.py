@@ -18,7 +18,7 @@ EXPECTED += ["evaluate_run", "export_run"]  # the shipped prompt outside apo (op
 EXPECTED += ["ApoClient"]  # jobs on an `apo serve` server (optimizer.service.client)
 EXPECTED += ["SoftConfig"]  # prompt tuning, prefix tuning, P-tuning, LoRA (optimizer.settings)
 EXPECTED += ["SweepResult", "sweep"]  # tasks x targets x searchers x seeds, local or on Ray (optimizer.service.sweep)
-EXPECTED += ["LearningCurve", "compare", "learning_curves"]  # prompt or tune? (optimizer.service.compare, report.curves)
+EXPECTED += ["LearningCurve", "compare", "learning_curves"]  # prompt or tune? (service.compare, report.curves)
 
 
 def test_public_names_are_pinned():
