@@ -15,11 +15,10 @@ from collections.abc import Callable
 from pydantic import BaseModel, ConfigDict
 
 from optimizer.report.models import Leaderboard, LeaderboardRow
+from optimizer.report.plots import PALETTE, accuracy_frame
+from optimizer.report.plots import esc as _esc
 
 __all__ = ["CurvePoint", "LearningCurve", "learning_curves", "learning_curves_markdown", "learning_curves_svg"]
-
-PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
-
 
 class CurvePoint(BaseModel):
     """One searcher at one training size."""
@@ -100,12 +99,6 @@ def learning_curves_markdown(lb: Leaderboard, escape: Callable[[str], str] = str
     return out
 
 
-def _esc(text: object) -> str:
-    import html
-
-    return html.escape(str(text), quote=True)
-
-
 def _curve_svg(c: LearningCurve, index: int) -> str:
     w, h, left, right, top, bottom = 560, 300, 48, 16, 14, 40
     lo, hi = math.log(c.sizes[0]), math.log(c.sizes[-1])
@@ -116,13 +109,8 @@ def _curve_svg(c: LearningCurve, index: int) -> str:
     def y(v: float) -> float:
         return top + (h - top - bottom) * (1 - v)
 
-    parts = [f'<svg class="plot curve" id="curve-{index}" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" '
-             f'aria-label="test accuracy against training examples, {_esc(c.task)} on {_esc(c.target)}">',
-             f'<rect x="{left}" y="{top}" width="{w - left - right}" height="{h - top - bottom}" fill="#fafafa" '
-             'stroke="#999"/>']
-    for t in (0.0, 0.25, 0.5, 0.75, 1.0):
-        parts.append(f'<line x1="{left}" x2="{w - right}" y1="{y(t):.1f}" y2="{y(t):.1f}" stroke="#e4e4e4"/>'
-                     f'<text x="{left - 4}" y="{y(t) + 4:.1f}" text-anchor="end">{t:.2f}</text>')
+    parts = accuracy_frame(f'class="plot curve" id="curve-{index}"', (w, h), (left, top, right, bottom),
+                           f"test accuracy against training examples, {c.task} on {c.target}", y)
     for n in c.sizes:
         parts.append(f'<text x="{x(n):.1f}" y="{h - bottom + 14}" text-anchor="middle">{n}</text>')
     parts.append(f'<text x="{(left + w - right) / 2}" y="{h - 6}" text-anchor="middle">training examples (log '

@@ -14,13 +14,14 @@ from collections.abc import Callable
 from optimizer.report.build import Leaderboard, LeaderboardRow, RunSummary
 from optimizer.types import Candidate
 
-__all__ = ["PALETTE", "distribution_svg", "esc", "lineage_svg", "pareto_points", "pareto_svg", "trajectory_svg"]
+__all__ = ["PALETTE", "accuracy_frame", "distribution_svg", "esc", "lineage_svg", "pareto_points", "pareto_svg",
+           "trajectory_svg"]
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 
 
 
-def _frame(attrs: str, size: tuple[int, int], margins: tuple[int, int, int, int], label: str,
+def accuracy_frame(attrs: str, size: tuple[int, int], margins: tuple[int, int, int, int], label: str,
            y: Callable[[float], float]) -> list[str]:
     """An accuracy plot's opening: the svg element (``attrs``, an escaped aria-label), its box and the 0–1 grid."""
     (w, h), (left, top, right, bottom) = size, margins
@@ -70,7 +71,7 @@ def trajectory_svg(row: LeaderboardRow, index: int) -> str:
     def y(v):
         return top + (h - top - bottom) * (1 - v)
 
-    parts = _frame(f'class="plot trajectory" id="trajectory-{index}"', (w, h), (left, top, right, bottom),
+    parts = accuracy_frame(f'class="plot trajectory" id="trajectory-{index}"', (w, h), (left, top, right, bottom),
                    "best dev accuracy against model calls", y)
     for t in _axis_ticks(max_calls):
         parts.append(f'<text x="{x(t):.1f}" y="{h - bottom + 14}" text-anchor="middle">{t:g}</text>')
@@ -310,7 +311,7 @@ def pareto_svg(b: RunSummary, index: int) -> str:
 
     label = (f"dev accuracy against prompt tokens of {len(points)} candidates raced on the full dev set; Pareto "
              f"front: {', '.join(c.id for c in front) or 'none'}")
-    parts = _frame(f'class="plot pareto" id="pareto-{index}"', (_PW, _PH), (_PL, _PT, _PR, _PB), label, y)
+    parts = accuracy_frame(f'class="plot pareto" id="pareto-{index}"', (_PW, _PH), (_PL, _PT, _PR, _PB), label, y)
     for t in ticks:
         parts.append(f'<text x="{x(t):.1f}" y="{_PH - _PB + 14}" text-anchor="middle">{t:g}</text>')
     parts.append(f'<text x="{(_PL + _PW - _PR) / 2}" y="{_PH - 4}" text-anchor="middle">prompt tokens</text>'

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from optimizer.errors import UsageError
-from optimizer.service.sweep import SweepJob, SweepOutcome, SweepResult, sweep
+from optimizer.service.sweep import SweepJob, SweepOutcome, SweepResult, _safe, sweep
 
 __all__ = ["TRAINED_SEARCHERS", "compare", "compare_methods", "compare_spec", "is_masked_target"]
 
@@ -102,7 +102,7 @@ def compare_spec(task: str, *, target: str = "embedded", methods: Sequence[str] 
     if max_seconds is not None:
         per_job["max_seconds"] = max_seconds / jobs
     scoped = _scoped(settings or {}, chosen)
-    name = "compare-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in f"{loaded.name}-{target}")[:48]
+    name = f"compare-{_safe(loaded.name)}-{_safe(target)}"
     return {"name": name, "tasks": [str(Path(task).resolve()) if Path(task).exists() else task],
             "targets": [target], "searchers": chosen, "seeds": list(seeds),
             "settings": {**scoped, **per_job, **({"data_dir": str(data_dir)} if data_dir else {})},
