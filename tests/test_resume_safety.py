@@ -54,9 +54,14 @@ def _optimize(env: dict, *args: str) -> dict:
     return json.loads(out.stdout)
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # a runner started in the background passes SIGINT ignored
+
+
 def _popen(args: list[str], env: dict) -> subprocess.Popen:
+    """``args`` as a terminal would start them: Ctrl-C (SIGINT) reaches the process whatever runs the tests."""
     return subprocess.Popen(args, cwd=REPO, env={**os.environ, **env}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
 
 
 def _stop(proc: subprocess.Popen) -> None:
