@@ -28,10 +28,13 @@ def test_the_methods_follow_the_model_and_the_task():
 def test_the_plan_shares_one_budget_and_scopes_options_to_their_searchers():
     spec = compare_spec("capitalize_words", target="fake:upper", methods=["baseline", "ape", "lora"],
                         sizes=[8, 32, 128, None], seeds=[0, 1], max_calls=12_000,
-                        settings={"rounds": 0, "steps": 40, "test_limit": 20})
+                        settings={"rounds": 0, "steps": 40, "test_limit": 20, "soft": {"lora_rank": 4},
+                                  "label_words": {"a": ["x"], "b": ["y"]}})
     assert spec["grid"] == {"train_limit": [8, 32, None]}  # 128 and all are the same 40 examples
     assert spec["searchers"] == ["baseline", "ape", "lora"] and spec["seeds"] == [0, 1]
-    assert spec["settings"] == {"ape": {"rounds": 0}, "soft": {"steps": 40}, "test_limit": 20,
+    words = {"a": ["x"], "b": ["y"]}  # a mapping-valued option goes to its searchers' sections only
+    assert spec["settings"] == {"ape": {"rounds": 0}, "soft": {"lora_rank": 4, "steps": 40},
+                                "autoprompt": {"label_words": words}, "test_limit": 20,
                                 "max_calls": 12_000 // 18}  # 3 methods x 3 sizes x 2 seeds
     for bad, message in (({"sizes": [0]}, "--sizes: give training sizes of 1 or more"),
                          ({"methods": ["apex"]}, "--methods: unknown searcher 'apex'"),

@@ -57,13 +57,17 @@ def compare_methods(target: str, labels: Sequence[str] | None) -> list[str]:
 
 def _scoped(settings: dict[str, Any], methods: Sequence[str]) -> dict[str, Any]:
     """Flat options with searcher sections nested under them (``steps=60`` → ``soft: {steps: 60}``), so that each
-    run takes the options of its own searcher and ignores the others'."""
+    run takes the options of its own searcher and ignores the others'. A whole section (``soft: {...}``) stays as it
+    is; a mapping-valued option (``label_words``) is an option like any other."""
     from optimizer.config import searcher_section
 
     out: dict[str, Any] = {}
     for name, value in settings.items():
         sections = {searcher_section(name, m) for m in methods}
-        if sections == {None} or isinstance(value, dict):
+        if sections == {name} and isinstance(value, dict):  # a whole section, merged with its flat options
+            out.setdefault(name, {}).update(value)
+            continue
+        if sections == {None}:
             out[name] = value
         for section in sorted(s for s in sections if s is not None):
             out.setdefault(section, {})[name] = value
