@@ -6,11 +6,12 @@ Parts (``--parts``, comma-separated):
 - ``sst2-splade``: SST-2, test = the 872 dev sentences, on SPLADE-tiny (a 4.4M-parameter BERT masked LM):
   baseline (the manual template ``{sentence} It was [P] .``), AutoPrompt, prompt tuning, prefix tuning, P-tuning,
   LoRA (PET-style through the label words);
-- ``sst2-smollm2``: the same task on SmolLM2-135M-Instruct: baseline (the manual instruction, k-shot), the default
-  instruction searcher, AutoPrompt, and the four trained methods;
+- ``sst2-smollm2``: the same task on SmolLM2-135M-Instruct, read as the next token after ``{sentence} It was``:
+  baseline (the manual template), AutoPrompt, and the four trained methods through the same template and label
+  words; and the ``demos`` instruction searcher, which generates the label (k-shot, its own incumbent);
 - ``induction-smollm2``: four instruction-induction tasks (antonyms, first_word_letter, larger_animal, sentiment;
-  chosen for their spread of answer kinds before any was run) on SmolLM2: baseline, the default instruction
-  searcher and the four trained methods.
+  chosen for their spread of answer kinds before any was run) on SmolLM2: baseline (k-shot with the best human
+  instruction), the ``demos`` searcher and the four trained methods.
 
 For each task and model: training sizes 8, 32, 128 and all at seed 0, then seeds 1 and 2 at all. Per cell: test
 accuracy of the shipped prompt with a bootstrap 95% interval, the paired difference against the incumbent (the
@@ -42,15 +43,15 @@ from typing import Any
 
 from bench_search import _cell, _dcell, _f, _prompt, summarize
 
-from optimizer import RunConfig, build_leaderboard, compare
+from optimizer import build_leaderboard, compare
 from optimizer.report.curves import learning_curves_markdown
 from optimizer.report.html import render_html
 from optimizer.run.provenance import git_commit
 from optimizer.types import RunResult
 
 TRAINED = ["prompt-tuning", "prefix-tuning", "p-tuning", "lora"]
-SEARCHER = str(RunConfig.model_fields["searcher"].default)
-"""The default instruction searcher."""
+SEARCHER = "demos"
+"""The instruction searcher: the one the search benchmark (bench_search.py) found best and made the default."""
 SOFT_SETTINGS = {"steps": 100, "eval_every": 25}
 """The trained methods' schedule on SmolLM2 (CPU): 100 AdamW steps of 8 examples, a checkpoint every 25. Every
 other method runs with its defaults; no call cap, since testing alone reads the 872 SST-2 sentences several times."""

@@ -35,11 +35,11 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> str:
     return f"hf:{folder}"
 
 
-def planted(label: str) -> Task:
+def planted(label: str, *, labelled: bool = False) -> Task:
     rows = [Example(input=f"{a} {b} {c}", output=label, id=str(i)) for i, (a, b, c) in
             enumerate((a, b, c) for a in WORDS for b in WORDS for c in WORDS[:3])]
     return Task(name="planted_cloze", train=rows[:40], dev=rows[40:160], test=rows[160:220], metric="exact_match",
-                instructions=["{sentence} it was [P] ."])
+                instructions=["{sentence} it was [P] ."], labels=[label] if labelled else None)
 
 
 @pytest.mark.slow
@@ -83,3 +83,27 @@ def test_the_baseline_searcher_ships_the_manual_template_on_a_masked_lm(tiny_ber
                        cache=False, runs_dir=tmp_path)
     human = next(b for b in trained.baselines if b.name == "best_human")
     assert human.test_acc == result.best.test_acc  # the same template, the same per-example scores
+
+
+@pytest.mark.slow
+def test_a_causal_lm_reads_a_cloze_classification_through_its_manual_template(tmp_path):
+    # sst2 on SmolLM2: a classification whose human instruction is a cloze template is read by a causal LM as the
+    # next token after the text before [P], through the label words; baseline and trained searchers both
+    from test_hf_backend import _save_tiny
+
+    target = f"hf:{_save_tiny(tmp_path / 'llama', chat=False)}"
+    words = {"negative": ["cat"], "positive": ["dog"]}
+    baseline = optimize(planted("negative", labelled=True), target=target, searcher="baseline", label_words=words,
+                        cache=False, runs_dir=tmp_path)
+    untrained = baseline.best.test.acc
+    assert baseline.best.text == "{sentence} it was [P] ." and baseline.best.test.n == 60
+    outputs = {json.loads(x).get("output") for x in (Path(baseline.run_dir) / "events.jsonl").read_text().splitlines()
+               if '"split": "test"' in x}
+    assert outputs <= {"negative", "positive"}  # classes read at the slot, not generated text
+    # the class the untrained model mostly misses
+    task = planted("negative" if untrained < 0.5 else "positive", labelled=True)
+    result = optimize(task, target=target, searcher="prompt-tuning", steps=40, eval_every=20, learning_rate=0.3,
+                      label_words=words, cache=False, runs_dir=tmp_path)
+    human = next(b for b in result.baselines if b.name == "best_human")
+    assert human.text == "{sentence} it was [P] ." and human.test.acc <= 0.5
+    assert result.selection.verdict == "improved" and result.best.test.acc == 1.0

@@ -2,9 +2,9 @@
 instructions raced, the incumbent), confirms nothing and ships the incumbent: what k-shot prompting gives
 without optimization, the reference row of a comparison (``apo compare``).
 
-On a masked LM the prompts are cloze templates (the task's manual ``[P]`` templates), scored through the label
-words as AutoPrompt scores them; elsewhere instructions, through the execution template with the run's
-demonstrations.
+On a masked LM, and on a causal LM for a classification task whose human instructions are cloze templates
+(``sst2``), the prompts are the task's manual ``[P]`` templates, scored through the label words as AutoPrompt
+scores them; elsewhere instructions, through the execution template with the run's demonstrations.
 """
 
 from __future__ import annotations
@@ -34,10 +34,14 @@ class BaselineSearch:
         self.cloze = cloze or AutoPromptConfig()
 
     def build_scorer(self, setup: ScorerSetup) -> Any:
-        """The instruction scorer, or on a masked LM the cloze scorer of AutoPrompt."""
+        """The instruction scorer, or where the model reads the task through a cloze template AutoPrompt's cloze
+        scorer."""
         from optimizer.run.engine import instruction_scorer
+        from optimizer.tasks.cloze import reads_cloze
 
-        if WHITEBOX in setup.target.adapter.capabilities and setup.target.whitebox().kind == "masked":
+        task = setup.task
+        if WHITEBOX in setup.target.adapter.capabilities and reads_cloze(setup.target.whitebox().kind, task.labels,
+                                                                         task.instructions):
             from optimizer.search.autoprompt.search import AutoPromptSearch
 
             return AutoPromptSearch(self.cloze).build_scorer(setup)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from optimizer.errors import UsageError
 
-__all__ = ["ClozeTemplate", "Segment", "default_template", "parse_label_words", "parse_template"]
+__all__ = ["ClozeTemplate", "Segment", "default_template", "parse_label_words", "parse_template", "reads_cloze"]
 
 _SLOT = re.compile(r"\[T\]|\[P\]|\[Y\]|\[X\]|\{[A-Za-z_][A-Za-z0-9_]*\}")
 _WHOLE_INPUT = {"[X]", "{input}", "{sentence}"}
@@ -147,6 +147,14 @@ def parse_template(text: str) -> ClozeTemplate:
     if any(f.value for f in fields) and any(not f.value for f in fields):
         raise UsageError(f"template {text!r} mixes the whole input ([X]/{{input}}) with named fields")
     return ClozeTemplate(text=text, segments=tuple(segments))
+
+
+def reads_cloze(kind: str, labels: list[str] | None, instructions: list[str]) -> bool:
+    """Whether a local model of ``kind`` reads a task through a cloze template rather than by generation: always on a
+    masked LM; on a causal LM when the task is a classification (``labels``) whose human instructions are cloze
+    templates (a ``[P]`` slot, as ``sst2``'s ``{sentence} It was [P] .``), so the manual template is its baseline.
+    """
+    return kind == "masked" or (bool(labels) and any("[P]" in text for text in instructions))
 
 
 def default_template(n_triggers: int) -> str:

@@ -1,5 +1,7 @@
-"""A trained prompt on a masked LM, for cloze tasks (PET-style): the task's manual template (``{sentence} It was
-[P] .``) with the prediction slot read through the label words of each class, as AutoPrompt reads it.
+"""A trained prompt read through a cloze template (PET-style), for classification on a masked LM, or on a causal LM
+whose task's instructions are cloze templates: the task's manual template (``{sentence} It was [P] .``) with the
+prediction slot (a causal LM's next token after the text before ``[P]``) read through the label words of each
+class, as AutoPrompt reads it.
 
 Prompt tuning and P-tuning put their virtual tokens before the template; prefix tuning adds keys and values at
 every layer; LoRA updates the attention's query and value projections. The loss is the cross-entropy of the gold
@@ -24,7 +26,8 @@ __all__ = ["ClozeSoftModel"]
 
 
 class ClozeSoftModel(SoftModel):
-    """A peft adapter on a copy of a masked LM, trained and scored through a cloze template and label words.
+    """A peft adapter on a copy of a masked (or causal) LM, trained and scored through a cloze template and label
+    words.
 
     Args:
         method: the peft method.
@@ -42,7 +45,8 @@ class ClozeSoftModel(SoftModel):
         if template.n_triggers:
             raise UsageError(f"{method} trains on a manual cloze template; {template.text!r} has [T] slots")
         if verbalizer.classes is None:
-            raise UsageError(f"{method} on a masked LM needs label words for each class (a classification task)")
+            raise UsageError(f"{method} through a cloze template needs label words for each class (a classification "
+                             "task)")
         super().__init__(method, cfg, cloze.model, cloze.tokenizer, ExecutionTemplate(), seed)
         self.cloze, self.cloze_template, self.verbalizer = cloze, template, verbalizer
 

@@ -1,7 +1,7 @@
 """Trained prompts on one leaderboard with written ones: prompt tuning (Lester et al. 2021), prefix tuning (Li &
 Liang 2021), P-tuning (Liu et al. 2021) and LoRA (Hu et al. 2021), each a peft adapter trained on the task's
-train split of a local causal LM (generation tasks), or of a masked LM through a cloze template and label words
-(classification, as PET; see ``cloze.py``).
+train split of a local causal LM (generation tasks), or through a cloze template and label words (classification,
+as PET; see ``cloze.py``) on a masked LM, and on a causal LM for a task whose human instructions are cloze templates.
 
 Training takes ``steps`` AdamW steps on seeded minibatches of the train split (at most the run's
 ``train_limit`` examples of it). Every ``eval_every`` steps the adapter is saved in the run folder
@@ -31,6 +31,7 @@ from optimizer.run.events import TrainingCheckpoint
 from optimizer.run.scoring import LP, ScoreRecord
 from optimizer.search.soft.model import SoftModel
 from optimizer.settings import SoftConfig, SoftMethod
+from optimizer.tasks.cloze import reads_cloze
 from optimizer.tasks.metrics import resolve_metric
 from optimizer.types import Example
 
@@ -154,7 +155,7 @@ class SoftSearch:
 
         box = setup.target.whitebox()
         base: Any
-        if box.kind == "masked":
+        if reads_cloze(box.kind, setup.task.labels, setup.task.instructions):
             base, self.model = self._cloze(setup)
         else:
             base = instruction_scorer(setup.config, setup.task, setup.target)
@@ -170,8 +171,9 @@ class SoftSearch:
         return self.scorer
 
     def _cloze(self, setup: ScorerSetup) -> tuple[Any, SoftModel]:
-        """A masked LM: AutoPrompt's cloze scorer for the baselines, and the adapter on the task's manual template
-        (``--cloze-template`` when it has no trigger slot, else the first instruction with a ``[P]`` slot)."""
+        """A masked LM (or a causal LM on a cloze classification task): AutoPrompt's cloze scorer for the baselines,
+        and the adapter on the task's manual template (``--cloze-template`` when it has no trigger slot, else the
+        first instruction with a ``[P]`` slot)."""
         from optimizer.search.autoprompt.search import AutoPromptSearch
         from optimizer.search.soft.cloze import ClozeSoftModel
         from optimizer.tasks.cloze import parse_template
