@@ -244,7 +244,7 @@ def run_job(args: argparse.Namespace, task: str, searcher: str, seed: int) -> Ru
 
 
 def _write(out: Path, args: argparse.Namespace, rows: list[dict], spent: float, previous: dict | None = None,
-           merged: list[str] | None = None) -> None:
+           merged: dict[str, float] | None = None) -> None:
     """OUT.json and OUT.md; a rebuild keeps the command, commit and budget the runs were made with."""
     previous = previous or {}
     report = {
@@ -252,7 +252,8 @@ def _write(out: Path, args: argparse.Namespace, rows: list[dict], spent: float, 
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
         "git_commit": previous.get("git_commit") or git_commit(), "target": args.target,
         "proposer": args.proposer or args.target, "max_calls": previous.get("max_calls") or args.max_calls,
-        "default": args.default, "total_wall_s": round(spent, 1), "merged": merged or [], "rows": rows,
+        "default": args.default, "total_wall_s": round(spent, 1), "merged": sorted(merged or {}),
+        "merged_wall_s": merged or {}, "rows": rows,
         "summary": summary(rows, args.default),
     }
     out.with_suffix(".json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
@@ -319,12 +320,11 @@ def main(argv: list[str] | None = None) -> int:
         for old in previous["rows"]:
             stored = json.loads((runs_dir / old["run_id"] / "result.json").read_text())
             rows.append(summarize(RunResult.model_validate({k: v for k, v in stored.items() if k != "schema"})))
-    merged = list(previous.get("merged", [])) if previous else []
+    merged: dict[str, float] = dict(previous.get("merged_wall_s") or {}) if previous else {}
     for other in map(Path, args.merge):
         more = json.loads(other.with_suffix(".json").read_text())
-        if other.name not in merged:  # its time counts once
-            spent += more["total_wall_s"]
-            merged.append(other.name)
+        spent += more["total_wall_s"] - merged.get(other.name, 0.0)  # its time counts once, and what it added since
+        merged[other.name] = more["total_wall_s"]
         unpack(other, runs_dir, more["rows"])
         have = {(r["task"], r["searcher"], r["seed"]) for r in rows}
         for old in more["rows"]:
