@@ -55,14 +55,14 @@ class RunConfig(BaseModel):
     """A bundled task name, a task folder/file, or an instruction-induction task under data_dir."""
     data_dir: str | None = None
     """Folder of external task data (e.g. ../shared/data/instruction_induction)."""
-    searcher: str = "ape"
-    """Which search strategy: ``ape`` (instructions written by a proposer LM), ``demos`` (which demonstrations, how
-    many, in what order), ``joint`` (instructions × demonstration sets under a Bayesian optimizer, as MIPROv2),
-    ``reflect`` (rewrites of the best prompts from the training examples they get wrong),
-    ``autoprompt`` (gradient-searched trigger tokens; needs a white-box model: a masked LM such as
-    ``embedded:splade-tiny``, or a local causal LM), the trained ones ``prompt-tuning``, ``prefix-tuning``,
-    ``p-tuning`` and ``lora`` (peft adapters trained on a local model's weights), or the ``name`` of a searcher
-    object given to ``optimize(searcher=...)`` (see ``optimizer.run.context.Searcher``)."""
+    searcher: str = "demos"
+    """Which search strategy: ``demos`` (default: which demonstrations, how many, in what order; the searcher that
+    beat the incumbent most often in evals/bench_search.py), ``ape`` (instructions written by a proposer LM),
+    ``joint`` (instructions × demonstration sets under a Bayesian optimizer, as MIPROv2), ``reflect`` (rewrites
+    of the best prompts from the training examples they get wrong), ``autoprompt`` (gradient-searched trigger
+    tokens; a masked LM or a local causal LM), ``prompt-tuning``, ``prefix-tuning``, ``p-tuning``, ``lora`` (peft
+    adapters trained on a local model's weights), ``baseline`` (no search), or the ``name`` of a searcher object
+    given to ``optimize(searcher=...)`` (see ``optimizer.run.context.Searcher``)."""
     initial_prompt: str | None = None
     """The user's own instruction: the incumbent every candidate must beat, raced and refined like any candidate
     (default: the task's best human instruction on dev, or no instruction)."""
@@ -243,7 +243,7 @@ _HINTS = {"budget_calls": "max_calls", "budget_tokens": "max_tokens", "budget_ti
           "no_cache": "cache", "keep_subwords": "filter_subwords", "batch_size_grad": "gradient_batch_size"}  # CLI
 
 
-def _home(name: str, searcher: Any = "ape") -> tuple[str, ...] | None:
+def _home(name: str, searcher: Any = "demos") -> tuple[str, ...] | None:
     """Where a flat option goes in the nested configuration (None: not an option).
 
     A name several searchers use (``rounds``, ``temperature`` …) goes to the chosen searcher's section.
@@ -288,7 +288,7 @@ def _nest(task: str | None, options: dict[str, Any]) -> tuple[dict[str, Any], di
     if data.get("task") is None:
         raise UsageError("no task given: name a bundled task (`apo tasks list`), a task folder or file, "
                          "or set task in the job file")
-    searcher = data.get("searcher", "ape")
+    searcher = data.get("searcher", RunConfig.model_fields["searcher"].default)
     for name, new in {**_RENAMED, **(_RENAMED_AUTOPROMPT if searcher == "autoprompt" else {})}.items():
         if name in data and new in data:
             raise UsageError(f"{name!r} is the old name of {new!r} here; give one of them, {new!r}")
@@ -309,7 +309,7 @@ def _nest(task: str | None, options: dict[str, Any]) -> tuple[dict[str, Any], di
         elif len(home) == 2:
             out.setdefault(home[0], {})[home[1]] = value
         flat[home] = name
-    _check_searcher(searcher, flat)
+    _check_searcher(searcher, flat, default="searcher" not in data)
     return out, flat
 
 
@@ -325,7 +325,7 @@ def _read_prompt_file(path: str) -> str:
         raise UsageError(f"initial prompt file {p} cannot be read as UTF-8 text: {exc}") from None
 
 
-def _check_searcher(searcher: Any, flat: dict[tuple[str, ...], str]) -> None:
+def _check_searcher(searcher: Any, flat: dict[tuple[str, ...], str], default: bool = False) -> None:
     """Refuse flat options that only a searcher other than the chosen one takes."""
     if searcher not in _SEARCHER_SECTIONS:  # a searcher object's name: RunConfig's validation judges the rest
         return
@@ -335,8 +335,8 @@ def _check_searcher(searcher: Any, flat: dict[tuple[str, ...], str]) -> None:
         names = sorted(name for _, name in wrong)
         owners = sorted({section for section, _ in wrong})
         raise UsageError(f"{', '.join(names)}: {' and '.join(_OWNER[o] for o in owners)} option{'s' * (len(names) > 1)}"
-                         f", but the searcher is {searcher}; choose searcher {' or '.join(owners)} "
-                         f"({' or '.join('--searcher ' + o for o in owners)}) or leave "
+                         f", but the searcher is {searcher}{' (the default)' * default}; choose searcher "
+                         f"{' or '.join(owners)} ({' or '.join('--searcher ' + o for o in owners)}) or leave "
                          f"{'them' if names[1:] else 'it'} out")
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
-FAST = {"target": "fake:upper", "rounds": 1, "cache": False}
-SLOW = {"target": "fake:slow", "rounds": 1, "cache": False}
+FAST = {"target": "fake:upper", "searcher": "ape", "rounds": 1, "cache": False}
+SLOW = {"target": "fake:slow", "searcher": "ape", "rounds": 1, "cache": False}
 
 
 class Server:

@@ -48,7 +48,7 @@ def planted():
 
 
 def test_ape_finds_planted_instruction(planted):
-    result = optimize(reversal_task(), target="fake:planted", seed=3, candidates=10, rounds=1)
+    result = optimize(reversal_task(), target="fake:planted", seed=3, searcher="ape", candidates=10, rounds=1)
     assert result.status == "complete"
     assert result.best.text == PLANTED
     assert result.best.dev.acc == 1.0 and result.best.dev.n == 12  # 24 dev examples: 12 raced, 12 to confirm
@@ -63,7 +63,7 @@ def test_ape_finds_planted_instruction(planted):
 
 
 def test_racing_spends_fewer_evaluations_on_bad_candidates(planted):
-    result = optimize(reversal_task(), target="fake:planted", seed=3, candidates=16, rounds=0,
+    result = optimize(reversal_task(), target="fake:planted", seed=3, searcher="ape", candidates=16, rounds=0,
                       tiebreak_logprob=False, race_min_examples=3)
     events = [json.loads(line) for line in open(f"{result.run_dir}/events.jsonl")]
     humans = set(reversal_task().instructions)
@@ -98,22 +98,22 @@ def test_budget_is_never_exceeded(planted, max_calls):
 
 
 def test_same_seed_same_result(planted):
-    a = optimize(reversal_task(), target="fake:upper", seed=5, rounds=1, cache=False)
-    b = optimize(reversal_task(), target="fake:upper", seed=5, rounds=1, cache=False)
+    a = optimize(reversal_task(), target="fake:upper", seed=5, searcher="ape", rounds=1, cache=False)
+    b = optimize(reversal_task(), target="fake:upper", seed=5, searcher="ape", rounds=1, cache=False)
     assert [c.text for c in a.candidates] == [c.text for c in b.candidates]
     assert a.best == b.best and a.calls == b.calls
 
 
 def test_cache_makes_rerun_free(planted):
-    a = optimize(reversal_task(), target="fake:planted", seed=2, rounds=1)
-    b = optimize(reversal_task(), target="fake:planted", seed=2, rounds=1)
+    a = optimize(reversal_task(), target="fake:planted", seed=2, searcher="ape", rounds=1)
+    b = optimize(reversal_task(), target="fake:planted", seed=2, searcher="ape", rounds=1)
     assert a.calls > 0 and b.calls == 0
     assert b.usage["target"]["cache_hits"] > 0
     assert a.best.text == b.best.text and a.best.test == b.best.test
 
 
 def test_logprob_scoring_selects_planted(planted):
-    result = optimize(reversal_task(), target="fake:planted", seed=3, scoring="logprob", rounds=0)
+    result = optimize(reversal_task(), target="fake:planted", seed=3, scoring="logprob", searcher="ape", rounds=0)
     assert result.best.text == PLANTED
     assert result.best.dev.acc is None and result.best.dev.lp == 0.0
 
@@ -125,5 +125,5 @@ def test_custom_metric_callable(planted):
         calls.append(prediction)
         return float(prediction[:1] == answers[0][:1])
 
-    result = optimize(reversal_task(), target="fake:planted", metric=first_letter, rounds=0)
+    result = optimize(reversal_task(), target="fake:planted", metric=first_letter, searcher="ape", rounds=0)
     assert calls and result.best.dev.acc is not None

@@ -20,8 +20,8 @@ SMALL = {"target": "fake:upper", "dev_limit": 6, "test_limit": 6}
 
 def test_runs_are_listed_and_shown(tmp_path):
     runs = tmp_path / "runs"
-    first = optimize("capitalize_words", runs_dir=runs, rounds=0, candidates=2, **SMALL)
-    second = optimize(RunConfig.from_options("topic", rounds=0, candidates=2, **SMALL), runs_dir=runs)
+    first = optimize("capitalize_words", runs_dir=runs, searcher="ape", rounds=0, candidates=2, **SMALL)
+    second = optimize(RunConfig.from_options("topic", searcher="ape", rounds=0, candidates=2, **SMALL), runs_dir=runs)
     listed = list_runs(runs)
     assert {r.id for r in listed} == {first.run_id, second.run_id}
     assert all(r.status == "complete" and r.config["target"] == "fake:upper" for r in listed)
@@ -35,7 +35,7 @@ def test_runs_are_listed_and_shown(tmp_path):
 
 def test_cache_stats_and_clear(tmp_path, monkeypatch):
     monkeypatch.setenv("APO_CACHE_DIR", str(tmp_path / "cache"))
-    optimize("capitalize_words", runs_dir=tmp_path / "runs", rounds=0, candidates=2, **SMALL)
+    optimize("capitalize_words", runs_dir=tmp_path / "runs", searcher="ape", rounds=0, candidates=2, **SMALL)
     stats = cache_stats()
     assert stats.responses.get("fake:upper", 0) > 0 and stats.path.startswith(str(tmp_path))
     assert clear_cache().deleted == sum(stats.responses.values())

@@ -76,7 +76,8 @@ def _finished_run(d: Path) -> None:
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        assert main(["optimize", "topic", "--target", "fake:upper", "--rounds", "1", "--json"]) == 0
+        assert main(["optimize", "topic", "--target", "fake:upper", "--searcher", "ape", "--rounds", "1",
+                     "--json"]) == 0
     finally:
         for k, v in old.items():
             os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
@@ -144,7 +145,7 @@ CASES = [
          ["--budget-calls", "greater than or equal to 1, got 0"]),
     Case("max-calls-negative", ["optimize", "topic", *FAKE, "--max-calls=-3"], ["--max-calls"]),
     Case("budget-time-zero", ["optimize", "topic", *FAKE, "--budget-time", "0"], ["--budget-time"]),
-    Case("candidates-zero", ["optimize", "topic", *FAKE, "--candidates", "0"], ["--candidates"]),
+    Case("candidates-zero", ["optimize", "topic", *FAKE, "--searcher", "ape", "--candidates", "0"], ["--candidates"]),
     Case("dev-size-too-big", ["optimize", "topic", *FAKE, "--dev-size", "100000"],
          ["--dev-size 100000", "16 dev examples", "fix"]),
     Case("test-size-too-big", ["optimize", "topic", *FAKE, "--test-size", "5000"], ["--test-size 5000", "56 test"]),

@@ -62,13 +62,14 @@ def test_unknown_model_exit_code_2():
 
 
 def test_bad_option_value_exit_code_2():
-    out = run_cli("optimize", "capitalize_words", "--target", "fake:upper", "--rounds", "-1")
+    out = run_cli("optimize", "capitalize_words", "--target", "fake:upper", "--searcher", "ape", "--rounds", "-1")
     assert out.returncode == 2
 
 
 def test_optimize_runs_show_and_list(tmp_path):
     env = {"APO_RUNS_DIR": str(tmp_path / "runs"), "APO_CACHE_DIR": str(tmp_path / "cache")}
-    out = run_cli("optimize", "capitalize_words", "--target", "fake:upper", "--rounds", "1", "--json", env_extra=env)
+    out = run_cli("optimize", "capitalize_words", "--target", "fake:upper", "--searcher", "ape", "--rounds", "1",
+                  "--json", env_extra=env)
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert result["status"] == "complete"
@@ -108,7 +109,8 @@ def test_models_list_names_every_embedded_model():
 
 def test_cache_stats_and_clear(tmp_path):
     env = {"APO_RUNS_DIR": str(tmp_path / "runs"), "APO_CACHE_DIR": str(tmp_path / "cache")}
-    assert run_cli("optimize", "topic", "--target", "fake:upper", "--rounds", "0", env_extra=env).returncode == 0
+    assert run_cli("optimize", "topic", "--target", "fake:upper", "--searcher", "ape", "--rounds", "0",
+                   env_extra=env).returncode == 0
     stats = run_cli("cache", "stats", env_extra=env)
     assert stats.returncode == 0 and "fake:upper" in stats.stdout
     cleared = run_cli("cache", "clear", env_extra=env)
@@ -128,7 +130,7 @@ def test_max_calls_alias_caps_the_run(tmp_path):
 def test_job_file_with_options_typed_over_it(tmp_path):
     env = {"APO_RUNS_DIR": str(tmp_path / "runs"), "APO_CACHE_DIR": str(tmp_path / "cache")}
     job = tmp_path / "job.yaml"
-    job.write_text("task: capitalize_words\ntarget: fake:upper\nrounds: 2\ncandidates: 3\nseed: 7\n"
+    job.write_text("task: capitalize_words\ntarget: fake:upper\nsearcher: ape\nrounds: 2\ncandidates: 3\nseed: 7\n"
                    "budget:\n  max_calls: 500\ndev_limit: 6\ntest_limit: 6\n")
     out = run_cli("optimize", "--config", str(job), "--rounds", "0", "--max-calls", "400", "--json", env_extra=env)
     assert out.returncode == 0, out.stderr

@@ -18,10 +18,10 @@ TRAINED = ["prompt-tuning", "prefix-tuning", "p-tuning", "lora"]
 
 
 def test_the_methods_follow_the_model_and_the_task():
-    assert compare_methods("fake:upper", None) == ["baseline", "ape"]  # no weights: no gradient searchers
-    assert compare_methods("openai:gpt-4o-mini", ["a", "b"]) == ["baseline", "ape"]
-    assert compare_methods("embedded", None) == ["baseline", "ape", *TRAINED]
-    assert compare_methods("embedded", ["negative", "positive"]) == ["baseline", "ape", "autoprompt", *TRAINED]
+    assert compare_methods("fake:upper", None) == ["baseline", "demos"]  # no weights: no gradient searchers
+    assert compare_methods("openai:gpt-4o-mini", ["a", "b"]) == ["baseline", "demos"]
+    assert compare_methods("embedded", None) == ["baseline", "demos", *TRAINED]
+    assert compare_methods("embedded", ["negative", "positive"]) == ["baseline", "demos", "autoprompt", *TRAINED]
     assert compare_methods("embedded:splade-tiny", ["negative", "positive"]) == ["baseline", "autoprompt", *TRAINED]
 
 
@@ -45,17 +45,17 @@ def test_the_plan_shares_one_budget_and_scopes_options_to_their_searchers():
 
 def test_a_comparison_on_the_fake_model_ends_with_its_learning_curves(tmp_path):
     runs = tmp_path / "runs"
-    kw = {"target": "fake:upper", "sizes": [4, 12, None], "max_calls": 6_000, "settings": {"rounds": 0},
+    kw = {"target": "fake:upper", "sizes": [4, 12, None], "max_calls": 6_000, "settings": {"sets": 4},
           "runs_dir": runs}
     result = compare("capitalize_words", **kw)
     assert [o.state for o in result.outcomes] == ["complete"] * 6
     configs = [json.loads((runs / j.run_id / "config.json").read_text())["config"] for j in result.jobs]
     assert {(c["searcher"], c["train_limit"]) for c in configs} == {
-        (m, n) for m in ("baseline", "ape") for n in (4, 12, None)}
+        (m, n) for m in ("baseline", "demos") for n in (4, 12, None)}
     assert {c["budget"]["max_calls"] for c in configs} == {1_000}  # the comparison's budget, shared evenly
     assert sum(json.loads((runs / j.run_id / "result.json").read_text())["calls"] for j in result.jobs) <= 6_000
     (curve,) = learning_curves(result.leaderboard)
-    assert curve.sizes == [4, 12, 40] and sorted(curve.lines) == ["ape", "baseline"]
+    assert curve.sizes == [4, 12, 40] and sorted(curve.lines) == ["baseline", "demos"]
     assert all(len(points) == 3 for points in curve.lines.values())
     html = Path(str(result.report)).read_text()
     assert 'id="curve-1"' in html and "Learning curve of capitalize_words on fake:upper" in html

@@ -11,7 +11,8 @@ from optimizer.config import load_job_file, migrate_config
 
 
 def test_flat_names_reach_every_section():
-    config = RunConfig.from_options("sum", rounds=1, candidates=6, max_calls=50, max_seconds=30.0, race_min_examples=3,
+    config = RunConfig.from_options("sum", searcher="ape", rounds=1, candidates=6, max_calls=50, max_seconds=30.0,
+                                    race_min_examples=3,
                                     race_eta=3, dev_limit=10, seed=4, proposer="fake:upper")
     assert (config.task, config.seed, config.dev_limit, config.proposer) == ("sum", 4, 10, "fake:upper")
     assert (config.ape.rounds, config.ape.candidates) == (1, 6)
@@ -45,7 +46,8 @@ def test_old_flat_names_still_work():
 
 
 def test_sections_and_flat_names_combine():
-    config = RunConfig.from_options("sum", ape=APEConfig(rounds=1, top_k=2), candidates=4, budget={"max_calls": 9},
+    config = RunConfig.from_options("sum", ape=APEConfig(rounds=1, top_k=2), searcher="ape", candidates=4,
+                                    budget={"max_calls": 9},
                                     max_tokens=1000, autoprompt=AutoPromptConfig(iterations=3))
     assert (config.ape.rounds, config.ape.top_k, config.ape.candidates) == (1, 2, 4)
     assert config.budget == Budget(max_calls=9, max_tokens=1000)
@@ -63,15 +65,18 @@ def test_unknown_names_say_what_was_meant():
 
 
 def test_options_of_the_other_searcher_are_refused():
-    with pytest.raises(UsageError, match="iterations: AutoPrompt option, but the searcher is ape"):
-        RunConfig.from_options("sum", iterations=3)
+    with pytest.raises(UsageError, match="iterations: AutoPrompt option, but the searcher is ape; choose"):
+        RunConfig.from_options("sum", searcher="ape", iterations=3)
+    with pytest.raises(UsageError, match=r"rounds: APE option, but the searcher is demos \(the default\); choose "
+                                         r"searcher ape \(--searcher ape\)"):
+        RunConfig.from_options("sum", rounds=2)
     with pytest.raises(UsageError, match="rounds, top_k: APE options, but the searcher is autoprompt"):
         RunConfig.from_options("sst2", searcher="autoprompt", rounds=1, top_k=2)
 
 
 def test_bad_values_read_as_sentences():
     with pytest.raises(UsageError) as exc:
-        RunConfig.from_options("sum", rounds=-1, scoring="best", max_calls=0)
+        RunConfig.from_options("sum", searcher="ape", rounds=-1, scoring="best", max_calls=0)
     text = str(exc.value)
     assert "rounds (ape.rounds): input should be greater than or equal to 0, got -1" in text
     assert "scoring: input should be 'accuracy' or 'logprob', got 'best'" in text
@@ -93,9 +98,9 @@ def test_stored_configs_still_migrate():
 
 def test_job_file_flat_and_nested(tmp_path):
     flat = tmp_path / "job.yaml"
-    flat.write_text("task: sum\nrounds: 1\nmax-calls: 40\nrace_eta: 3\n")
+    flat.write_text("task: sum\nsearcher: ape\nrounds: 1\nmax-calls: 40\nrace_eta: 3\n")
     nested = tmp_path / "job.json"
-    nested.write_text(json.dumps({"task": "sum", "ape": {"rounds": 1}, "budget": {"max_calls": 40},
+    nested.write_text(json.dumps({"task": "sum", "searcher": "ape", "ape": {"rounds": 1}, "budget": {"max_calls": 40},
                                   "racing": {"eta": 3}}))
     assert RunConfig.from_file(flat) == RunConfig.from_file(nested)
     overridden = RunConfig.from_file(flat, task="antonyms", rounds=2, seed=5)
@@ -116,7 +121,7 @@ def test_stored_run_config_is_a_job_file(tmp_path):
     ("bad.json", '{"task": "sum",}', r"bad.json:1:16: not valid JSON"),
     ("list.yaml", "- sum\n", "holds one mapping"),
     ("typo.yaml", "task: sum\nrouds: 1\n", r"typo.yaml: unknown option 'rouds' \(did you mean 'rounds'\?\)"),
-    ("value.yaml", "task: sum\nrounds: -1\n", r"rounds \(ape.rounds\).*got -1 \(job file .*value.yaml"),
+    ("value.yaml", "task: sum\nsearcher: ape\nrounds: -1\n", r"rounds \(ape.rounds\).*got -1 \(job file .*value.yaml"),
 ])
 def test_job_file_errors_name_the_file(tmp_path, name, text, message):
     path = tmp_path / name
@@ -134,7 +139,7 @@ def test_empty_job_file_needs_a_task(tmp_path):
 
 def test_optimize_takes_a_job_file_or_a_config(tmp_path):
     job = tmp_path / "job.yaml"
-    job.write_text("task: capitalize_words\ntarget: fake:upper\nrounds: 0\ncandidates: 2\n"
+    job.write_text("task: capitalize_words\ntarget: fake:upper\nsearcher: ape\nrounds: 0\ncandidates: 2\n"
                    "dev_limit: 4\ntest_limit: 4\n")
     from_file = optimize(config=job, runs_dir=tmp_path / "runs", cache=False, seed=1)
     stored = json.loads((tmp_path / "runs" / from_file.run_id / "config.json").read_text())["config"]

@@ -92,7 +92,8 @@ def test_bootstrapped_sets_are_made_of_training_examples_answered_right():
 
 
 def test_ape_with_demo_search_gives_its_best_instruction_demonstrations():
-    result = optimize(picky_task(), target="fake:picky", seed=0, candidates=4, rounds=0, demo_search=True, sets=8)
+    result = optimize(picky_task(), target="fake:picky", seed=0, searcher="ape", candidates=4, rounds=0,
+                      demo_search=True, sets=8)
     demo_sets = [c for c in result.candidates if c.origin == "demos"]
     assert demo_sets and len({c.parent for c in demo_sets}) == 1
     assert result.selection.verdict == "improved" and result.best.demos is not None

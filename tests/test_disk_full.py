@@ -13,7 +13,7 @@ from optimizer import optimize, resume
 from optimizer.errors import ApoError
 from optimizer.run import events
 
-JOB = dict(target="fake:upper", rounds=1, dev_limit=10, test_limit=10)
+JOB = dict(target="fake:upper", searcher="ape", rounds=1, dev_limit=10, test_limit=10)
 
 
 def test_a_full_disk_keeps_the_journal_whole_and_the_run_resumable(tmp_path, monkeypatch):

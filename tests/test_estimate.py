@@ -20,9 +20,9 @@ def test_race_cost_by_hand():
 
 @pytest.mark.parametrize("task,rounds", [("topic", 0), ("past_tense", 2), ("capitalize_words", 1)])
 def test_estimate_bounds_real_calls(task, rounds):
-    config = RunConfig(task=task, target="fake:upper", cache=False, ape={"rounds": rounds})
+    config = RunConfig(task=task, target="fake:upper", cache=False, searcher="ape", ape={"rounds": rounds})
     est = estimate(config, load_task(task))
-    result = optimize(task, target="fake:upper", cache=False, rounds=rounds)
+    result = optimize(task, target="fake:upper", cache=False, searcher="ape", rounds=rounds)
     assert result.calls <= est.calls
     assert result.usage["proposer"]["calls"] <= est.proposer_calls
     assert result.calls >= 0.3 * est.calls

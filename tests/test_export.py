@@ -91,7 +91,8 @@ def check_formats(run_id: str, runs_dir=None) -> str:
 
 
 def test_every_format_is_the_prompt_the_target_was_sent():
-    result = optimize("capitalize_words", target="fake:rec", rounds=0, candidates=3, dev_limit=6, test_limit=6)
+    result = optimize("capitalize_words", target="fake:rec", searcher="ape", rounds=0, candidates=3, dev_limit=6,
+                      test_limit=6)
     check_formats(result.run_id)
     exported = export_prompt(result.run_id)
     best = result.best
@@ -118,7 +119,8 @@ def test_every_format_is_the_prompt_the_target_was_sent():
 
 
 def test_chat_style_exports_the_messages_the_target_was_sent():
-    result = optimize("capitalize_words", target="fake:rec", rounds=0, candidates=2, dev_limit=6, test_limit=4,
+    result = optimize("capitalize_words", target="fake:rec", searcher="ape", rounds=0, candidates=2, dev_limit=6,
+                      test_limit=4,
                       execution_style="chat")
     data = json.loads(export_run(result.run_id, "json"))
     assert data["style"] == "chat" and data["messages"] == json.loads(export_run(result.run_id, "chat"))
@@ -163,7 +165,7 @@ def test_eval_from_run_takes_a_task_built_in_memory():
 
 
 def test_eval_from_run_says_when_the_score_is_not_reproduced(capsys):
-    result = optimize("topic", target="fake:upper", rounds=0, candidates=2, dev_limit=6, test_limit=6)
+    result = optimize("topic", target="fake:upper", searcher="ape", rounds=0, candidates=2, dev_limit=6, test_limit=6)
     assert main(["eval", "--from-run", result.run_id]) == 0
     out = capsys.readouterr().out
     assert f"acc {result.best.test.acc:.3f}" in out and "reproduced" in out
@@ -178,7 +180,8 @@ def test_eval_from_run_says_when_the_score_is_not_reproduced(capsys):
 
 
 def test_python_format_escapes_braces_and_keeps_the_input_slot():
-    result = optimize("capitalize_words", target="fake:rec", rounds=0, candidates=2, dev_limit=6, test_limit=4)
+    result = optimize("capitalize_words", target="fake:rec", searcher="ape", rounds=0, candidates=2, dev_limit=6,
+                      test_limit=4)
     stored = json.loads((Path(result.run_dir) / "result.json").read_text())
     config = json.loads((Path(result.run_dir) / "config.json").read_text())
     stored["best"]["text"] = "Keep {braces}, {{doubled}} and the word {input} as they are."
@@ -228,7 +231,7 @@ def test_eval_options_exclude_each_other(capsys):
 
 
 def test_export_writes_the_file_and_the_manifest_to_stderr(tmp_path, capsys):
-    result = optimize("topic", target="fake:upper", rounds=0, candidates=2, dev_limit=6, test_limit=6)
+    result = optimize("topic", target="fake:upper", searcher="ape", rounds=0, candidates=2, dev_limit=6, test_limit=6)
     out = tmp_path / "prompt.txt"
     assert main(["export", result.run_id, "--out", str(out)]) == 0
     assert out.read_text() == export_run(result.run_id)
@@ -244,7 +247,8 @@ def test_export_writes_the_file_and_the_manifest_to_stderr(tmp_path, capsys):
 
 @pytest.mark.integration
 def test_embedded_run_exports_and_reproduces_its_test_score(capsys):
-    result = optimize("capitalize_words", target="embedded", rounds=0, candidates=2, dev_limit=6, confirm_limit=0,
+    result = optimize("capitalize_words", target="embedded", searcher="ape", rounds=0, candidates=2, dev_limit=6,
+                      confirm_limit=0,
                       test_limit=8, seed=0)
     assert result.best is not None and result.best.test.n == 8
     text = check_formats(result.run_id)

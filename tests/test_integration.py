@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_short_job_writes_complete_run():
-    result = optimize("capitalize_words", target="embedded", seed=0, rounds=1, candidates=3, subsets=1,
+    result = optimize("capitalize_words", target="embedded", seed=0, searcher="ape", rounds=1, candidates=3, subsets=1,
                       top_k=1, variations=2, dev_limit=6, test_limit=8, race_min_examples=3)
     run_dir = Path(result.run_dir)
     assert result.status == "complete"
@@ -46,7 +46,7 @@ def test_readme_python_example_runs(monkeypatch):
     text = (REPO / "README.md").read_text()
     code = re.search(r"## Python API\n\n```python\n(.*?)```", text, re.S).group(1)
     assert "optimize(" in code and "evaluate(" in code
-    code = code.replace("rounds=1, candidates=6, dev_limit=20", "rounds=0, candidates=2, dev_limit=4, test_limit=4")
+    code = code.replace("dev_limit=20)", "sets=2, dev_limit=4, test_limit=4)")
     code = code.replace('split="test")', 'split="test", limit=4)')
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)

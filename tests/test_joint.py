@@ -65,5 +65,7 @@ def test_joint_options_belong_to_the_joint_searcher():
 
     config = RunConfig.from_options("topic", searcher="joint", trials=5, k=[1, 2], minibatch=4)
     assert config.joint.trials == 5 and config.joint.minibatch == 4 and config.demos.k == [1, 2]
-    with pytest.raises(UsageError, match="trials: joint option, but the searcher is ape"):
+    with pytest.raises(UsageError, match=r"trials: joint option, but the searcher is demos \(the default\)"):
         RunConfig.from_options("topic", trials=5)
+    with pytest.raises(UsageError, match="trials: joint option, but the searcher is ape; choose searcher joint"):
+        RunConfig.from_options("topic", searcher="ape", trials=5)

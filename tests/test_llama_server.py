@@ -68,7 +68,8 @@ def llama_server(tmp_path_factory):
 def test_ape_job_against_llama_cpp_server(llama_server, tmp_path):
     from optimizer import optimize
 
-    result = optimize("capitalize_words", target="openai:smollm2", base_url=llama_server, rounds=1, candidates=3,
+    result = optimize("capitalize_words", target="openai:smollm2", base_url=llama_server, searcher="ape", rounds=1,
+                      candidates=3,
                       subsets=1, top_k=1, variations=2, dev_limit=4, test_limit=4, race_min_examples=2,
                       concurrency=2, runs_dir=tmp_path / "runs")
     assert result.status == "complete"
@@ -104,7 +105,7 @@ def test_completion_logprobs_match_the_local_model(llama_server):
 def test_ape_job_scored_by_chat_logprobs(llama_server, tmp_path):
     from optimizer import optimize
 
-    result = optimize("topic", target="openai:smollm2", base_url=llama_server, rounds=0, candidates=2,
+    result = optimize("topic", target="openai:smollm2", base_url=llama_server, searcher="ape", rounds=0, candidates=2,
                       subsets=1, dev_limit=3, test_limit=3, race_min_examples=3, scoring="logprob",
                       runs_dir=tmp_path / "runs")
     assert result.status == "complete"

@@ -144,7 +144,8 @@ def server():
 
 
 def test_ape_job_through_openai_adapter(server):
-    result = optimize("capitalize_words", target="openai:served", base_url=server, rounds=1, concurrency=3,
+    result = optimize("capitalize_words", target="openai:served", base_url=server, searcher="ape", rounds=1,
+                      concurrency=3,
                       dev_limit=10, test_limit=10)
     assert result.status == "complete"
     # accuracy scoring: log-probabilities cost an extra billed request per example, so none are asked for
@@ -156,7 +157,7 @@ def test_ape_job_through_openai_adapter(server):
 
 
 def test_completions_endpoint_from_the_model_string(server):
-    result = optimize("capitalize_words", target="openai-completions:served", base_url=server, rounds=0,
+    result = optimize("capitalize_words", target="openai-completions:served", base_url=server, searcher="ape", rounds=0,
                       dev_limit=6, test_limit=6)
     assert result.status == "complete" and result.best.test.acc == 1.0
     assert {r["_path"] for r in Handler.requests} == {"/v1/completions"}
@@ -164,7 +165,8 @@ def test_completions_endpoint_from_the_model_string(server):
 
 
 def test_logprob_scoring_from_generated_token_logprobs(server, tmp_path):
-    result = optimize("capitalize_words", target="openai:served", base_url=server, rounds=0, dev_limit=6,
+    result = optimize("capitalize_words", target="openai:served", base_url=server, searcher="ape", rounds=0,
+                      dev_limit=6,
                       test_limit=6, scoring="logprob", runs_dir=tmp_path)
     assert result.status == "complete"
     asked = [r for r in Handler.requests if r.get("logprobs")]
@@ -184,7 +186,7 @@ def test_server_without_logprobs_fails_with_the_alternative(server, tmp_path):
     Handler.offer_logprobs = False
     with pytest.raises(CapabilityError, match="--scoring accuracy"):
         optimize("topic", target="openai:served", base_url=server, scoring="logprob", runs_dir=tmp_path / "runs",
-                 rounds=0, dev_limit=4)
+                 searcher="ape", rounds=0, dev_limit=4)
 
 
 def test_missing_key_is_a_usage_error_naming_the_variable(tmp_path):
@@ -198,7 +200,8 @@ def test_missing_key_is_a_usage_error_naming_the_variable(tmp_path):
 
 
 def test_injected_faults_leave_the_result_unchanged(server):
-    kwargs = dict(target="openai:served", base_url=server, rounds=1, concurrency=3, dev_limit=10, test_limit=10,
+    kwargs = dict(target="openai:served", base_url=server, searcher="ape", rounds=1, concurrency=3, dev_limit=10,
+                  test_limit=10,
                   cache=False, request_timeout=2.0)  # generous: a loaded machine must not time out clean requests
     clean = optimize("past_tense", **kwargs)
     clean_requests = len(Handler.requests)
@@ -216,7 +219,8 @@ def test_injected_faults_leave_the_result_unchanged(server):
 def test_api_key_never_reaches_disk(server, tmp_path, monkeypatch):
     secret = "sk-test-SECRET-0123456789"
     monkeypatch.setenv("OPENAI_API_KEY", secret)
-    result = optimize("topic", target="openai:served", base_url=server, rounds=0, dev_limit=5, test_limit=5,
+    result = optimize("topic", target="openai:served", base_url=server, searcher="ape", rounds=0, dev_limit=5,
+                      test_limit=5,
                       runs_dir=tmp_path / "runs")
     assert any(secret in v for h in Handler.headers_seen for k, v in h.items() if k.lower() == "authorization"), \
         "the key was not sent"
@@ -229,12 +233,14 @@ def test_api_key_never_reaches_disk(server, tmp_path, monkeypatch):
 def test_cost_is_booked_from_the_price_table_and_caps_the_run(server, tmp_path):
     prices = tmp_path / "prices.json"
     prices.write_text(json.dumps({"openai:served": [100.0, 400.0]}))
-    full = optimize("topic", target="openai:served", base_url=server, rounds=0, dev_limit=5, test_limit=5,
+    full = optimize("topic", target="openai:served", base_url=server, searcher="ape", rounds=0, dev_limit=5,
+                    test_limit=5,
                     prices=str(prices), cache=False)
     usage = full.usage["target"]
     expected = (usage["prompt_tokens"] * 100.0 + usage["completion_tokens"] * 400.0) / 1e6
     assert usage["cost_usd"] == pytest.approx(expected) and full.cost_usd > 0
-    capped = optimize("topic", target="openai:served", base_url=server, rounds=0, dev_limit=5, test_limit=5,
+    capped = optimize("topic", target="openai:served", base_url=server, searcher="ape", rounds=0, dev_limit=5,
+                      test_limit=5,
                       prices=str(prices), cache=False, budget={"max_cost": full.cost_usd / 4})
     assert capped.status == "partial" and "cost" in capped.stop_reason
     assert capped.cost_usd < full.cost_usd
@@ -254,7 +260,7 @@ def test_an_echoed_key_is_redacted_from_messages_and_files(server, tmp_path):
     env = {**os.environ, "OPENAI_API_KEY": key, "APO_RUNS_DIR": str(tmp_path / "runs"),
            "APO_CACHE_DIR": str(tmp_path / "cache"), "COLUMNS": "300"}
     proc = subprocess.run([sys.executable, "-m", "optimizer", "optimize", "past_tense", "--target", "openai:served",
-                           "--base-url", server, "--rounds", "1", "--dev-size", "5"],
+                           "--base-url", server, "--searcher", "ape", "--rounds", "1", "--dev-size", "5"],
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "bad request" in proc.stderr and "[redacted]" in proc.stderr, proc.stderr

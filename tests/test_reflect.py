@@ -78,7 +78,7 @@ def test_reflect_finds_the_rule_that_only_failures_reveal():
 
 
 def test_paraphrasing_ape_does_not_find_it():
-    result = optimize(vowel_task(), target="fake:reflecting", seed=0, candidates=8, rounds=2)
+    result = optimize(vowel_task(), target="fake:reflecting", seed=0, searcher="ape", candidates=8, rounds=2)
     assert "vowel" not in result.best.text
     assert result.selection.verdict == "no significant improvement"
 

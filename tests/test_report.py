@@ -196,7 +196,7 @@ def test_cli_formats_and_exit_codes(runs, tmp_path):
 def test_runs_show_prints_lineage_and_wrong_test_examples(tmp_path):
     from optimizer import load_task, optimize
 
-    result = optimize("capitalize_words", target="fake:upper", rounds=1, runs_dir=tmp_path / "runs")
+    result = optimize("capitalize_words", target="fake:upper", searcher="ape", rounds=1, runs_dir=tmp_path / "runs")
     shown = _cli("runs", "show", result.run_id, env={"APO_RUNS_DIR": str(tmp_path / "runs")})
     assert shown.returncode == 0, shown.stderr
     text = shown.stdout

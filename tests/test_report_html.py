@@ -49,7 +49,7 @@ def hostile_runs(tmp_path) -> Path:
         answer=lambda p: last_input(p).upper() if "capital letters" in p.split("Input:")[0] else last_input(p)))
     root = tmp_path / "runs"
     for seed in (0, 1):
-        optimize(_upper_task(), target="fake:hostile", seed=seed, candidates=6, rounds=1, runs_dir=root)
+        optimize(_upper_task(), target="fake:hostile", seed=seed, searcher="ape", candidates=6, rounds=1, runs_dir=root)
     return root
 
 

@@ -42,9 +42,9 @@ def runs(tmp_path) -> dict[str, RunResult]:
     root = tmp_path / "runs"
     return {
         "shorter": optimize(reversal_task().model_copy(update={"name": "shorter"}), target="fake:hostile-verbose",
-                            seed=3, candidates=10, rounds=0, prefer="shorter", runs_dir=root),
+                            seed=3, searcher="ape", candidates=10, rounds=0, prefer="shorter", runs_dir=root),
         "plain": optimize(reversal_task().model_copy(update={"name": "plain"}), target="fake:verbose", seed=3,
-                          candidates=10, rounds=0, runs_dir=root),
+                          searcher="ape", candidates=10, rounds=0, runs_dir=root),
     }
 
 

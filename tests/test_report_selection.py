@@ -64,12 +64,13 @@ def runs(tmp_path) -> dict[str, RunResult]:
     root = tmp_path / "runs"
     return {
         "initial": optimize(reversal_task().model_copy(update={"name": "initial"}), target="fake:planted", seed=3,
-                            candidates=10, rounds=0, initial_prompt=HOSTILE, runs_dir=root),
-        "coin": optimize(_coin_task(), target="fake:coin", seed=0, candidates=24, rounds=0, race_min_examples=10,
+                            searcher="ape", candidates=10, rounds=0, initial_prompt=HOSTILE, runs_dir=root),
+        "coin": optimize(_coin_task(), target="fake:coin", seed=0, searcher="ape", candidates=24, rounds=0,
+                         race_min_examples=10,
                          tiebreak_logprob=False, runs_dir=root),
         "picky": optimize(_picky_task(), target="fake:picky", searcher="demos", seed=0, runs_dir=root),
         "untested": optimize(reversal_task().model_copy(update={"name": "untested"}), target="fake:planted", seed=3,
-                             candidates=10, rounds=0, confirm_limit=0, runs_dir=root),
+                             searcher="ape", candidates=10, rounds=0, confirm_limit=0, runs_dir=root),
     }
 
 

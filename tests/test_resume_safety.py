@@ -41,7 +41,7 @@ sys.exit(main(sys.argv[1:]))
 """
 """``python -c WRAPPER ARGS`` is ``apo ARGS`` with two more fakes: one that takes a minute to load, one slow."""
 
-FAST = ["--target", "fake:upper", "--rounds", "1", "--no-cache"]
+FAST = ["--target", "fake:upper", "--searcher", "ape", "--rounds", "1", "--no-cache"]
 
 
 def _env(tmp_path: Path) -> dict[str, str]:

@@ -40,7 +40,7 @@ def test_holm_adjusts_step_down_and_keeps_order():
 
 
 def test_a_planted_improvement_ships_with_its_evidence():
-    result = optimize(reversal_task(), target="fake:planted", seed=3, candidates=10, rounds=0)
+    result = optimize(reversal_task(), target="fake:planted", seed=3, searcher="ape", candidates=10, rounds=0)
     sel = result.selection
     assert sel.verdict == "improved" and result.best.text == PLANTED
     assert sel.incumbent_origin == "human" and sel.sizes == {"train": 20, "dev": 12, "confirm": 12, "test": 16}
@@ -71,7 +71,7 @@ def test_a_noisy_winner_on_dev_is_rejected_on_the_confirmation_set():
     ex = [Example(input=w, output=w[::-1], id=str(i)) for i, w in enumerate(words)]
     task = Task(name="coin", train=ex[:40], dev=ex[40:120], test=ex[120:], metric="exact_match",
                 instructions=["Reverse the word."], shots=0)
-    result = optimize(task, target="fake:coin", seed=0, candidates=24, rounds=0, race_min_examples=10,
+    result = optimize(task, target="fake:coin", seed=0, searcher="ape", candidates=24, rounds=0, race_min_examples=10,
                       tiebreak_logprob=False)
     sel = result.selection
     rows = {b.name: b for b in result.baselines}
@@ -84,7 +84,7 @@ def test_a_noisy_winner_on_dev_is_rejected_on_the_confirmation_set():
 
 
 def test_initial_prompt_is_the_incumbent_raced_and_kept_when_nothing_beats_it():
-    result = optimize(reversal_task(), target="fake:planted", seed=3, candidates=10, rounds=0,
+    result = optimize(reversal_task(), target="fake:planted", seed=3, searcher="ape", candidates=10, rounds=0,
                       initial_prompt=PLANTED + " Thanks.")
     sel = result.selection
     assert sel.incumbent == "init" and sel.incumbent_origin == "initial"
@@ -105,8 +105,8 @@ def test_initial_prompt_that_is_beaten_is_reported_as_the_incumbent(tmp_path, ca
     (task_dir / "task.yaml").write_text("name: rev\nmetric: exact_match\nshots: 2\n"
                                         "data: {train: train.jsonl, dev: dev.jsonl, test: test.jsonl}\n")
     code = main(["--runs-dir", str(tmp_path / "runs"), "optimize", str(task_dir), "--target", "fake:planted",
-                 "--initial-prompt", f"@{prompt_file}", "--rounds", "0", "--candidates", "10", "--seed", "3",
-                 "--json"])
+                 "--initial-prompt", f"@{prompt_file}", "--searcher", "ape", "--rounds", "0", "--candidates", "10",
+                 "--seed", "3", "--json"])
     assert code == 0
     data = json.loads(capsys.readouterr().out)
     assert data["selection"]["incumbent_origin"] == "initial" and data["selection"]["verdict"] == "improved"
@@ -122,13 +122,15 @@ def test_initial_prompt_file_that_is_missing_is_a_usage_error(tmp_path, capsys):
 
 
 def test_confirmation_off_ships_the_best_on_dev_untested():
-    result = optimize(reversal_task(), target="fake:planted", seed=3, candidates=10, rounds=0, confirm_limit=0)
+    result = optimize(reversal_task(), target="fake:planted", seed=3, searcher="ape", candidates=10, rounds=0,
+                      confirm_limit=0)
     assert result.selection.verdict == "not tested" and result.best.text == PLANTED
     assert result.best.dev.n == 24 and result.selection.sizes["confirm"] == 0
 
 
 def test_a_call_budget_keeps_back_what_confirming_and_testing_need():
-    result = optimize(reversal_task(), target="fake:planted", seed=3, candidates=16, rounds=2, max_calls=260,
+    result = optimize(reversal_task(), target="fake:planted", seed=3, searcher="ape", candidates=16, rounds=2,
+                      max_calls=260,
                       cache=False)
     assert result.status == "partial" and "kept to confirm and test the finalists" in result.stop_reason
     assert result.calls <= 260
@@ -140,7 +142,8 @@ def test_a_call_budget_keeps_back_what_confirming_and_testing_need():
 def test_budget_that_ends_before_confirmation_ships_the_incumbent(monkeypatch):
     monkeypatch.setattr("optimizer.run.engine._reserve", lambda ctx, test_lp: 0)  # nothing kept back
     # baselines on 12 raced dev examples, 10 proposals raced: the budget runs out before the finalists are confirmed
-    result = optimize(reversal_task(), target="fake:planted", seed=3, candidates=10, rounds=0, max_calls=90,
+    result = optimize(reversal_task(), target="fake:planted", seed=3, searcher="ape", candidates=10, rounds=0,
+                      max_calls=90,
                       tiebreak_logprob=False)
     assert result.status == "partial"
     assert result.selection.verdict == "not tested" and result.best.candidate == result.selection.incumbent
@@ -165,8 +168,9 @@ def verbose_model() -> FakeModel:
 
 def test_prefer_shorter_ships_the_shortest_prompt_not_significantly_worse():
     register_fake("verbose", verbose_model)
-    plain = optimize(reversal_task(), target="fake:verbose", seed=3, candidates=10, rounds=0)
-    short = optimize(reversal_task(), target="fake:verbose", seed=3, candidates=10, rounds=0, prefer="shorter")
+    plain = optimize(reversal_task(), target="fake:verbose", seed=3, searcher="ape", candidates=10, rounds=0)
+    short = optimize(reversal_task(), target="fake:verbose", seed=3, searcher="ape", candidates=10, rounds=0,
+                     prefer="shorter")
     by_text = {c.text: c for c in short.candidates}
     assert by_text[PLANTED].prompt_tokens < by_text[LONG].prompt_tokens
     # by accuracy the long prompt wins; the short one slips on a few examples, not significantly

@@ -69,7 +69,7 @@ def test_bad_jobs_are_refused_with_the_cli_messages(server):
             return client.post("/jobs", json={"task": task, "config": config})
 
         assert _detail(post({"roundz": 1}), 400) == _cli_message(roundz=1)
-        assert _detail(post({"rounds": "many"}), 400) == _cli_message(rounds="many")
+        assert _detail(post({"searcher": "ape", "rounds": "many"}), 400) == _cli_message(searcher="ape", rounds="many")
         assert _detail(post({"dev_limit": 0}), 400) == _cli_message(dev_limit=0)
         assert _detail(post({"rounds": 1, "reflect": {"beam": 1}, "searcher": "ape", "beam": 2}), 400) == \
             _cli_message(rounds=1, reflect={"beam": 1}, searcher="ape", beam=2)
@@ -144,7 +144,7 @@ def test_a_fake_job_gives_the_result_of_optimize(server, tmp_path):
 def test_an_uploaded_task_runs_like_a_named_one(server, tmp_path):
     task = load_task("capitalize_words").model_copy(update={"name": "my_caps"})
     client = ApoClient(server.url, server.token)
-    job_id = client.submit(task, config={"rounds": 1}, target="fake:upper", cache=False)
+    job_id = client.submit(task, config={"searcher": "ape", "rounds": 1}, target="fake:upper", cache=False)
     job = client.wait(job_id, timeout=120)
     assert job["state"] == "complete", job
     assert job["task"] == "my_caps" and client.result(job_id)["task"] == "my_caps"
@@ -222,7 +222,7 @@ def test_watch_reconnects_with_the_last_event_id():
 
 def test_a_failing_or_crashing_job_fails_and_the_server_stays_up(server):
     client = ApoClient(server.url, server.token)
-    broken = client.submit("capitalize_words", target="hf:/no/such/model", rounds=1)
+    broken = client.submit("capitalize_words", target="hf:/no/such/model", searcher="ape", rounds=1)
     job = client.wait(broken, timeout=120)
     assert job["state"] == "failed" and "/no/such/model" in job["error"] and "Traceback" not in job["error"]
     crashing = client.submit("capitalize_words", **SLOW)
@@ -243,7 +243,8 @@ def test_apo_submit_and_apo_jobs(server):
         return subprocess.run([sys.executable, "-m", "optimizer", *args], env=env, capture_output=True, text=True,
                               timeout=180)
 
-    out = apo("submit", "capitalize_words", "--target", "fake:upper", "--rounds", "1", "--no-cache",
+    out = apo("submit", "capitalize_words", "--target", "fake:upper", "--searcher", "ape", "--rounds", "1",
+              "--no-cache",
               "--token-file", str(token_file), "--wait", "--json")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.split("\n", 1)[1])["status"] == "complete"

@@ -168,7 +168,8 @@ def test_the_leaderboard_shows_trained_and_written_prompts_together(tiny, tmp_pa
 
     trained = optimize(planted(), target=tiny, searcher="prompt-tuning", steps=80, eval_every=40,
                        learning_rate=LR["prompt-tuning"], cache=False, runs_dir=tmp_path)
-    written = optimize("capitalize_words", target="fake:upper", rounds=1, cache=False, runs_dir=tmp_path)
+    written = optimize("capitalize_words", target="fake:upper", searcher="ape", rounds=1, cache=False,
+                       runs_dir=tmp_path)
     assert trained.selection.verdict == "improved"
     board = build_leaderboard(tmp_path)
     assert set(TRAINING_COLUMNS) <= set(columns(board))

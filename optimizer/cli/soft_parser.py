@@ -23,13 +23,15 @@ was trained on; the adapter is saved in the run folder (adapter/step-N/, peft's 
 def add_searcher_arg(opt: argparse.ArgumentParser) -> None:
     """``--searcher``."""
     opt.add_argument("--searcher", choices=SEARCHERS,
-                     help="search strategy: ape (instructions written by a proposer LM; default), demos (which "
-                          "demonstrations, how many, in what order), joint (instructions x demonstration sets under "
-                          "a Bayesian optimizer, as MIPROv2), reflect (rewrites of the best prompts from the "
-                          "training examples they get wrong), autoprompt (gradient-searched trigger tokens in a "
-                          "cloze template; needs a local masked or causal LM), or a trained prompt on a local model: "
-                          "prompt-tuning, prefix-tuning, p-tuning or lora (see below); baseline searches nothing "
-                          "and ships the incumbent (k-shot prompting without optimization)")
+                     help="search strategy: demos (which demonstrations, how many, in what order, for the "
+                          "incumbent's instruction; default: it beat the incumbent most often in the search "
+                          "benchmark), ape (instructions written by a proposer LM), joint (instructions x "
+                          "demonstration sets under a Bayesian optimizer, as MIPROv2), reflect (rewrites of the "
+                          "best prompts from the training examples they get wrong), autoprompt (gradient-searched "
+                          "trigger tokens in a cloze template; needs a local masked or causal LM), or a trained "
+                          "prompt on a local model: prompt-tuning, prefix-tuning, p-tuning or lora (see below); "
+                          "baseline searches nothing and ships the incumbent (k-shot prompting without "
+                          "optimization)")
 
 
 def add_soft_group(opt: argparse.ArgumentParser) -> None:
