@@ -306,7 +306,7 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, monkeypatch)
     spec = save(*tiny("bert"), tmp_path / "bert")
     kw = dict(target=spec, searcher="autoprompt", cloze_template="{sentence} [T] [T] [P] .", token_candidates=6,
               iterations=7, gradient_batch_size=8, eval_batch_size=8, dev_limit=8, confirm_limit=0,
-              label_words={"negative": ["bad"], "positive": ["good"]})
+              label_words={"negative": ["bad"], "positive": ["good"]}, cache=False)  # passes booked alike
     task = task_folder(sentiment_task(), tmp_path / "task")
     whole = optimize(task, runs_dir=tmp_path / "a", **kw)
 

@@ -107,3 +107,19 @@ def test_a_causal_lm_reads_a_cloze_classification_through_its_manual_template(tm
     human = next(b for b in result.baselines if b.name == "best_human")
     assert human.text == "{sentence} it was [P] ." and human.test.acc <= 0.5
     assert result.selection.verdict == "improved" and result.best.test.acc == 1.0
+
+
+def test_cloze_scores_come_back_from_the_response_cache(tiny_bert, tmp_path, monkeypatch):
+    # the manual template and the no-template baseline are the same in every run of a comparison: the second run
+    # reads their scores back instead of running the model again, with the same per-example scores
+    monkeypatch.setenv("APO_CACHE_DIR", str(tmp_path / "cache"))
+    task = planted("positive")
+    first, second = (optimize(task, target=tiny_bert, searcher="baseline", label_words=LABEL_WORDS,
+                              runs_dir=tmp_path / name) for name in ("a", "b"))
+    assert first.usage["target"]["cache_hits"] == 0 and first.usage["target"]["calls"] > 0
+    hits = second.usage["target"]["cache_hits"]
+    assert second.usage["target"]["calls"] == 0 and hits == first.usage["target"]["calls"]
+    assert second.best.test_acc == first.best.test_acc
+    other = optimize(task, target=tiny_bert, searcher="baseline", label_words={"negative": ["awful"], "positive":
+                     ["great"]}, runs_dir=tmp_path / "c")  # other label words: other keys, run again
+    assert other.usage["target"]["cache_hits"] == 0 and other.usage["target"]["calls"] == first.usage["target"]["calls"]

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 from optimizer.errors import UsageError
 from optimizer.run.scoring import ScoreRecord
@@ -10,6 +14,9 @@ from optimizer.search.autoprompt.cloze_model import ClozeModel, Verbalizer
 from optimizer.search.autoprompt.tokens import with_trigger
 from optimizer.tasks.cloze import ClozeTemplate, parse_template
 from optimizer.types import Example
+
+if TYPE_CHECKING:
+    from optimizer.models.client import ModelClient
 
 __all__ = ["ClozeScorer"]
 
@@ -24,18 +31,25 @@ class ClozeScorer:
     top non-special token is the gold object, P@1); the log-probability is the gold class's.
     One pass gives both, so the scorer is ``joint``.
 
+    Scores go through the target's response cache like its generations: a prompt already scored on an example
+    (the same model, template, trigger ids, label words and example) is read back, not run again, and counts as
+    a cache hit rather than a call.
+
     Args:
         model: the cloze model.
         template: the search template.
         verbalizer: the label words.
+        client: the target's client (its response cache, model id and usage), or None to cache nothing.
     """
 
     joint = True
 
-    def __init__(self, model: ClozeModel, template: ClozeTemplate, verbalizer: Verbalizer) -> None:
+    def __init__(self, model: ClozeModel, template: ClozeTemplate, verbalizer: Verbalizer,
+                 client: ModelClient | None = None) -> None:
         self.model = model
         self.template = template
         self.verbalizer = verbalizer
+        self.client = client
         self.prompts: dict[str, tuple[ClozeTemplate, tuple[int, ...]]] = {}
 
     def render(self, trigger: Sequence[int], is_taken: Callable[[str], bool] = lambda text: False) -> str:
@@ -97,24 +111,51 @@ class ClozeScorer:
         lp, _ = self.verbalizer.score(self.model.logprobs(encs), [g for _ in triggers for g in gold])
         return (-lp.view(len(triggers), len(examples)).mean(-1)).tolist()
 
+    def _keys(self, template: ClozeTemplate, trigger: tuple[int, ...], examples: Sequence[Example]) -> list[str]:
+        """The response-cache key of each example under one template and trigger."""
+        model, verb = self.model, self.verbalizer
+        head = {"model": self.client.name if self.client else "", "kind": "cloze", "lm": model.kind,
+                "max_length": model.max_length, "template": template.text, "trigger": list(trigger),
+                "classes": verb.classes, "class_ids": verb.class_ids, "normalize": verb.normalize}
+        return [hashlib.sha256(json.dumps({**head, "input": ex.input, "output": ex.output}, sort_keys=True,
+                                          ensure_ascii=False).encode()).hexdigest() for ex in examples]
+
     def compute(self, pairs: Sequence[tuple[str, Example]], kinds: frozenset[str]) -> list[ScoreRecord]:
-        """Accuracy and gold log-probability of each (prompt, example) in one pass per prompt."""
+        """Accuracy and gold log-probability of each (prompt, example) in one pass per prompt (cached ones read
+        back from the response cache)."""
+        cache = self.client.cache if self.client is not None else None
         out: list[ScoreRecord] = []
         for text in dict.fromkeys(t for t, _ in pairs):
             chunk = [ex for t, ex in pairs if t == text]
             template, trigger = self.spec(text)
-            gold = self.gold(chunk)
-            usable = {i: g for i, g in enumerate(gold) if g is not None}
-            results: dict[int, tuple[float, int]] = {}
-            if usable:
-                encs = [self.model.encode(template, chunk[i].input, trigger) for i in usable]
-                lp, pred = self.verbalizer.score(self.model.logprobs(encs), list(usable.values()))
-                results = {i: (float(v), p) for i, v, p in zip(usable, lp.tolist(), pred)}
-            for i, ex in enumerate(chunk):
-                if i in results:
-                    value, p = results[i]
-                    out.append(ScoreRecord(acc=float(p == gold[i]), lp=value, output=self.verbalizer.name_of(p)))
-                else:
-                    out.append(ScoreRecord(acc=0.0, error=f"gold output {ex.output!r} is not a label of the "
-                                                          "verbalizer (or not a single token of this model)"))
+            keys = self._keys(template, trigger, chunk) if cache is not None else []
+            found = cache.get_many(keys) if cache is not None else {}
+            todo = [ex for i, ex in enumerate(chunk) if not keys or keys[i] not in found]
+            fresh = iter(self._score(template, trigger, todo))
+            records = [ScoreRecord(**found[keys[i]]) if keys and keys[i] in found else next(fresh)
+                       for i in range(len(chunk))]
+            if cache is not None and self.client is not None:
+                self.client.ledger.role(self.client.role).cache_hits += len(chunk) - len(todo)
+                cache.put_many([(keys[i], self.client.name, "cloze", asdict(r)) for i, r in enumerate(records)
+                                if keys[i] not in found and r.error is None])
+            out += records
+        return out
+
+    def _score(self, template: ClozeTemplate, trigger: tuple[int, ...], chunk: list[Example]) -> list[ScoreRecord]:
+        """Run the model on ``chunk`` under one template and trigger."""
+        out: list[ScoreRecord] = []
+        gold = self.gold(chunk)
+        usable = {i: g for i, g in enumerate(gold) if g is not None}
+        results: dict[int, tuple[float, int]] = {}
+        if usable:
+            encs = [self.model.encode(template, chunk[i].input, trigger) for i in usable]
+            lp, pred = self.verbalizer.score(self.model.logprobs(encs), list(usable.values()))
+            results = {i: (float(v), p) for i, v, p in zip(usable, lp.tolist(), pred)}
+        for i, ex in enumerate(chunk):
+            if i in results:
+                value, p = results[i]
+                out.append(ScoreRecord(acc=float(p == gold[i]), lp=value, output=self.verbalizer.name_of(p)))
+            else:
+                out.append(ScoreRecord(acc=0.0, error=f"gold output {ex.output!r} is not a label of the "
+                                                      "verbalizer (or not a single token of this model)"))
         return out

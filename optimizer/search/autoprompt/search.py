@@ -91,7 +91,7 @@ class AutoPromptSearch:
                 raise UsageError(f"task {setup.task.name!r} has outputs {unknown[:5]} that are not classes of the "
                                  f"label words ({', '.join(verbalizer.classes)}); fix: name every class, e.g. "
                                  f"--label-words '{example}'")
-        self.scorer = ClozeScorer(model, template, verbalizer)
+        self.scorer = ClozeScorer(model, template, verbalizer, setup.target)
         return self.scorer
 
     def _built(self) -> tuple[ClozeModel, ClozeScorer]:
