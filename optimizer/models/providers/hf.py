@@ -25,6 +25,7 @@ from typing import Any
 
 from optimizer.errors import CapabilityError
 from optimizer.models.base import CHAT, GENERATE, LOGPROB, WHITEBOX
+from optimizer.models.providers.prefix import MIN_PREFIX, PrefixCache, cache_kwarg, common_prefix, prefix_cache_enabled
 from optimizer.models.stops import cut_at_stop, first_stop
 from optimizer.types import GenerateRequest, Generation, LogprobRequest, LogprobResult
 
@@ -113,6 +114,8 @@ class HFAdapter:
         self._empty_context = [prefix if prefix is not None else self.pad_id]
         self.max_length = _max_length(model, tokenizer)
         self._keep_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
+        self._cache_kw = cache_kwarg(model)
+        self.prefixes = PrefixCache()
         caps = {GENERATE, LOGPROB, WHITEBOX}
         if getattr(tokenizer, "chat_template", None):
             caps.add(CHAT)
@@ -180,12 +183,15 @@ class HFAdapter:
         import torch
         from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 
-        width = max(len(p) for p in prompts)
+        shared = common_prefix(prompts) if len(prompts) > 1 and prefix_cache_enabled() else 0
+        shared = shared if shared >= MIN_PREFIX else 0  # the prefix's cache; then padding; then each row's own
+        width = shared + max(len(p) - shared for p in prompts)
         input_ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(prompts), width), dtype=torch.long)
         for row, p in enumerate(prompts):
-            input_ids[row, width - len(p) :] = torch.tensor(p, dtype=torch.long)
-            mask[row, width - len(p) :] = 1
+            input_ids[row, :shared], mask[row, :shared] = torch.tensor(p[:shared], dtype=torch.long), 1
+            input_ids[row, width - len(p) + shared :] = torch.tensor(p[shared:], dtype=torch.long)
+            mask[row, width - len(p) + shared :] = 1
         config = GenerationConfig(
             max_new_tokens=max_tokens,
             min_new_tokens=0,
@@ -207,12 +213,15 @@ class HFAdapter:
             ]
             processors.append(_SeededSampler(temperature, gens))
         with self.lock, torch.inference_mode():
+            cached = {self._cache_kw: self.prefixes.get(self.model, prompts[0][:shared], len(prompts))} if shared \
+                else {}
             out = self.model.generate(
                 input_ids=input_ids.to(self.device),
                 attention_mask=mask.to(self.device),
                 generation_config=config,
                 logits_processor=processors,
                 stopping_criteria=StoppingCriteriaList([stops]),
+                **cached,
             )
         generated = out[:, width:].tolist()
         results = []
@@ -277,19 +286,25 @@ class HFAdapter:
         lengths = [len(w) - 1 for w in wholes]
         todo.sort(key=lambda i: -lengths[i])
         for batch in _chunks(todo, lengths, self.batch_size, self.batch_tokens):
-            width = max(lengths[i] for i in batch)
-            input_ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-            for row, i in enumerate(batch):
-                input_ids[row, : lengths[i]] = torch.tensor(wholes[i][:-1], dtype=torch.long)
             lo = min(lengths[i] - scored[i] for i in batch)
             hi = max(lengths[i] for i in batch)
-            kwargs = {"logits_to_keep": torch.arange(lo, hi, device=self.device)} if self._keep_logits else {}
+            # a prefix every row shares (none of it scored) runs once, from the prefix cache
+            shared = min(common_prefix([wholes[i][:-1] for i in batch]), lo) \
+                if len(batch) > 1 and prefix_cache_enabled() else 0
+            shared = shared if shared >= MIN_PREFIX else 0
+            input_ids = torch.full((len(batch), hi - shared), self.pad_id, dtype=torch.long)
+            for row, i in enumerate(batch):
+                input_ids[row, : lengths[i] - shared] = torch.tensor(wholes[i][shared:-1], dtype=torch.long)
+            kwargs: dict[str, Any] = {"logits_to_keep": torch.arange(lo - shared, hi - shared, device=self.device)} \
+                if self._keep_logits else {}
             # Right padding under a causal mask: real tokens never attend to the padding after
             # them, so no attention mask is needed (and the fast causal kernel applies).
             with self.lock, torch.inference_mode():
-                logits = self.model(input_ids=input_ids.to(self.device), use_cache=False, **kwargs).logits
+                if shared:
+                    kwargs[self._cache_kw] = self.prefixes.get(self.model, wholes[batch[0]][:shared], len(batch))
+                logits = self.model(input_ids=input_ids.to(self.device), use_cache=bool(shared), **kwargs).logits
             if not self._keep_logits:
-                logits = logits[:, lo:hi]
+                logits = logits[:, lo - shared : hi - shared]
             for row, i in enumerate(batch):
                 n, end = scored[i], lengths[i]
                 rows = logits[row, end - n - lo : end - lo].float().log_softmax(-1)
