@@ -14,6 +14,10 @@ The model calls are timed around the provider call itself (``ModelClient._call``
 its tokenization and the model's forward passes. Per task it also gives the calls, tokens and scored examples
 (target requests), and seconds per scored example. Written to OUT.json and OUT.md.
 
+``--paths`` runs each task once per path, in one invocation: ``plain`` (the local model without its shared-prefix
+cache, ``APO_PREFIX_CACHE=0``) and ``prefix`` (with it, the default); the report gives each path's wall time and
+the ratio, and whether both shipped the same prompt with the same test score.
+
 Usage (the committed results were made with the commands in evals/README.md):
 
     OMP_NUM_THREADS=1 python evals/bench_job_speed.py --out evals/results/job_speed
@@ -84,8 +88,13 @@ class Clock:
             engine.finish = real_finish
 
 
-def run_task(task: str, args: argparse.Namespace, runs_dir: Path) -> dict[str, Any]:
-    """One default job on ``task``: its wall time by part."""
+PATHS = {"plain": {"APO_PREFIX_CACHE": "0"}, "prefix": {"APO_PREFIX_CACHE": "1"}}
+"""What each path sets in the environment."""
+
+
+def run_task(task: str, args: argparse.Namespace, runs_dir: Path, path: str = "prefix") -> dict[str, Any]:
+    """One default job on ``task`` on one path: its wall time by part."""
+    os.environ.update(PATHS[path])
     clock = Clock()
     options = json.loads(args.set) if args.set else {}
     with clock.installed():
@@ -97,7 +106,7 @@ def run_task(task: str, args: argparse.Namespace, runs_dir: Path) -> dict[str, A
     parts["other"] = round(wall - sum(clock.seconds.values()), 2)
     target = result.usage.get("target", {})
     scored = sum(n for p, n in clock.requests.items() if p != "propose")
-    return {"task": task, "searcher": result.searcher, "run_id": result.run_id, "wall_s": round(wall, 2),
+    return {"task": task, "path": path, "searcher": result.searcher, "run_id": result.run_id, "wall_s": round(wall, 2),
             "parts_s": parts, "requests": dict(clock.requests), "target_calls": target.get("calls"),
             "target_tokens": (target.get("prompt_tokens", 0) + target.get("completion_tokens", 0)),
             "proposer_calls": result.usage.get("proposer", {}).get("calls", 0), "scored_examples": scored,
@@ -111,12 +120,21 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [f"# Job speed: {report['target']}, searcher {report['searcher']}", "",
              f"Machine: {report['machine']}; apo commit {report['git_commit']}; seed {report['seed']}; response "
              f"cache off; OMP_NUM_THREADS={report['omp_threads']}.", "",
-             "| task | wall s | " + " | ".join(PARTS) + " | target calls | scored examples | s / scored example |",
-             "|---|---|" + "---|" * len(PARTS) + "---|---|---|"]
+             "| task | path | wall s | " + " | ".join(PARTS)
+             + " | target calls | scored examples | s / scored example |",
+             "|---|---|---|" + "---|" * len(PARTS) + "---|---|---|"]
     for r in report["rows"]:
         shares = [f"{r['parts_s'][p]:.1f} ({r['parts_s'][p] / r['wall_s']:.0%})" for p in PARTS]
-        lines.append(f"| {r['task']} | {r['wall_s']:.1f} | " + " | ".join(shares)
+        lines.append(f"| {r['task']} | {r['path']} | {r['wall_s']:.1f} | " + " | ".join(shares)
                      + f" | {r['target_calls']} | {r['scored_examples']} | {r['s_per_scored_example']} |")
+    pairs = [(a, b) for a in report["rows"] for b in report["rows"]
+             if a["task"] == b["task"] and (a["path"], b["path"]) == ("plain", "prefix")]
+    if pairs:
+        lines += ["", "| task | plain s | prefix s | speed-up | same shipped prompt and test score |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {a['task']} | {a['wall_s']:.1f} | {b['wall_s']:.1f} | {a['wall_s'] / b['wall_s']:.2f}x | "
+                  f"{'yes' if (a['shipped'], a['test_acc']) == (b['shipped'], b['test_acc']) else 'no'} |"
+                  for a, b in pairs]
     return "\n".join(lines) + "\n"
 
 
@@ -127,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data-dir", help="folder of external tasks, for tasks not bundled")
     ap.add_argument("--set", help="more job options as JSON, e.g. '{\"dev_limit\": 10}' (default: none)")
+    ap.add_argument("--paths", default="prefix", help="comma-separated: plain (no prefix cache), prefix "
+                                                      "(default: %(default)s)")
     ap.add_argument("--out", required=True, help="OUT.json and OUT.md are written")
     args = ap.parse_args(argv)
     out = Path(args.out)
@@ -134,9 +154,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="apo-job-speed-") as tmp:
         for task in [t for t in args.tasks.split(",") if t]:
-            print(f"== {task}", file=sys.stderr, flush=True)
-            rows.append(run_task(task, args, Path(tmp)))
-            print(f"   {rows[-1]['wall_s']} s: {rows[-1]['parts_s']}", file=sys.stderr, flush=True)
+            for path in [p for p in args.paths.split(",") if p]:
+                if path not in PATHS:
+                    ap.error(f"--paths: unknown path {path!r}; choose from {', '.join(PATHS)}")
+                print(f"== {task} ({path})", file=sys.stderr, flush=True)
+                rows.append(run_task(task, args, Path(tmp), path))
+                print(f"   {rows[-1]['wall_s']} s: {rows[-1]['parts_s']}", file=sys.stderr, flush=True)
     report = {"command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
               "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
               "git_commit": git_commit(), "target": args.target, "seed": args.seed,
