@@ -105,8 +105,8 @@ def test_a_local_sweep_runs_every_job_and_running_it_again_continues_it(tmp_path
     again = sweep(path, workers=2, runs_dir=runs)  # finished runs are kept, not run again
     assert again.sweep_id == result.sweep_id and [o.attempts for o in again.outcomes] == [0] * 4
     assert {j.run_id: (runs / j.run_id / "events.jsonl").read_text() for j in again.jobs} == scored
-    reference = optimize("capitalize_words", target="fake:upper", ape={"rounds": 1}, cache=False,
-                         runs_dir=tmp_path / "ref")
+    reference = optimize("capitalize_words", target="fake:upper", searcher="ape", rounds=1, cache=False,
+                         runs_dir=tmp_path / "ref")  # job 0: the first task with the first searcher
     same_result(json.loads((runs / result.jobs[0].run_id / "result.json").read_text()),
                 reference.model_dump(mode="json"))
 
