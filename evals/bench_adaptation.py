@@ -43,15 +43,15 @@ from typing import Any
 
 from bench_search import _cell, _dcell, _f, _prompt, summarize
 
-from optimizer import build_leaderboard, compare
+from optimizer import RunConfig, build_leaderboard, compare
 from optimizer.report.curves import learning_curves_markdown
 from optimizer.report.html import render_html
 from optimizer.run.provenance import git_commit
 from optimizer.types import RunResult
 
 TRAINED = ["prompt-tuning", "prefix-tuning", "p-tuning", "lora"]
-SEARCHER = "demos"
-"""The instruction searcher: the one the search benchmark (bench_search.py) found best and made the default."""
+SEARCHER = str(RunConfig.model_fields["searcher"].default)
+"""The instruction searcher: the default, demos (the one the search benchmark, bench_search.py, found best)."""
 SOFT_SETTINGS = {"steps": 100, "eval_every": 25}
 """The trained methods' schedule on SmolLM2 (CPU): 100 AdamW steps of 8 examples, a checkpoint every 25. Every
 other method runs with its defaults; no call cap, since testing alone reads the 872 SST-2 sentences several times."""

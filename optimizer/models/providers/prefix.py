@@ -53,8 +53,7 @@ class PrefixCache:
     """Key/value caches of recent prefixes of one model.
 
     Args:
-        size: prefixes kept (each holds layers x 2 x heads x dims x tokens floats: about 14 MB for 300 tokens of
-            SmolLM2-135M).
+        size: prefixes kept (each holds layers x 2 x key/value heads x head size x tokens floats).
     """
 
     def __init__(self, size: int = 8) -> None:
@@ -83,7 +82,7 @@ class PrefixCache:
         if kept is None:
             ids = torch.tensor([list(prefix)], dtype=torch.long, device=model.device)
             out = model(input_ids=ids, use_cache=True)
-            kept = out.cache if cache_kwarg(model) == "cache" else out.past_key_values
+            kept = out["cache"] if "cache" in out else out["past_key_values"]  # the name before transformers 5
             with self._lock:
                 self.misses += 1
                 self._kept[key] = kept
