@@ -15,8 +15,10 @@ its tokenization and the model's forward passes. Per task it also gives the call
 (target requests), and seconds per scored example. Written to OUT.json and OUT.md.
 
 ``--paths`` runs each task once per path, in one invocation: ``plain`` (the local model without its shared-prefix
-cache, ``APO_PREFIX_CACHE=0``) and ``prefix`` (with it, the default); the report gives each path's wall time and
-the ratio, and whether both shipped the same prompt with the same test score.
+cache, ``APO_PREFIX_CACHE=0``), ``prefix`` (with it, the default) and ``llama`` (the same SmolLM2 GGUF served by
+llama.cpp's OpenAI-compatible server on 127.0.0.1, ``openai-completions:``, with as many threads as
+``OMP_NUM_THREADS``); the report gives each path's wall time and the ratios, and whether the paths shipped the same
+prompt with the same test score.
 
 Usage (the committed results were made with the commands in evals/README.md):
 
@@ -88,18 +90,37 @@ class Clock:
             engine.finish = real_finish
 
 
-PATHS = {"plain": {"APO_PREFIX_CACHE": "0"}, "prefix": {"APO_PREFIX_CACHE": "1"}}
-"""What each path sets in the environment."""
+PATHS = {"plain": {"APO_PREFIX_CACHE": "0"}, "prefix": {"APO_PREFIX_CACHE": "1"}, "llama": {}}
+"""What each path sets in the environment (``llama``: the same GGUF through llama.cpp's server, see
+:func:`llama_server`)."""
 
 
-def run_task(task: str, args: argparse.Namespace, runs_dir: Path, path: str = "prefix") -> dict[str, Any]:
+@contextlib.contextmanager
+def llama_server(threads: int) -> Iterator[str]:
+    """llama.cpp's OpenAI-compatible server on 127.0.0.1 serving the embedded SmolLM2 GGUF; yields its base URL and
+    stops it (by its PID) on the way out."""
+    from bench_concurrency import start_server  # the same start as the concurrency benchmark
+
+    proc, url = start_server(threads)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def run_task(task: str, args: argparse.Namespace, runs_dir: Path, path: str = "prefix",
+             base_url: str | None = None) -> dict[str, Any]:
     """One default job on ``task`` on one path: its wall time by part."""
     os.environ.update(PATHS[path])
     clock = Clock()
     options = json.loads(args.set) if args.set else {}
+    target = "openai-completions:smollm2" if path == "llama" else args.target
+    if path == "llama":
+        options["base_url"] = base_url
     with clock.installed():
         start = time.perf_counter()
-        result = optimize(task, target=args.target, seed=args.seed, cache=False, runs_dir=runs_dir,
+        result = optimize(task, target=target, seed=args.seed, cache=False, runs_dir=runs_dir,
                           data_dir=args.data_dir, **options)
         wall = time.perf_counter() - start
     parts = {p: round(clock.seconds.get(p, 0.0), 2) for p in PARTS[:-1]}
@@ -127,14 +148,18 @@ def markdown(report: dict[str, Any]) -> str:
         shares = [f"{r['parts_s'][p]:.1f} ({r['parts_s'][p] / r['wall_s']:.0%})" for p in PARTS]
         lines.append(f"| {r['task']} | {r['path']} | {r['wall_s']:.1f} | " + " | ".join(shares)
                      + f" | {r['target_calls']} | {r['scored_examples']} | {r['s_per_scored_example']} |")
-    pairs = [(a, b) for a in report["rows"] for b in report["rows"]
-             if a["task"] == b["task"] and (a["path"], b["path"]) == ("plain", "prefix")]
-    if pairs:
-        lines += ["", "| task | plain s | prefix s | speed-up | same shipped prompt and test score |",
-                  "|---|---|---|---|---|"]
-        lines += [f"| {a['task']} | {a['wall_s']:.1f} | {b['wall_s']:.1f} | {a['wall_s'] / b['wall_s']:.2f}x | "
-                  f"{'yes' if (a['shipped'], a['test_acc']) == (b['shipped'], b['test_acc']) else 'no'} |"
-                  for a, b in pairs]
+    for before, after in (("plain", "prefix"), ("llama", "prefix")):
+        pairs = [(a, b) for a in report["rows"] for b in report["rows"]
+                 if a["task"] == b["task"] and (a["path"], b["path"]) == (before, after)]
+        if pairs:
+            lines += ["", f"| task | {before} s | {after} s | speed-up | {before} s / scored example | {after} s / "
+                          f"scored example | throughput ratio | same shipped prompt and test score |",
+                      "|---|---|---|---|---|---|---|---|"]
+            lines += [f"| {a['task']} | {a['wall_s']:.1f} | {b['wall_s']:.1f} | {a['wall_s'] / b['wall_s']:.2f}x | "
+                      f"{a['s_per_scored_example']} | {b['s_per_scored_example']} | "
+                      f"{a['s_per_scored_example'] / b['s_per_scored_example']:.2f}x | "
+                      f"{'yes' if (a['shipped'], a['test_acc']) == (b['shipped'], b['test_acc']) else 'no'} |"
+                      for a, b in pairs]
     return "\n".join(lines) + "\n"
 
 
@@ -145,20 +170,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data-dir", help="folder of external tasks, for tasks not bundled")
     ap.add_argument("--set", help="more job options as JSON, e.g. '{\"dev_limit\": 10}' (default: none)")
-    ap.add_argument("--paths", default="prefix", help="comma-separated: plain (no prefix cache), prefix "
-                                                      "(default: %(default)s)")
+    ap.add_argument("--paths", default="prefix", help="comma-separated: plain (no prefix cache), prefix, llama "
+                                                      "(llama.cpp's server on the same GGUF, as many threads as "
+                                                      "OMP_NUM_THREADS) (default: %(default)s)")
     ap.add_argument("--out", required=True, help="OUT.json and OUT.md are written")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = []
-    with tempfile.TemporaryDirectory(prefix="apo-job-speed-") as tmp:
+    paths = [p for p in args.paths.split(",") if p]
+    for path in paths:
+        if path not in PATHS:
+            ap.error(f"--paths: unknown path {path!r}; choose from {', '.join(PATHS)}")
+    threads = int(os.environ.get("OMP_NUM_THREADS", "0")) or (os.cpu_count() or 1)
+    with tempfile.TemporaryDirectory(prefix="apo-job-speed-") as tmp, contextlib.ExitStack() as stack:
+        url = stack.enter_context(llama_server(threads)) if "llama" in paths else None
         for task in [t for t in args.tasks.split(",") if t]:
-            for path in [p for p in args.paths.split(",") if p]:
-                if path not in PATHS:
-                    ap.error(f"--paths: unknown path {path!r}; choose from {', '.join(PATHS)}")
+            for path in paths:
                 print(f"== {task} ({path})", file=sys.stderr, flush=True)
-                rows.append(run_task(task, args, Path(tmp), path))
+                rows.append(run_task(task, args, Path(tmp), path, url))
                 print(f"   {rows[-1]['wall_s']} s: {rows[-1]['parts_s']}", file=sys.stderr, flush=True)
     report = {"command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
               "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",

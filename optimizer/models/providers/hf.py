@@ -25,7 +25,14 @@ from typing import Any
 
 from optimizer.errors import CapabilityError
 from optimizer.models.base import CHAT, GENERATE, LOGPROB, WHITEBOX
-from optimizer.models.providers.prefix import MIN_PREFIX, PrefixCache, cache_kwarg, common_prefix, prefix_cache_enabled
+from optimizer.models.providers.prefix import (
+    MIN_PREFIX,
+    PrefixCache,
+    cache_kwarg,
+    common_prefix,
+    prefix_cache_enabled,
+    prefix_groups,
+)
 from optimizer.models.stops import cut_at_stop, first_stop
 from optimizer.types import GenerateRequest, Generation, LogprobRequest, LogprobResult
 
@@ -168,8 +175,10 @@ class HFAdapter:
             room = max(1, self.max_length - max_tokens)  # keep the prompt's end when too long
             prompts = {i: ids[i][-room:] for i in members}
             lengths = {i: len(p) + max_tokens for i, p in prompts.items()}
-            members.sort(key=lambda i: lengths[i])
-            for batch in _chunks(members, lengths, self.batch_size, self.batch_tokens):
+            batches = [b for group in prefix_groups(members, prompts)
+                       for b in _chunks(sorted(group, key=lambda i: lengths[i]), lengths, self.batch_size,
+                                        self.batch_tokens)]
+            for batch in batches:
                 outs = self._generate_batch(
                     [prompts[i] for i in batch], [requests[i] for i in batch], max_tokens, temperature
                 )
@@ -284,8 +293,10 @@ class HFAdapter:
             else:
                 todo.append(i)
         lengths = [len(w) - 1 for w in wholes]
-        todo.sort(key=lambda i: -lengths[i])
-        for batch in _chunks(todo, lengths, self.batch_size, self.batch_tokens):
+        batches = [b for group in prefix_groups(todo, wholes)
+                   for b in _chunks(sorted(group, key=lambda i: -lengths[i]), lengths, self.batch_size,
+                                    self.batch_tokens)]
+        for batch in batches:
             lo = min(lengths[i] - scored[i] for i in batch)
             hi = max(lengths[i] for i in batch)
             # a prefix every row shares (none of it scored) runs once, from the prefix cache
