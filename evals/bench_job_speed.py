@@ -22,7 +22,7 @@ prompt with the same test score.
 
 Usage (the committed results were made with the commands in evals/README.md):
 
-    OMP_NUM_THREADS=1 python evals/bench_job_speed.py --out evals/results/job_speed
+    OMP_NUM_THREADS=2 python evals/bench_job_speed.py --paths plain,prefix,llama --out evals/results/job_speed
 """
 
 from __future__ import annotations
@@ -148,6 +148,10 @@ def markdown(report: dict[str, Any]) -> str:
         shares = [f"{r['parts_s'][p]:.1f} ({r['parts_s'][p] / r['wall_s']:.0%})" for p in PARTS]
         lines.append(f"| {r['task']} | {r['path']} | {r['wall_s']:.1f} | " + " | ".join(shares)
                      + f" | {r['target_calls']} | {r['scored_examples']} | {r['s_per_scored_example']} |")
+    if any(r["path"] == "llama" for r in report["rows"]):
+        lines += ["", "llama rows: the server is sent several requests at once (`concurrency`, default 4), and each "
+                      "request's time is counted in its part, so the parts overlap and add up to more than the wall "
+                      "time (`other` is then negative); compare wall times and seconds per scored example."]
     for before, after in (("plain", "prefix"), ("llama", "prefix")):
         pairs = [(a, b) for a in report["rows"] for b in report["rows"]
                  if a["task"] == b["task"] and (a["path"], b["path"]) == (before, after)]
