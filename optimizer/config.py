@@ -238,7 +238,7 @@ trained searchers read the cloze template and label words of a masked LM from Au
 _OWNER = {"ape": "APE", "autoprompt": "AutoPrompt", "demos": "demos", "joint": "joint", "reflect": "reflect",
           "soft": "trained-prompt (prompt-tuning, prefix-tuning, p-tuning, lora)"}
 """Searcher sections and how messages name them."""
-_RACING_FLAT = {"race_min_examples": "min_examples", "race_eta": "eta"}
+_RACING_FLAT = {"race_min_examples": "min_examples", "race_eta": "eta", "race_rule": "rule", "race_delta": "delta"}
 _HINTS = {"budget_calls": "max_calls", "budget_tokens": "max_tokens", "budget_time": "max_seconds", "model": "target",
           "no_cache": "cache", "keep_subwords": "filter_subwords", "batch_size_grad": "gradient_batch_size"}  # CLI
 

@@ -359,7 +359,7 @@ class SearchContext:
 
         return successive_halving(cands, len(self.dev), evaluate=evaluate, rank=self.rank_key,
                                   min_examples=self.config.racing.min_examples, eta=self.config.racing.eta,
-                                  on_rung=on_rung)
+                                  on_rung=on_rung, rule=self.config.racing.rule, delta=self.config.racing.delta)
 
     def ranked(self) -> list[Candidate]:
         """Every candidate, best first (most dev examples first among equals)."""

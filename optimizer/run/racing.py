@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 from optimizer.types import Candidate, Score
 
-__all__ = ["rank_key", "successive_halving"]
+__all__ = ["bound_width", "drop_dominated", "rank_key", "successive_halving"]
 
 
 def rank_key(score: Score | None, scoring: str = "accuracy") -> tuple[float, float]:
@@ -30,6 +30,25 @@ def rank_key(score: Score | None, scoring: str = "accuracy") -> tuple[float, flo
     return (lp, acc) if scoring == "logprob" else (acc, lp)
 
 
+def bound_width(n: int, delta: float) -> float:
+    """Hoeffding half-width of a mean of ``n`` scores in [0, 1] at confidence ``1 - delta`` (two-sided)."""
+    return math.sqrt(math.log(2 / delta) / (2 * n)) if n else math.inf
+
+
+def drop_dominated(ranked: list[Candidate], delta: float) -> list[Candidate]:
+    """The candidates (best first) whose accuracy's upper confidence bound reaches the leader's lower bound.
+
+    Bounds are Hoeffding's at ``delta`` divided by the field's size (a union bound over the comparisons), so the
+    leader itself always stays, and so does any candidate the evidence cannot yet separate from it.
+    """
+    if len(ranked) < 2 or ranked[0].dev.acc is None:
+        return ranked
+    each = delta / len(ranked)
+    floor = ranked[0].dev.acc - bound_width(ranked[0].dev.n, each)
+    return [c for c in ranked if c is ranked[0] or (c.dev.acc is not None and
+                                                    c.dev.acc + bound_width(c.dev.n, each) >= floor)]
+
+
 def successive_halving(
     candidates: Sequence[Candidate],
     n_examples: int,
@@ -39,10 +58,15 @@ def successive_halving(
     min_examples: int,
     eta: int,
     on_rung: Callable[[list[Candidate], int], None] = lambda alive, n: None,
+    rule: str = "halving",
+    delta: float = 0.05,
 ) -> list[Candidate]:
     """Race candidates: all on the first few examples, the best 1/eta on eta times as many, up to all.
 
-    Every candidate keeps (in ``candidate.dev``) the score over the most examples it reached.
+    Every candidate keeps (in ``candidate.dev``) the score over the most examples it reached. With ``rule``
+    ``bounds`` a rung drops instead every candidate whose accuracy's upper confidence bound is below the leader's
+    lower bound (:func:`drop_dominated`), keeping the rest, so a candidate leaves only on evidence; ``both`` does
+    that and then halves.
 
     Args:
         candidates: the field (duplicates by id are raced once).
@@ -52,6 +76,8 @@ def successive_halving(
         min_examples: examples in the first rung.
         eta: keep 1/eta of the field, multiply the examples by eta.
         on_rung: called after each rung with the ranked field and ``n`` (the engine records it).
+        rule: ``halving``, ``bounds`` or ``both``.
+        delta: the bounds' error probability per rung (with ``bounds`` or ``both``).
 
     Returns:
         The survivors of the last rung, best first.
@@ -67,6 +93,9 @@ def successive_halving(
         on_rung(alive, n)
         if n >= n_examples:
             break
-        alive = alive[: max(1, math.ceil(len(alive) / eta))]
+        if rule in ("bounds", "both"):
+            alive = drop_dominated(alive, delta)
+        if rule in ("halving", "both"):
+            alive = alive[: max(1, math.ceil(len(alive) / eta))]
         n = min(n * eta, n_examples)
     return alive
