@@ -125,7 +125,7 @@ def optimize(
             second raises :class:`~optimizer.errors.RunAborted`, a ``KeyboardInterrupt`` naming the run.
         **options: any name :meth:`RunConfig.from_options` takes: a RunConfig field (``seed``, ``shots``,
             ``scoring``, ``dev_limit`` …), a budget limit (``max_calls`` …), ``race_min_examples``,
-            ``race_eta``, and the searcher's parameters: APE's (``rounds``, ``candidates``, ``top_k`` …) or,
+            ``race_eta``, ``race_rule``, ``race_delta``, and the searcher's parameters: APE's (``rounds`` …) or,
             with ``searcher="autoprompt"``, AutoPrompt's (``cloze_template``, ``label_words``,
             ``token_candidates``, ``iterations`` …), or whole sections (``ape=APEConfig(...)``).
 

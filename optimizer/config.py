@@ -138,8 +138,8 @@ class RunConfig(BaseModel):
         """A configuration from flat option names: the one mapping behind the CLI and the Python API.
 
         Names: every ``RunConfig`` field; ``max_calls``, ``max_tokens``, ``max_seconds``, ``max_cost``
-        (``budget``); ``race_min_examples``, ``race_eta`` (``racing``); the chosen searcher's fields (APE:
-        ``candidates``, ``rounds`` …; AutoPrompt: ``cloze_template``, ``token_candidates`` …); whole sections
+        (``budget``); ``race_min_examples``, ``race_eta``, ``race_rule``, ``race_delta`` (``racing``); the chosen
+        searcher's fields (APE: ``candidates`` …; AutoPrompt: ``cloze_template``, ``token_candidates`` …); sections
         (``ape=APEConfig(...)``, ``budget={"max_calls": 50}``), which flat names override field by field; and
         the names used before the renames (``dev_size``, ``test_size``, ``template``, ``batch_size``; with
         AutoPrompt also ``candidates``, meaning ``token_candidates``).
@@ -238,7 +238,7 @@ trained searchers read the cloze template and label words of a masked LM from Au
 _OWNER = {"ape": "APE", "autoprompt": "AutoPrompt", "demos": "demos", "joint": "joint", "reflect": "reflect",
           "soft": "trained-prompt (prompt-tuning, prefix-tuning, p-tuning, lora)"}
 """Searcher sections and how messages name them."""
-_RACING_FLAT = {"race_min_examples": "min_examples", "race_eta": "eta"}
+_RACING_FLAT = {"race_min_examples": "min_examples", "race_eta": "eta", "race_rule": "rule", "race_delta": "delta"}
 _HINTS = {"budget_calls": "max_calls", "budget_tokens": "max_tokens", "budget_time": "max_seconds", "model": "target",
           "no_cache": "cache", "keep_subwords": "filter_subwords", "batch_size_grad": "gradient_batch_size"}  # CLI
 

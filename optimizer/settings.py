@@ -67,6 +67,11 @@ class RacingConfig(BaseModel):
     """Dev examples in the first rung of successive halving."""
     eta: int = Field(default=2, ge=2)
     """Successive-halving factor: keep 1/eta of the candidates, multiply examples by eta."""
+    rule: Literal["halving", "bounds", "both"] = "halving"
+    """What a rung drops: the worse part of the field (``halving``); every candidate whose accuracy's upper
+    confidence bound is below the leader's lower bound (``bounds``, Hoeffding, so only on evidence); or both."""
+    delta: float = Field(default=0.05, gt=0.0, lt=1.0)
+    """Error probability of the bounds at each rung (split over the field)."""
 
 
 class AutoPromptConfig(BaseModel):

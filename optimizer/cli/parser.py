@@ -55,7 +55,7 @@ API, flat or nested as in runs/<id>/config.json; options typed on the command li
 
 Names: every RunConfig field (seed, shots, scoring, execution_style, dev_limit, test_limit,
 concurrency, score_batch_size, tiebreak_logprob …), max_calls, max_tokens, max_seconds,
-max_cost, race_min_examples, race_eta, and the searcher's fields (APE: candidates, rounds,
+max_cost, race_min_examples, race_eta, race_rule, race_delta, and the searcher's fields (APE: candidates, rounds,
 top_k, variations, subsets, demos_per_proposal, temperature, proposal_style …; AutoPrompt:
 cloze_template, label_words, token_candidates, iterations, gradient_batch_size …).
 

@@ -41,7 +41,7 @@ from optimizer.tasks.task import Task
 from optimizer.tasks.templates import demo_block, normalize_instruction
 from optimizer.types import Candidate, Example, GenerateRequest, Score
 
-__all__ = ["ScorerSetup", "ScoresOwnPrompts", "SearchContext", "Searcher", "recorder"]
+__all__ = ["ScorerSetup", "ScoresOwnPrompts", "SearchContext", "Searcher", "dev_splits", "recorder"]
 
 E = TypeVar("E")
 
@@ -108,6 +108,19 @@ class ScoresOwnPrompts(Protocol):
         ...
 
 
+def dev_splits(task: Task, config: RunConfig) -> tuple[list[Example], list[Example]]:
+    """A run's confirmation examples and the dev examples it races on, in racing order.
+
+    The task's dev split is shuffled by the seed; at most ``selection.confirm_limit`` (and half the split) are set
+    aside to confirm the finalists, and racing takes at most ``dev_limit`` of the rest.
+    """
+    dev = list(task.dev)
+    random.Random(f"{config.seed}:dev-order").shuffle(dev)
+    n_confirm = min(config.selection.confirm_limit, len(dev) // 2)
+    rest = dev[n_confirm:]
+    return dev[:n_confirm], rest[: config.dev_limit] if config.dev_limit else rest
+
+
 class SearchContext:
     """The engine's services for one run, as a searcher uses them. Built by the engine only.
 
@@ -154,14 +167,9 @@ class SearchContext:
         self.trained: dict[str, int] = {}
         """Candidates that are trained adapters (by text): they show no demonstrations, and their fixed part is
         this many virtual tokens (0 for LoRA)."""
-        dev = list(task.dev)
-        self.rng("dev-order").shuffle(dev)
-        n_confirm = min(config.selection.confirm_limit, len(dev) // 2)
-        self.confirm: list[Example] = dev[:n_confirm]
-        """Dev examples set aside to confirm the finalists against the incumbent; racing never sees them."""
-        rest = dev[n_confirm:]
-        self.dev: list[Example] = rest[: config.dev_limit] if config.dev_limit else rest
-        """The dev examples racing uses (shuffled by the seed, at most ``dev_limit``, none of ``confirm``)."""
+        # confirm: examples set aside to confirm the finalists against the incumbent (racing never sees them);
+        # dev: the examples racing uses (shuffled by the seed, at most dev_limit)
+        self.confirm, self.dev = dev_splits(task, config)
 
     @property
     def run_id(self) -> str:
@@ -350,16 +358,25 @@ class SearchContext:
 
         Every candidate keeps the score of the most examples it was evaluated on.
         """
+        seen: dict[str, dict[str, ScoreRecord]] = {}
+
         def evaluate(alive: list[Candidate], n: int) -> dict[str, Score]:
             self.status(f"round {round}: racing {len(alive)} candidates on {n} dev examples")
-            return self.evaluate([c.key for c in alive], self.dev[:n], "dev")
+            raw = self._evaluator.score([c.key for c in alive], self.dev[:n], "dev",
+                                        accuracy=self.config.scoring == "accuracy", logprob=self._want_lp)
+            seen.update(raw)
+            return {key: summarize(records) for key, records in raw.items()}
+
+        def per_example(c: Candidate) -> list[float]:  # on the last rung's examples, in dev order
+            return [seen[c.key][ex.id].acc or 0.0 for ex in self.dev if ex.id in seen[c.key]]
 
         def on_rung(alive: list[Candidate], n: int) -> None:
             self._store.log.append(RungCompleted(round=round, n=n, scores={c.id: (c.dev.acc, c.dev.lp) for c in alive}))
 
         return successive_halving(cands, len(self.dev), evaluate=evaluate, rank=self.rank_key,
                                   min_examples=self.config.racing.min_examples, eta=self.config.racing.eta,
-                                  on_rung=on_rung)
+                                  on_rung=on_rung, rule=self.config.racing.rule, delta=self.config.racing.delta,
+                                  per_example=per_example)
 
     def ranked(self) -> list[Candidate]:
         """Every candidate, best first (most dev examples first among equals)."""

@@ -71,6 +71,9 @@ def check_job(config: RunConfig, task: Task) -> None:
             resolve_metric(config.metric, task.labels)
         except (UsageError, ValueError) as exc:
             raise UsageError(f"--metric {config.metric}: {exc}") from None
+    if config.racing.rule != "halving" and config.scoring != "accuracy":
+        raise UsageError(f"race_rule {config.racing.rule} (racing.rule): its paired tests compare accuracies, and "
+                         f"--scoring is {config.scoring}; fix: give --scoring accuracy, or race_rule halving")
     given = config.model_fields_set
     n_confirm = min(config.selection.confirm_limit, len(task.dev) // 2)
     raced = len(task.dev) - n_confirm

@@ -1,0 +1,38 @@
+"""The racing benchmark: the exhaustive job's journal replayed under each rule reproduces what a real job with that
+rule does (same first-race winner), and exhaustive scoring costs every candidate every dev example."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from test_demos import fakes, picky_task  # noqa: F401  (the fixture registers the fake targets)
+
+from optimizer import optimize
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "evals"))
+
+import bench_racing  # noqa: E402
+
+
+def _first_race_winner(run_dir: str) -> str:
+    rungs = [json.loads(x) for x in open(f"{run_dir}/events.jsonl") if '"type": "rung"' in x]
+    return next(iter([r for r in rungs if r["round"] == 0][-1]["scores"]))
+
+
+def test_replayed_races_match_real_jobs(tmp_path, monkeypatch):
+    monkeypatch.setattr(bench_racing, "load_task", lambda name, **kw: picky_task())
+    out = tmp_path / "racing"
+    assert bench_racing.main(["--target", "fake:picky", "--tasks", "picky", "--runs-dir", str(tmp_path / "runs"),
+                              "--out", str(out)]) == 0
+    rows = json.loads(out.with_suffix(".json").read_text())["rows"]
+    first = rows[0]
+    assert first["race"] == 0 and first["exhaustive_evaluations"] == first["field"] * first["dev"]
+    assert first["field"] == 13  # the incumbent and 12 demonstration sets
+    for rule in bench_racing.RULES:
+        real = optimize(picky_task(), target="fake:picky", seed=0, race_rule=rule, cache=False,
+                        runs_dir=tmp_path / rule)
+        assert first[rule]["winner"] == _first_race_winner(real.run_dir), rule
+        assert first[rule]["evaluations"] < first["exhaustive_evaluations"]
+    assert "| picky | 0 |" in out.with_suffix(".md").read_text()
