@@ -15,7 +15,7 @@ import copy
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = ["MIN_GROUP", "MIN_PREFIX", "PrefixCache", "cache_kwarg", "common_prefix", "prefix_cache_enabled",
@@ -52,7 +52,7 @@ def common_prefix(rows: Sequence[Sequence[int]], *, keep: int = 1) -> int:
     return max(n, 0)
 
 
-def prefix_groups(order: Sequence[int], rows: Sequence[Sequence[int]] | dict[int, Sequence[int]]) -> list[list[int]]:
+def prefix_groups(order: Sequence[int], rows: Sequence[Sequence[int]] | Mapping[int, Sequence[int]]) -> list[list[int]]:
     """``order`` split into groups of rows that share most of their tokens from the start, so that each group can
     run from one cached prefix; rows that share with no others are pooled in a last group.
 
