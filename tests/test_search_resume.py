@@ -20,9 +20,14 @@ def _events(run_dir: Path) -> list[dict]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("searcher", "kill_after"), [("ape", 150), ("demos", 300), ("reflect", 250), ("joint", 250)])
-def test_killed_search_resumes_to_the_uninterrupted_result(tmp_path, searcher, kill_after):
-    args = ["optimize", "past_tense", "--target", "fake:slow", "--searcher", searcher, "--no-cache", "--seed", "4"]
+@pytest.mark.parametrize(("searcher", "kill_after", "rule"), [("ape", 150, "halving"), ("demos", 300, "halving"),
+                                                         ("reflect", 250, "halving"), ("joint", 250, "halving"),
+                                                         ("demos", 300, "both")])
+def test_killed_search_resumes_to_the_uninterrupted_result(tmp_path, searcher, kill_after, rule):
+    job = tmp_path / "job.json"  # the racing rule is a job-file option
+    job.write_text(json.dumps({"race_rule": rule}))
+    args = ["optimize", "past_tense", "--target", "fake:slow", "--searcher", searcher, "--no-cache", "--seed", "4",
+            "--config", str(job)]
     ref = run_cli(*args, "--json", env_extra={"APO_RUNS_DIR": str(tmp_path / "ref")})
     assert ref.returncode == 0, ref.stderr
     reference = json.loads(ref.stdout)
