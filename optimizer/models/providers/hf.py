@@ -222,8 +222,8 @@ class HFAdapter:
             ]
             processors.append(_SeededSampler(temperature, gens))
         with self.lock, torch.inference_mode():
-            cached = {self._cache_kw: self.prefixes.get(self.model, prompts[0][:shared], len(prompts))} if shared \
-                else {}
+            cached = {self._cache_kw: self.prefixes.get(self.model, prompts[0][:shared], len(prompts),
+                                                        self._keep_logits)} if shared else {}
             out = self.model.generate(
                 input_ids=input_ids.to(self.device),
                 attention_mask=mask.to(self.device),
@@ -312,7 +312,8 @@ class HFAdapter:
             # them, so no attention mask is needed (and the fast causal kernel applies).
             with self.lock, torch.inference_mode():
                 if shared:
-                    kwargs[self._cache_kw] = self.prefixes.get(self.model, wholes[batch[0]][:shared], len(batch))
+                    kwargs[self._cache_kw] = self.prefixes.get(self.model, wholes[batch[0]][:shared], len(batch),
+                                                               self._keep_logits)
                 logits = self.model(input_ids=input_ids.to(self.device), use_cache=bool(shared), **kwargs).logits
             if not self._keep_logits:
                 logits = logits[:, lo - shared : hi - shared]

@@ -98,13 +98,15 @@ class PrefixCache:
         self.hits = 0
         self.misses = 0
 
-    def get(self, model: Any, prefix: Sequence[int], rows: int) -> Any:
+    def get(self, model: Any, prefix: Sequence[int], rows: int, keep_logits: bool = False) -> Any:
         """The cache of ``prefix`` repeated for ``rows`` batch rows (a new object; the kept one is not changed).
 
         Args:
             model: the transformers causal LM (called under the caller's lock and inference mode).
             prefix: the prefix token ids.
             rows: the batch size.
+            keep_logits: the model takes ``logits_to_keep``: the prefix pass then skips the output layer on all but
+                its last position (nothing reads its logits).
         """
         import torch
 
@@ -116,7 +118,7 @@ class PrefixCache:
                 self.hits += 1
         if kept is None:
             ids = torch.tensor([list(prefix)], dtype=torch.long, device=model.device)
-            out = model(input_ids=ids, use_cache=True)
+            out = model(input_ids=ids, use_cache=True, **({"logits_to_keep": 1} if keep_logits else {}))
             kept = out["cache"] if "cache" in out else out["past_key_values"]  # the name before transformers 5
             with self._lock:
                 self.misses += 1
