@@ -138,15 +138,17 @@ def markdown(report: dict[str, Any]) -> str:
                      f" | " + " | ".join(cells) + " |")
     firsts = [r for r in rows if r["race"] == 0]
     lines += ["", "| rule | evaluations / exhaustive (all races) | first races: same winner | same or tied | "
-                  "same winner within a third of the evaluations |", "|---|---|---|---|---|"]
+                  "same winner within a third of the evaluations | first races: mean accuracy below the winner's |",
+              "|---|---|---|---|---|---|"]
     total = sum(r["exhaustive_evaluations"] for r in rows)
     for k in RULES:
         spent = sum(r[k]["evaluations"] for r in rows)
         same = sum(r[k]["same_winner"] for r in firsts)
         tied = sum(r[k]["same_winner"] or r[k]["ties_winner"] for r in firsts)
         third = sum(r[k]["same_winner"] and r[k]["share"] <= 1 / 3 for r in firsts)
+        below = sum(r["winner_acc"] - r[k]["winner_acc"] for r in firsts) / max(1, len(firsts))
         lines.append(f"| {k} | {spent / total:.0%} | {same}/{len(firsts)} | {tied}/{len(firsts)} | "
-                     f"{third}/{len(firsts)} |")
+                     f"{third}/{len(firsts)} | {below:.3f} |")
     return "\n".join(lines) + "\n"
 
 
