@@ -65,7 +65,7 @@ def journal(run_dir: str) -> tuple[list[list[str]], dict[str, Candidate], dict[s
             acc, lp = scores.get((e.prompt_hash, e.example), (None, None))
             scores[(e.prompt_hash, e.example)] = (e.acc if e.acc is not None else acc, e.lp if e.lp is not None else lp)
         elif isinstance(e, RungCompleted) and e.round >= 0:
-            races[e.round] = [cid for cid in e.scores if cid in cands]  # the first rung is the whole field
+            races.setdefault(e.round, [cid for cid in e.scores if cid in cands])  # its first rung: the whole field
     return [races[r] for r in sorted(races)], cands, hashes, scores
 
 
