@@ -256,7 +256,7 @@ def test_logprob_truncates_long_context_from_the_left(lm: HFAdapter) -> None:
 
 
 def test_batches_respect_row_and_token_limits() -> None:
-    from optimizer.models.providers.hf import _chunks
+    from optimizer.models.providers.prefix import chunks as _chunks
 
     lengths = [10, 10, 10, 50, 50, 5]
     assert _chunks([0, 1, 2, 5], lengths, batch_size=2, batch_tokens=1000) == [[0, 1], [2, 5]]

@@ -86,3 +86,66 @@ def test_the_embedded_model_gives_the_same_answers_with_the_prefix_cache(monkeyp
     from optimizer.models.registry import load_model
 
     _check(load_model("embedded"), monkeypatch, prefixes=[PREFIX.replace("first letter", "initial")])
+
+
+def test_rows_of_several_prompts_and_a_loner_share_one_stacked_batch(tmp_path: Path, monkeypatch):
+    """A racing rung's rows run in one batch, each from its own prompt's cached prefix (left-padded to the longest,
+    masked), a row with no shared prefix beside them: the same greedy text, and log-probabilities within 1e-4, as
+    each row run without the cache."""
+    from test_hf_backend import _save_tiny
+
+    import optimizer.models.providers.hf as hf
+    from optimizer.models.providers.hf_loading import load_hf
+
+    lm = load_hf(str(_save_tiny(tmp_path, chat=False)), device="cpu")
+    heads = ["Say it.\nInput: dog\nOutput: Dog\n\n",
+             "Write each word so, as shown below.\nInput: red sun\nOutput: Red Sun\n\n"]
+    xs = ["a cat", "the dog ran", "ok", "x y z"]
+    gens = [GenerateRequest(prompt=h + f"Input: {x}\nOutput:", max_tokens=8, temperature=0.0, stop=["\n"])
+            for x in xs for h in heads] + [GenerateRequest(prompt="Hello", max_tokens=8, temperature=0.0)]
+    seen = []
+    real = hf.stack_caches
+
+    def spy(parts, lengths, rows):
+        seen.append((list(lengths), list(rows)))
+        return real(parts, lengths, rows)
+
+    monkeypatch.setattr(hf, "stack_caches", spy)
+    plain, cached, again = _both(lm, monkeypatch, lambda: [(g.text, g.completion_tokens) for g in lm.generate(gens)])
+    assert plain == cached == again
+    lengths, rows = seen[0]
+    assert sorted(rows) == [1, 4, 4] and sorted(lengths)[0] == 0 and len(set(lengths)) == 3  # two prefixes, a loner
+    assert lm._stackable is True
+    seen.clear()
+    lps = [LogprobRequest(context=g.prompt, continuation=" " + x.title()) for g, x in zip(gens, xs * 2 + ["hi"])]
+    plain, cached, again = _both(lm, monkeypatch, lambda: lm.logprob(lps))
+    for a, b, c in zip(plain, cached, again):
+        assert abs(a.logprob - b.logprob) < 1e-4 and abs(a.logprob - c.logprob) < 1e-4
+        assert (a.n_tokens, a.is_greedy, a.prompt_tokens) == (b.n_tokens, b.is_greedy, b.prompt_tokens)
+    assert seen and sorted(seen[0][1]) == [1, 4, 4]  # log-probabilities stacked the same way
+
+
+def test_stacked_caches_give_each_row_the_logits_of_its_own_prefix(tmp_path: Path):
+    """stack_caches on a tiny Llama: the next-token logits of rows continuing two prefixes of different lengths,
+    stacked and masked, equal those of each row run alone with its full prompt."""
+    from test_hf_backend import _save_tiny
+
+    from optimizer.models.providers.hf_loading import load_hf
+    from optimizer.models.providers.prefix import stack_caches, stackable
+
+    lm = load_hf(str(_save_tiny(tmp_path, chat=False)), device="cpu")
+    heads = [[5, 6, 7, 8, 9, 10], [11, 12, 13]]
+    own = [[20, 21], [22, 23]]
+    with torch.inference_mode():
+        caches = [lm.prefixes.get(lm.model, h, 1) for h in heads]
+        assert all(stackable(c) for c in caches)
+        stacked = stack_caches(caches, [len(h) for h in heads], [1, 1])
+        width = max(len(h) for h in heads)
+        ids = torch.tensor([[0] * (width - len(h)) + h + o for h, o in zip(heads, own)])
+        mask = torch.tensor([[0] * (width - len(h)) + [1] * (len(h) + len(o)) for h, o in zip(heads, own)])
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, width:]
+        got = lm.model(input_ids=ids[:, width:], attention_mask=mask, position_ids=positions,
+                       **{lm._cache_kw: stacked}).logits[:, -1]
+        for row, (h, o) in enumerate(zip(heads, own)):
+            alone = lm.model(input_ids=torch.tensor([h + o])).logits[0, -1]
+            assert torch.allclose(got[row], alone, atol=1e-4)

@@ -25,21 +25,26 @@ from typing import Any
 
 from optimizer.errors import CapabilityError
 from optimizer.models.base import CHAT, GENERATE, LOGPROB, WHITEBOX
+from optimizer.models.providers.decoding import SeededSampler, StopStrings, greedy_decode
 from optimizer.models.providers.prefix import (
-    MIN_PREFIX,
     PrefixCache,
     cache_kwarg,
-    common_prefix,
+    plan_batches,
     prefix_cache_enabled,
-    prefix_groups,
+    stack_caches,
+    stackable,
 )
-from optimizer.models.stops import cut_at_stop, first_stop
+from optimizer.models.stops import cut_at_stop
 from optimizer.types import GenerateRequest, Generation, LogprobRequest, LogprobResult
 
 __all__ = ["DEFAULT_BATCH_SIZE", "HFAdapter"]
 
 DEFAULT_BATCH_SIZE = 16
 """Requests per forward pass."""
+
+DEFAULT_STACK_ROWS = 64
+"""Rows per generation pass when rows of several prompts run together, each from its own cached prefix. A
+decoding step reads every weight whatever the number of rows, so on a CPU more rows cost little more per step."""
 
 DEFAULT_BATCH_TOKENS = 16_384
 """Upper bound on batch rows times padded length, to bound memory with long prompts."""
@@ -54,25 +59,6 @@ def _seed_for(seed: int | None, sample_index: int) -> int:
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
-def _chunks(
-    order: list[int], lengths: dict[int, int] | list[int], batch_size: int, batch_tokens: int
-) -> list[list[int]]:
-    """Split ``order`` into runs of at most ``batch_size`` whose rows x longest length fits ``batch_tokens``."""
-    batches: list[list[int]] = []
-    current: list[int] = []
-    longest = 0
-    for i in order:
-        grown = max(longest, lengths[i])
-        if current and (len(current) >= batch_size or grown * (len(current) + 1) > batch_tokens):
-            batches.append(current)
-            current, grown = [], lengths[i]
-        current.append(i)
-        longest = grown
-    if current:
-        batches.append(current)
-    return batches
-
-
 class HFAdapter:
     """A transformers causal LM behind the adapter protocol (generate, logprob, white-box).
 
@@ -82,7 +68,8 @@ class HFAdapter:
         name: the model id reported in results (the model string the user wrote).
         path: where the weights came from (a file, folder or Hub name), recorded in a run's
             provenance; None when unknown.
-        batch_size: requests per forward pass.
+        batch_size: requests per forward pass (generation with shared prefixes stacks up to
+            :data:`DEFAULT_STACK_ROWS`).
         lock: serialises forward passes when several adapters share the model.
     """
 
@@ -104,6 +91,8 @@ class HFAdapter:
         self.name = name
         self.path = path
         self.batch_size = batch_size
+        self.stack_rows = max(batch_size, DEFAULT_STACK_ROWS)
+        self._stackable: bool | None = None
         self.batch_tokens = DEFAULT_BATCH_TOKENS
         self.lock = lock or threading.Lock()
         if tokenizer.pad_token_id is None:
@@ -175,32 +164,58 @@ class HFAdapter:
             room = max(1, self.max_length - max_tokens)  # keep the prompt's end when too long
             prompts = {i: ids[i][-room:] for i in members}
             lengths = {i: len(p) + max_tokens for i, p in prompts.items()}
-            batches = [b for group in prefix_groups(members, prompts)
-                       for b in _chunks(sorted(group, key=lambda i: lengths[i]), lengths, self.batch_size,
-                                        self.batch_tokens)]
-            for batch in batches:
-                outs = self._generate_batch(
-                    [prompts[i] for i in batch], [requests[i] for i in batch], max_tokens, temperature
-                )
+            for batch, shared in plan_batches(members, prompts, lengths, kept=self.prefixes, stack=self._stacks(),
+                                              batch_rows=self.batch_size, stack_rows=self.stack_rows,
+                                              batch_tokens=self.batch_tokens):
+                outs = self._generate_batch([prompts[i] for i in batch], [requests[i] for i in batch],
+                                            [shared[i] for i in batch], max_tokens, temperature)
                 for i, out in zip(batch, outs):
                     results[i] = out
         return [r for r in results if r is not None]
 
+    def _stacks(self) -> bool:
+        """Whether rows of different prefixes share batches: the prefix cache is on and this model's key/value
+        caches stack (probed once)."""
+        if not prefix_cache_enabled():
+            return False
+        if self._stackable is None:
+            import torch
+
+            with self.lock, torch.inference_mode():
+                out = self.model(input_ids=torch.tensor([self._empty_context], device=self.device), use_cache=True)
+            self._stackable = stackable(out["cache"] if "cache" in out else out["past_key_values"])
+        return self._stackable
+
+    def _prefix_cache(self, prompts: list[list[int]], shared: list[int]) -> Any:
+        """The key/value cache of a batch's prefixes: one per run of rows that share it, stacked."""
+        segments: list[list[Any]] = []
+        for p, n in zip(prompts, shared):
+            if segments and segments[-1][0] == p[:n]:
+                segments[-1][1] += 1
+            else:
+                segments.append([p[:n], 1])
+        parts = [self.prefixes.get(self.model, head, rows, self._keep_logits) if head else None
+                 for head, rows in segments]
+        if len(parts) == 1:
+            return parts[0]
+        return stack_caches(parts, [len(head) for head, _ in segments], [rows for _, rows in segments])
+
     def _generate_batch(
-        self, prompts: list[list[int]], requests: list[GenerateRequest], max_tokens: int, temperature: float
+        self, prompts: list[list[int]], requests: list[GenerateRequest], shared: list[int], max_tokens: int,
+        temperature: float
     ) -> list[Generation]:
         import torch
         from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 
-        shared = common_prefix(prompts) if len(prompts) > 1 and prefix_cache_enabled() else 0
-        shared = shared if shared >= MIN_PREFIX else 0  # the prefix's cache; then padding; then each row's own
-        width = shared + max(len(p) - shared for p in prompts)
+        # each row: padding, its cached prefix (``shared`` tokens, ending at ``head``), padding, its own tokens
+        head = max(shared)
+        width = head + max(len(p) - n for p, n in zip(prompts, shared))
         input_ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(prompts), width), dtype=torch.long)
-        for row, p in enumerate(prompts):
-            input_ids[row, :shared], mask[row, :shared] = torch.tensor(p[:shared], dtype=torch.long), 1
-            input_ids[row, width - len(p) + shared :] = torch.tensor(p[shared:], dtype=torch.long)
-            mask[row, width - len(p) + shared :] = 1
+        for row, (p, n) in enumerate(zip(prompts, shared)):
+            input_ids[row, head - n : head], mask[row, head - n : head] = torch.tensor(p[:n], dtype=torch.long), 1
+            input_ids[row, width - len(p) + n :] = torch.tensor(p[n:], dtype=torch.long)
+            mask[row, width - len(p) + n :] = 1
         config = GenerationConfig(
             max_new_tokens=max_tokens,
             min_new_tokens=0,
@@ -214,24 +229,30 @@ class HFAdapter:
             pad_token_id=self.pad_id,
             eos_token_id=self.eos_ids or None,
         )
-        stops = _StopStrings(self.tokenizer, [r.stop for r in requests], width)
+        stops = StopStrings(self.tokenizer, [r.stop for r in requests], width)
         processors = LogitsProcessorList()
         if temperature > 0:
             gens = [
                 torch.Generator(device=self.device).manual_seed(_seed_for(r.seed, r.sample_index)) for r in requests
             ]
-            processors.append(_SeededSampler(temperature, gens))
+            processors.append(SeededSampler(temperature, gens))
+        greedy = temperature == 0 and self._stacks()  # (probed outside the lock)
         with self.lock, torch.inference_mode():
-            cached = {self._cache_kw: self.prefixes.get(self.model, prompts[0][:shared], len(prompts),
-                                                        self._keep_logits)} if shared else {}
-            out = self.model.generate(
-                input_ids=input_ids.to(self.device),
-                attention_mask=mask.to(self.device),
-                generation_config=config,
-                logits_processor=processors,
-                stopping_criteria=StoppingCriteriaList([stops]),
-                **cached,
-            )
+            cached = {self._cache_kw: self._prefix_cache(prompts, shared)} if head else {}
+            if greedy:  # rows leave the batch as they end
+                out = greedy_decode(self.model, input_ids.to(self.device), mask.to(self.device), head=head,
+                                    cache=cached.get(self._cache_kw), cache_kw=self._cache_kw, max_tokens=max_tokens,
+                                    stops=stops, eos_ids=self.eos_ids, pad_id=self.pad_id,
+                                    keep_logits=self._keep_logits)
+            else:
+                out = self.model.generate(
+                    input_ids=input_ids.to(self.device),
+                    attention_mask=mask.to(self.device),
+                    generation_config=config,
+                    logits_processor=processors,
+                    stopping_criteria=StoppingCriteriaList([stops]),
+                    **cached,
+                )
         generated = out[:, width:].tolist()
         results = []
         for row, (p, r) in enumerate(zip(prompts, requests)):
@@ -293,33 +314,38 @@ class HFAdapter:
             else:
                 todo.append(i)
         lengths = [len(w) - 1 for w in wholes]
-        batches = [b for group in prefix_groups(todo, wholes)
-                   for b in _chunks(sorted(group, key=lambda i: -lengths[i]), lengths, self.batch_size,
-                                    self.batch_tokens)]
-        for batch in batches:
-            lo = min(lengths[i] - scored[i] for i in batch)
-            hi = max(lengths[i] for i in batch)
-            # a prefix every row shares (none of it scored) runs once, from the prefix cache
-            shared = min(common_prefix([wholes[i][:-1] for i in batch]), lo) \
-                if len(batch) > 1 and prefix_cache_enabled() else 0
-            shared = shared if shared >= MIN_PREFIX else 0
-            input_ids = torch.full((len(batch), hi - shared), self.pad_id, dtype=torch.long)
-            for row, i in enumerate(batch):
-                input_ids[row, : lengths[i] - shared] = torch.tensor(wholes[i][shared:-1], dtype=torch.long)
-            kwargs: dict[str, Any] = {"logits_to_keep": torch.arange(lo - shared, hi - shared, device=self.device)} \
+        contexts = {i: wholes[i][:-1] for i in todo}
+        for batch, pre in plan_batches(todo, contexts, dict(enumerate(lengths)), kept=self.prefixes,
+                                       stack=self._stacks(), batch_rows=self.batch_size, stack_rows=self.stack_rows,
+                                       batch_tokens=self.batch_tokens,
+                                       limits={i: lengths[i] - scored[i] for i in todo}):
+            # each row: its cached prefix (``shared`` tokens, none of them scored), then its own tokens
+            shared = [pre[i] for i in batch]
+            starts = [lengths[i] - scored[i] - n for i, n in zip(batch, shared)]  # first position that predicts
+            ends = [lengths[i] - n for i, n in zip(batch, shared)]
+            lo, hi, head = min(starts), max(ends), max(shared)
+            input_ids = torch.full((len(batch), hi), self.pad_id, dtype=torch.long)
+            for row, (i, n) in enumerate(zip(batch, shared)):
+                input_ids[row, : ends[row]] = torch.tensor(wholes[i][n:-1], dtype=torch.long)
+            kwargs: dict[str, Any] = {"logits_to_keep": torch.arange(lo, hi, device=self.device)} \
                 if self._keep_logits else {}
-            # Right padding under a causal mask: real tokens never attend to the padding after
-            # them, so no attention mask is needed (and the fast causal kernel applies).
+            # Right padding under a causal mask: real tokens never attend to the padding after them, so without
+            # prefixes no attention mask is needed (and the fast causal kernel applies); with them, the mask hides
+            # the padding before each row's prefix and positions go on from it.
             with self.lock, torch.inference_mode():
-                if shared:
-                    kwargs[self._cache_kw] = self.prefixes.get(self.model, wholes[batch[0]][:shared], len(batch),
-                                                               self._keep_logits)
-                logits = self.model(input_ids=input_ids.to(self.device), use_cache=bool(shared), **kwargs).logits
+                if head:
+                    mask = torch.zeros((len(batch), head + hi), dtype=torch.long)
+                    for row, n in enumerate(shared):
+                        mask[row, head - n :] = 1
+                    kwargs.update(attention_mask=mask.to(self.device), position_ids=torch.stack(
+                        [torch.arange(n, n + hi) for n in shared]).to(self.device))
+                    kwargs[self._cache_kw] = self._prefix_cache([wholes[i] for i in batch], shared)
+                logits = self.model(input_ids=input_ids.to(self.device), use_cache=bool(head), **kwargs).logits
             if not self._keep_logits:
-                logits = logits[:, lo - shared : hi - shared]
+                logits = logits[:, lo:hi]
             for row, i in enumerate(batch):
-                n, end = scored[i], lengths[i]
-                rows = logits[row, end - n - lo : end - lo].float().log_softmax(-1)
+                n = scored[i]
+                rows = logits[row, starts[row] - lo : ends[row] - lo].float().log_softmax(-1)
                 target = torch.tensor(wholes[i][-n:], device=rows.device)
                 picked = rows.gather(1, target[:, None]).squeeze(1)
                 results[i] = LogprobResult(
@@ -348,46 +374,3 @@ def _max_length(model: Any, tokenizer: Any) -> int:
             return value
     value = getattr(tokenizer, "model_max_length", None)
     return value if isinstance(value, int) and 0 < value < 1_000_000 else 2048
-
-
-class _StopStrings:
-    """Per-row stop strings, checked on the decoded completion after every step.
-
-    Records for each row how many tokens had been generated when a stop string appeared.
-    (A callable with the StoppingCriteria signature; transformers only calls it.)
-    """
-
-    def __init__(self, tokenizer: Any, stops: list[tuple[str, ...]], prompt_width: int) -> None:
-        self.tokenizer = tokenizer
-        self.stops = [tuple(s for s in row if s) for row in stops]
-        self.width = prompt_width
-        self.done_at: list[int | None] = [None] * len(stops)
-
-    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-        import torch
-
-        generated = input_ids[:, self.width :]
-        n = generated.shape[1]
-        for row, stops in enumerate(self.stops):
-            if stops and self.done_at[row] is None:
-                text = self.tokenizer.decode(generated[row], skip_special_tokens=True)
-                if first_stop(text, stops) is not None:
-                    self.done_at[row] = n
-        return torch.tensor([d is not None for d in self.done_at], dtype=torch.bool, device=input_ids.device)
-
-
-class _SeededSampler:
-    """Samples each row with its own torch.Generator and forces that token (greedy then picks it)."""
-
-    def __init__(self, temperature: float, generators: list[Any]) -> None:
-        self.temperature = temperature
-        self.generators = generators
-
-    def __call__(self, input_ids: Any, scores: Any) -> Any:
-        import torch
-
-        probs = torch.softmax(scores.float() / self.temperature, dim=-1)
-        chosen = torch.cat([torch.multinomial(probs[row], 1, generator=g) for row, g in enumerate(self.generators)])
-        forced = torch.full_like(scores, float("-inf"))
-        forced.scatter_(1, chosen[:, None], 0.0)
-        return forced

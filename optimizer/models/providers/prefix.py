@@ -18,8 +18,8 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["MIN_GROUP", "MIN_PREFIX", "PrefixCache", "cache_kwarg", "common_prefix", "prefix_cache_enabled",
-           "prefix_groups"]
+__all__ = ["MIN_GROUP", "MIN_PREFIX", "PrefixCache", "cache_kwarg", "chunks", "common_prefix", "length_runs",
+           "plan_batches", "prefix_cache_enabled", "prefix_groups", "stack_caches", "stackable"]
 
 MIN_PREFIX = 16
 """Shortest shared prefix worth a separate pass (tokens)."""
@@ -52,6 +52,37 @@ def common_prefix(rows: Sequence[Sequence[int]], *, keep: int = 1) -> int:
     return max(n, 0)
 
 
+def chunks(
+    order: Sequence[int], lengths: Mapping[int, int] | Sequence[int], batch_size: int, batch_tokens: int
+) -> list[list[int]]:
+    """Split ``order`` into runs of at most ``batch_size`` whose rows x longest length fits ``batch_tokens``."""
+    batches: list[list[int]] = []
+    current: list[int] = []
+    longest = 0
+    for i in order:
+        grown = max(longest, lengths[i])
+        if current and (len(current) >= batch_size or grown * (len(current) + 1) > batch_tokens):
+            batches.append(current)
+            current, grown = [], lengths[i]
+        current.append(i)
+        longest = grown
+    if current:
+        batches.append(current)
+    return batches
+
+
+
+def length_runs(order: Sequence[int], sizes: Mapping[int, int]) -> list[list[int]]:
+    """``order`` (sorted by ``sizes``) split where a row is more than twice as long as its run's first row plus 8:
+    runs whose rows pad to about the same length (padding costs as much compute as a real token)."""
+    runs: list[list[int]] = []
+    for i in order:
+        if not runs or sizes[i] > 2 * sizes[runs[-1][0]] + 8:
+            runs.append([])
+        runs[-1].append(i)
+    return runs
+
+
 def prefix_groups(order: Sequence[int], rows: Sequence[Sequence[int]] | Mapping[int, Sequence[int]]) -> list[list[int]]:
     """``order`` split into groups of rows that share most of their tokens from the start, so that each group can
     run from one cached prefix; rows that share with no others are pooled in a last group.
@@ -82,6 +113,109 @@ def prefix_groups(order: Sequence[int], rows: Sequence[Sequence[int]] | Mapping[
     return kept + ([pooled] if pooled else [])
 
 
+def stackable(cache: Any) -> bool:
+    """Whether caches like ``cache`` can be stacked by :func:`stack_caches`: a plain dynamic cache whose every
+    layer keeps all positions (a sliding-window layer drops old ones, so its prefixes cannot be padded in line)."""
+    if type(cache).__name__ != "DynamicCache":
+        return False
+    layers = getattr(cache, "layers", None)
+    if layers is None:  # transformers 4: one key and one value tensor per layer, all full length
+        return hasattr(cache, "key_cache")
+    return all(type(layer).__name__ == "DynamicLayer" for layer in layers)
+
+
+def _tensors(cache: Any, layer: int) -> tuple[Any, Any]:
+    if hasattr(cache, "layers"):
+        return cache.layers[layer].keys, cache.layers[layer].values
+    return cache.key_cache[layer], cache.value_cache[layer]
+
+
+def _set_tensors(cache: Any, layer: int, keys: Any, values: Any) -> None:
+    if hasattr(cache, "layers"):
+        cache.layers[layer].keys, cache.layers[layer].values = keys, values
+    else:
+        cache.key_cache[layer], cache.value_cache[layer] = keys, values
+
+
+def stack_caches(parts: Sequence[Any | None], lengths: Sequence[int], rows: Sequence[int]) -> Any:
+    """One key/value cache for a batch whose rows continue different prefixes.
+
+    Segment ``j`` of the batch is ``rows[j]`` rows continuing a prefix of ``lengths[j]`` tokens whose cache is
+    ``parts[j]`` (already repeated for its rows; None for rows with no cached prefix, ``lengths[j]`` 0). Each part is
+    left-padded with zeros to the longest prefix and the parts are concatenated over the batch. The caller masks
+    the padding and numbers positions from the mask, so each row sees exactly its own prefix, at the positions its
+    cache was computed at.
+
+    Args:
+        parts: each segment's cache (:func:`stackable` ones), or None; at least one is a cache.
+        lengths: each segment's prefix length (the cache's sequence length; 0 for None).
+        rows: each segment's rows.
+
+    Returns:
+        A cache of ``sum(rows)`` rows and ``max(lengths)`` positions (one of ``parts``, changed in place).
+    """
+    import torch
+    import torch.nn.functional as F  # noqa: N812
+
+    ref = next(p for p in parts if p is not None)
+    width = max(lengths)
+    n_layers = len(ref.layers) if hasattr(ref, "layers") else len(ref.key_cache)
+    for layer in range(n_layers):
+        stacked = []
+        for which in (0, 1):
+            like = _tensors(ref, layer)[which]
+            stacked.append(torch.cat([
+                like.new_zeros((n, like.shape[1], width, like.shape[3])) if part is None
+                else F.pad(_tensors(part, layer)[which], (0, 0, width - length, 0))
+                for part, length, n in zip(parts, lengths, rows)
+            ]))
+        _set_tensors(ref, layer, *stacked)
+    return ref
+
+
+
+def plan_batches(
+    order: Sequence[int], rows: Mapping[int, Sequence[int]], sizes: Mapping[int, int], *, kept: PrefixCache,
+    stack: bool, batch_rows: int, stack_rows: int, batch_tokens: int, limits: Mapping[int, int] | None = None
+) -> list[tuple[list[int], dict[int, int]]]:
+    """Batches of ``order``, with each row's cached-prefix length (0: none).
+
+    A row's prefix is its group's common prefix (:func:`prefix_groups`), or for a row that shares none with the
+    others in this call, the longest prefix ``kept`` holds for it (its prompt's other rows came in an earlier call);
+    cut to ``limits[i]`` tokens, and none when under :data:`MIN_PREFIX`. With ``stack`` (the model's caches stack,
+    :func:`stack_caches`), a batch holds up to ``stack_rows`` rows of any prefixes, rows of about the same length
+    after their prefix together, sorted by prefix; otherwise each batch holds rows of one prefix, up to ``batch_rows``.
+
+    Args:
+        order: row indices.
+        rows: each row's tokens (the part a prefix may cover).
+        sizes: each row's length as padded in a batch (its tokens and what is generated after them).
+        kept: the prefix cache.
+        stack: whether rows of different prefixes may share a batch.
+        batch_rows: rows per batch of one prefix.
+        stack_rows: rows per stacked batch.
+        batch_tokens: bound on a batch's rows times its longest size (twice this for a stacked batch).
+        limits: the longest prefix each row may have (log-probabilities: no scored token in it).
+    """
+    enabled = prefix_cache_enabled()
+    pre: dict[int, int] = {}
+    for group in prefix_groups(order, rows):
+        n = common_prefix([rows[i] for i in group]) if len(group) > 1 and enabled else 0
+        for i in group:
+            m = n if n >= MIN_PREFIX or not enabled else kept.longest(rows[i])
+            m = min(m, limits[i]) if limits is not None else m
+            pre[i] = m if m >= MIN_PREFIX else 0
+    if enabled and stack and any(pre.values()):
+        own = {i: sizes[i] - pre[i] for i in order}
+        return [(sorted(b, key=lambda i: list(rows[i][: pre[i]])), pre)
+                for run in length_runs(sorted(order, key=own.__getitem__), own)
+                for b in chunks(run, sizes, stack_rows, 2 * batch_tokens)]
+    keyed: dict[tuple[int, ...], list[int]] = {}
+    for i in sorted(order, key=sizes.__getitem__):
+        keyed.setdefault(tuple(rows[i][: pre[i]]), []).append(i)
+    return [(b, pre) for group in keyed.values() for b in chunks(group, sizes, batch_rows, batch_tokens)]
+
+
 class PrefixCache:
     """Key/value caches of recent prefixes of one model.
 
@@ -97,6 +231,13 @@ class PrefixCache:
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+
+    def longest(self, row: Sequence[int]) -> int:
+        """Length of the longest kept prefix that ``row`` starts with and goes beyond (0: none). A row whose
+        prompt's other rows came in an earlier call continues its prompt's prefix from here."""
+        with self._lock:
+            keys = list(self._kept)
+        return max((len(k) for k in keys if len(k) < len(row) and tuple(row[: len(k)]) == k), default=0)
 
     def get(self, model: Any, prefix: Sequence[int], rows: int, keep_logits: bool = False) -> Any:
         """The cache of ``prefix`` repeated for ``rows`` batch rows (a new object; the kept one is not changed).
