@@ -142,9 +142,11 @@ class HFAdapter:
     def generate(self, requests: list[GenerateRequest]) -> list[Generation]:
         """Generate one completion per request, in order.
 
-        Requests with the same ``max_tokens`` and ``temperature`` are batched (sorted by length,
-        left-padded). Temperature 0 is greedy; otherwise each request samples from its own
-        generator seeded by ``(seed, sample_index)``, so results do not depend on batching.
+        Requests with the same ``max_tokens`` and ``temperature`` are batched (left-padded). With the
+        prefix cache on, each row continues its prompt's cached prefix, rows of several prompts
+        share a batch (by their own length), and greedy decoding drops each row as it ends.
+        Temperature 0 is greedy; otherwise each request samples from its own generator seeded by
+        ``(seed, sample_index)``, so results do not depend on batching.
 
         Args:
             requests: the requests.
