@@ -43,8 +43,8 @@ DEFAULT_BATCH_SIZE = 16
 """Requests per forward pass."""
 
 DEFAULT_STACK_ROWS = 64
-"""Rows per generation pass when rows of several prompts run together, each from its own cached prefix. A
-decoding step reads every weight whatever the number of rows, so on a CPU more rows cost little more per step."""
+"""Rows per forward pass when rows of several prompts run together, each from its own cached prefix. A decoding
+step reads every weight whatever the number of rows, so on a CPU more rows cost little more per step."""
 
 DEFAULT_BATCH_TOKENS = 16_384
 """Upper bound on batch rows times padded length, to bound memory with long prompts."""
@@ -68,8 +68,8 @@ class HFAdapter:
         name: the model id reported in results (the model string the user wrote).
         path: where the weights came from (a file, folder or Hub name), recorded in a run's
             provenance; None when unknown.
-        batch_size: requests per forward pass (generation with shared prefixes stacks up to
-            :data:`DEFAULT_STACK_ROWS`).
+        batch_size: requests per forward pass (with the prefix cache on, rows of several prompts
+            share a forward pass, up to :data:`DEFAULT_STACK_ROWS`).
         lock: serialises forward passes when several adapters share the model.
     """
 
