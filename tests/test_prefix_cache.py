@@ -138,7 +138,7 @@ def test_stacked_caches_give_each_row_the_logits_of_its_own_prefix(tmp_path: Pat
     own = [[20, 21], [22, 23]]
     with torch.inference_mode():
         caches = [lm.prefixes.get(lm.model, h, 1) for h in heads]
-        assert all(stackable(c) for c in caches)
+        assert all(stackable(c) for c in caches) and not stackable(object())
         stacked = stack_caches(caches, [len(h) for h in heads], [1, 1])
         width = max(len(h) for h in heads)
         ids = torch.tensor([[0] * (width - len(h)) + h + o for h, o in zip(heads, own)])
@@ -149,3 +149,20 @@ def test_stacked_caches_give_each_row_the_logits_of_its_own_prefix(tmp_path: Pat
         for row, (h, o) in enumerate(zip(heads, own)):
             alone = lm.model(input_ids=torch.tensor([h + o])).logits[0, -1]
             assert torch.allclose(got[row], alone, atol=1e-4)
+
+
+def test_a_model_whose_caches_do_not_stack_runs_each_prefix_in_batches_of_its_own(tmp_path: Path, monkeypatch):
+    """When the model's caches cannot be stacked (a sliding-window layer), rows batch by prefix and decode with
+    transformers' generate: the same answers, and no stacked batch."""
+    from test_hf_backend import _save_tiny
+
+    import optimizer.models.providers.hf as hf
+    from optimizer.models.providers.hf_loading import load_hf
+
+    lm = load_hf(str(_save_tiny(tmp_path, chat=False)), device="cpu")
+    lm._stackable = False
+    monkeypatch.setattr(hf, "stack_caches", lambda *a: pytest.fail("stacked a model whose caches do not stack"))
+    monkeypatch.setattr(hf, "greedy_decode", lambda *a, **k: pytest.fail("decoded outside generate"))
+    _check(lm, monkeypatch, "Say it.\nInput: dog\nOutput: Dog\n\n",
+           [("a cat", "A Cat"), ("the dog ran", "The Dog Ran"), ("ok", "Ok"), ("x y z", "X Y Z")],
+           prefixes=["Write it so.\nInput: red sun\nOutput: Red Sun\n\n"])
