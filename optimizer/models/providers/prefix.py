@@ -71,7 +71,6 @@ def chunks(
     return batches
 
 
-
 def length_runs(order: Sequence[int], sizes: Mapping[int, int]) -> list[list[int]]:
     """``order`` (sorted by ``sizes``) split where a row is more than twice as long as its run's first row plus 8:
     runs whose rows pad to about the same length (padding costs as much compute as a real token)."""
@@ -171,7 +170,6 @@ def stack_caches(parts: Sequence[Any | None], lengths: Sequence[int], rows: Sequ
             ]))
         _set_tensors(ref, layer, *stacked)
     return ref
-
 
 
 def plan_batches(
