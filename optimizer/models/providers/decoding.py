@@ -11,7 +11,12 @@ from typing import Any
 
 from optimizer.models.stops import first_stop
 
-__all__ = ["SeededSampler", "StopStrings", "greedy_decode"]
+__all__ = ["SeededSampler", "StopStrings", "greedy_decode", "output_cache"]
+
+
+def output_cache(out: Any) -> Any:
+    """The key/value cache a forward pass returned (``past_key_values``, the name before transformers 5)."""
+    return out["cache"] if "cache" in out else out["past_key_values"]
 
 
 class StopStrings:
@@ -27,12 +32,14 @@ class StopStrings:
         self.width = prompt_width
         self.done_at: list[int | None] = [None] * len(stops)
 
-    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+    def __call__(self, input_ids: Any, scores: Any, rows: Sequence[int] | None = None, **kwargs: Any) -> Any:
+        """Whether each row has stopped; ``rows``: check only these (the others have ended otherwise)."""
         import torch
 
         generated = input_ids[:, self.width :]
         n = generated.shape[1]
-        for row, stops in enumerate(self.stops):
+        for row in range(len(self.stops)) if rows is None else rows:
+            stops = self.stops[row]
             if stops and self.done_at[row] is None:
                 text = self.tokenizer.decode(generated[row], skip_special_tokens=True)
                 if first_stop(text, stops) is not None:
@@ -93,11 +100,11 @@ def greedy_decode(
     while steps < max_tokens:
         kwargs = {cache_kw: cache} if cache is not None else {}
         out = model(input_ids=step_ids, attention_mask=mask, position_ids=positions, use_cache=True, **kwargs, **extra)
-        cache = out["cache"] if "cache" in out else out["past_key_values"]
+        cache = output_cache(out)
         nxt = out.logits[:, -1].argmax(-1)
         seq[alive, width + steps] = nxt
         steps += 1
-        done = stops(seq[:, : width + steps], None)[alive] | torch.isin(nxt, ends)
+        done = stops(seq[:, : width + steps], None, rows=alive.tolist())[alive] | torch.isin(nxt, ends)
         if bool(done.all()):
             break
         if bool(done.any()):

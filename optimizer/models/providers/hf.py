@@ -25,7 +25,7 @@ from typing import Any
 
 from optimizer.errors import CapabilityError
 from optimizer.models.base import CHAT, GENERATE, LOGPROB, WHITEBOX
-from optimizer.models.providers.decoding import SeededSampler, StopStrings, greedy_decode
+from optimizer.models.providers.decoding import SeededSampler, StopStrings, greedy_decode, output_cache
 from optimizer.models.providers.prefix import (
     PrefixCache,
     cache_kwarg,
@@ -185,7 +185,7 @@ class HFAdapter:
 
             with self.lock, torch.inference_mode():
                 out = self.model(input_ids=torch.tensor([self._empty_context], device=self.device), use_cache=True)
-            self._stackable = stackable(out["cache"] if "cache" in out else out["past_key_values"])
+            self._stackable = stackable(output_cache(out))
         return self._stackable
 
     def _prefix_cache(self, prompts: list[list[int]], shared: list[int]) -> Any:
@@ -202,12 +202,23 @@ class HFAdapter:
             return parts[0]
         return stack_caches(parts, [len(head) for head, _ in segments], [rows for _, rows in segments])
 
+    def _generation_config(self, max_tokens: int) -> Any:
+        """transformers' settings for ``generate``: greedy over the processed logits (a seeded sampler, when
+        sampling, forces its token), nothing else changing them."""
+        from transformers import GenerationConfig
+
+        return GenerationConfig(
+            max_new_tokens=max_tokens, min_new_tokens=0, do_sample=False, num_beams=1, repetition_penalty=1.0,
+            no_repeat_ngram_size=0, temperature=1.0, top_k=None, top_p=1.0, pad_token_id=self.pad_id,
+            eos_token_id=self.eos_ids or None,
+        )
+
     def _generate_batch(
         self, prompts: list[list[int]], requests: list[GenerateRequest], shared: list[int], max_tokens: int,
         temperature: float
     ) -> list[Generation]:
         import torch
-        from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
+        from transformers import LogitsProcessorList, StoppingCriteriaList
 
         # each row: padding, its cached prefix (``shared`` tokens, ending at ``head``), padding, its own tokens
         head = max(shared)
@@ -218,19 +229,6 @@ class HFAdapter:
             input_ids[row, head - n : head], mask[row, head - n : head] = torch.tensor(p[:n], dtype=torch.long), 1
             input_ids[row, width - len(p) + n :] = torch.tensor(p[n:], dtype=torch.long)
             mask[row, width - len(p) + n :] = 1
-        config = GenerationConfig(
-            max_new_tokens=max_tokens,
-            min_new_tokens=0,
-            do_sample=False,
-            num_beams=1,
-            repetition_penalty=1.0,
-            no_repeat_ngram_size=0,
-            temperature=1.0,
-            top_k=None,
-            top_p=1.0,
-            pad_token_id=self.pad_id,
-            eos_token_id=self.eos_ids or None,
-        )
         stops = StopStrings(self.tokenizer, [r.stop for r in requests], width)
         processors = LogitsProcessorList()
         if temperature > 0:
@@ -250,7 +248,7 @@ class HFAdapter:
                 out = self.model.generate(
                     input_ids=input_ids.to(self.device),
                     attention_mask=mask.to(self.device),
-                    generation_config=config,
+                    generation_config=self._generation_config(max_tokens),
                     logits_processor=processors,
                     stopping_criteria=StoppingCriteriaList([stops]),
                     **cached,

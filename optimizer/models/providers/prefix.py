@@ -18,6 +18,8 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from optimizer.models.providers.decoding import output_cache
+
 __all__ = ["MIN_GROUP", "MIN_PREFIX", "PrefixCache", "cache_kwarg", "chunks", "common_prefix", "length_runs",
            "plan_batches", "prefix_cache_enabled", "prefix_groups", "stack_caches", "stackable"]
 
@@ -258,7 +260,7 @@ class PrefixCache:
         if kept is None:
             ids = torch.tensor([list(prefix)], dtype=torch.long, device=model.device)
             out = model(input_ids=ids, use_cache=True, **({"logits_to_keep": 1} if keep_logits else {}))
-            kept = out["cache"] if "cache" in out else out["past_key_values"]  # the name before transformers 5
+            kept = output_cache(out)
             with self._lock:
                 self.misses += 1
                 self._kept[key] = kept
