@@ -426,3 +426,33 @@ def test_smollm2_chat_template(smollm2: HFAdapter) -> None:
     [g] = smollm2.generate([GenerateRequest(messages=messages, max_tokens=16)])
     assert "paris" in g.text.lower()
     assert g.prompt_tokens > 10
+
+
+def test_converted_copy_kept_by_another_writer_is_no_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two loads of one GGUF file converting at once: the second finds the copy kept and drops its own quietly;
+    a copy that cannot be written at all still warns."""
+    from types import SimpleNamespace
+
+    from optimizer.models.providers.hf_loading import _save_converted
+
+    def fake(files: dict[str, str]) -> SimpleNamespace:
+        def save(folder: Path) -> None:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            for name, text in files.items():
+                (Path(folder) / name).write_text(text)
+        return SimpleNamespace(config=SimpleNamespace(), save_pretrained=save)
+
+    target = tmp_path / "converted" / "model-abc"
+    target.mkdir(parents=True)
+    (target / "config.json").write_text("first")
+    with caplog.at_level("DEBUG", logger="optimizer.models.providers.hf_loading"):
+        _save_converted(fake({"config.json": "second"}), fake({"tokenizer.json": "{}"}), target)
+    assert (target / "config.json").read_text() == "first"
+    assert [p.name for p in target.parent.iterdir()] == ["model-abc"]  # no temporary folder left
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+    (target / "config.json").unlink()  # a folder in the way that is not a kept copy
+    (target / "stray").write_text("x")
+    _save_converted(fake({"config.json": "second"}), fake({}), target)
+    assert "could not keep a converted copy" in caplog.text

@@ -119,6 +119,12 @@ def _save_converted(model: Any, tokenizer: Any, target: Path) -> None:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         os.replace(tmp, target)
+    except OSError as exc:
+        if (target / "config.json").exists():  # another process or loader kept its copy first: the same file
+            logger.debug("a converted copy of the model is already in %s", target)
+        else:
+            logger.warning("could not keep a converted copy of the model in %s: %s", target, exc)
+        shutil.rmtree(tmp, ignore_errors=True)
     except Exception as exc:  # a full or read-only cache only costs speed next time
         logger.warning("could not keep a converted copy of the model in %s: %s", target, exc)
         shutil.rmtree(tmp, ignore_errors=True)
