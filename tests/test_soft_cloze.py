@@ -123,3 +123,35 @@ def test_cloze_scores_come_back_from_the_response_cache(tiny_bert, tmp_path, mon
     other = optimize(task, target=tiny_bert, searcher="baseline", label_words={"negative": ["awful"], "positive":
                      ["great"]}, runs_dir=tmp_path / "c")  # other label words: other keys, run again
     assert other.usage["target"]["cache_hits"] == 0 and other.usage["target"]["calls"] == first.usage["target"]["calls"]
+
+
+def test_one_pass_gives_a_cloze_adapters_log_probabilities_and_answers(tiny_bert):
+    """Scoring asks for the gold log-probabilities and the answers in two calls; the cloze adapter computes both
+    in one pass, and computes again once its weights change (a training step, a checkpoint loaded)."""
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    from optimizer.search.autoprompt.cloze_model import ClozeModel, Verbalizer
+    from optimizer.search.soft.cloze import ClozeSoftModel
+    from optimizer.settings import SoftConfig
+    from optimizer.tasks.cloze import parse_template
+
+    folder = tiny_bert.removeprefix("hf:")
+    cloze = ClozeModel(AutoModelForMaskedLM.from_pretrained(folder), AutoTokenizer.from_pretrained(folder),
+                       kind="masked")
+    soft = ClozeSoftModel("prompt-tuning", SoftConfig(learning_rate=0.3), cloze,
+                          parse_template("{sentence} it was [P] ."), Verbalizer(cloze, LABEL_WORDS), 0)
+    passes = []
+    real = soft._class_logprobs
+    soft._class_logprobs = lambda examples: passes.append(len(examples)) or real(examples)
+    task = planted("negative")
+    examples = task.dev[:6]
+    lp, answers = soft.logprobs(examples), soft.answers(examples)
+    assert passes == [6] and len(lp) == 6 and set(answers) <= {"negative", "positive"}
+    soft.logprobs(examples[:2] + task.dev[6:8])
+    assert passes == [6, 2]  # only the two not scored yet
+    soft.train_step(task.train[:8])
+    after = soft.logprobs(examples)
+    assert passes[-1] == 6 and after != lp  # new weights, new scores
+    with torch.inference_mode():
+        fresh, _ = real(examples)
+    assert after == pytest.approx(fresh.tolist(), abs=1e-6)

@@ -12,6 +12,7 @@ with the highest. Baselines (the manual templates, no template) are scored by Au
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from optimizer.errors import UsageError
@@ -49,6 +50,9 @@ class ClozeSoftModel(SoftModel):
                              "task)")
         super().__init__(method, cfg, cloze.model, cloze.tokenizer, ExecutionTemplate(), seed)
         self.cloze, self.cloze_template, self.verbalizer = cloze, template, verbalizer
+        self._scored: dict[tuple[str, str], tuple[float, int]] = {}
+        """Each example's gold-class log-probability and predicted class under the weights held now: one pass
+        gives both, and scoring asks for them in two (emptied whenever the weights change)."""
 
     def _encode(self, examples: Sequence[Example]) -> list[Encoded]:
         return [self.cloze.encode(self.cloze_template, ex.input, ()) for ex in examples]
@@ -79,20 +83,31 @@ class ClozeSoftModel(SoftModel):
         loss.backward()
         self.optimizer.step()
         self.steps_done += 1
+        self._scored.clear()
         return float(loss.detach())
+
+    def load_adapter(self, folder: Path) -> None:
+        """Set the trained parameters from a checkpoint (see SoftModel.load_adapter)."""
+        self._scored.clear()
+        super().load_adapter(folder)
+
+    def _scores(self, examples: Sequence[Example]) -> list[tuple[float, int]]:
+        """Gold-class log-probability and predicted class of each example (one pass for those not scored yet under
+        these weights)."""
+        import torch
+
+        keys = [(ex.input, ex.output) for ex in examples]
+        todo = [ex for ex, key in zip(examples, keys) if key not in self._scored]
+        if todo:
+            with torch.inference_mode():
+                lp, pred = self._class_logprobs(todo)
+            self._scored.update(zip(((ex.input, ex.output) for ex in todo), zip(lp.tolist(), pred)))
+        return [self._scored[key] for key in keys]
 
     def logprobs(self, examples: Sequence[Example]) -> list[float]:
         """The gold class's log-probability of each example."""
-        import torch
-
-        with torch.inference_mode():
-            lp, _ = self._class_logprobs(examples)
-        return [float(x) for x in lp]
+        return [float(lp) for lp, _ in self._scores(examples)]
 
     def answers(self, examples: Sequence[Example]) -> list[str]:
         """The predicted class of each example."""
-        import torch
-
-        with torch.inference_mode():
-            _, pred = self._class_logprobs(examples)
-        return [self.verbalizer.name_of(p) for p in pred]
+        return [self.verbalizer.name_of(p) for _, p in self._scores(examples)]

@@ -112,6 +112,7 @@ class SoftScorer:
             folder = self.adapters[text]
             if self.model.loaded != folder:
                 self.model.load_adapter(folder)
+            rows.sort(key=lambda i: len(pairs[i][1].input))  # rows of like length together: less padding
             for start in range(0, len(rows), CHUNK):
                 chunk = rows[start:start + CHUNK]
                 examples = [pairs[i][1] for i in chunk]
