@@ -152,6 +152,26 @@ def test_gradient_reaches_trigger_embeddings(arch):
     assert numeric == pytest.approx((grad * direction).sum().item(), rel=0.1, abs=1e-4)
 
 
+@pytest.mark.parametrize("arch", ["bert", "roberta", "gpt2"])
+def test_passes_batch_rows_by_length_and_keep_the_given_order(arch):
+    """Scoring sorts rows by length into passes (less padding) and gives them back in the order asked: each row's
+    log-probabilities and hidden state equal those of the row scored alone."""
+    model, tok = tiny(arch)
+    cm = ClozeModel(model, tok, kind="causal" if arch == "gpt2" else "masked", max_rows=2)
+    template = parse_template("{sentence} it was [P] .")
+    inputs = ["good movie it was really very good", "bad", "great film", "awful", "very bad film it was so"]
+    encs = [cm.encode(template, text, ()) for text in inputs]
+    assert len({len(e.ids) for e in encs}) > 2
+    widths, batch = [], cm._batch
+    cm._batch = lambda chunk: widths.append([len(e.ids) for e in chunk]) or batch(chunk)
+    together, hidden = cm.logprobs(encs), cm.predict_hidden(encs)
+    assert sum(widths[:3], []) == sorted(len(e.ids) for e in encs)  # passes of 2, 2 and 1, shortest first
+    for i, e in enumerate(encs):
+        assert torch.allclose(together[i], cm.logprobs([e])[0], atol=1e-5)
+        assert torch.allclose(hidden[i], cm.predict_hidden([e])[0], atol=1e-5)
+    assert cm.forward_rows == 2 * len(encs) + 2 * len(encs)
+
+
 @pytest.mark.parametrize("arch", ["bert", "roberta"])
 def test_candidates_have_right_shape_and_exclude_filtered_tokens(arch):
     model, tok = tiny(arch)

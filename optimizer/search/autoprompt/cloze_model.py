@@ -286,25 +286,36 @@ class ClozeModel:
                 yield self._batch(chunk)
             self.forward_rows += len(chunk)
 
+    @staticmethod
+    def _by_length(encs: Sequence[Encoded]) -> tuple[list[Encoded], torch.Tensor]:
+        """The examples shortest first (rows of like length share a pass: less padding), and the index that puts
+        rows computed in that order back in the given one."""
+        order = sorted(range(len(encs)), key=lambda i: len(encs[i].ids))
+        back = torch.empty(len(encs), dtype=torch.long)
+        back[torch.tensor(order, dtype=torch.long)] = torch.arange(len(encs))
+        return [encs[i] for i in order], back
+
     def logprobs(self, encs: Sequence[Encoded]) -> torch.Tensor:
         """Log-softmax over the vocabulary at each example's prediction slot (no gradient)."""
+        ordered, back = self._by_length(encs)
         out = []
-        for ids, mask, predict in self._forward_chunks(encs):
+        for ids, mask, predict in self._forward_chunks(ordered):
             with self._locked(), torch.no_grad():
                 out.append(self._forward(mask, predict, ids=ids))
-        return torch.cat(out)
+        return torch.cat(out)[back.to(self.device)]
 
     def predict_hidden(self, encs: Sequence[Encoded]) -> torch.Tensor:
         """The hidden state the LM head reads at each example's prediction slot (B x hidden, no gradient)."""
+        ordered, back = self._by_length(encs)
         seen: list[torch.Tensor] = []
-        for ids, mask, predict in self._forward_chunks(encs):
+        for ids, mask, predict in self._forward_chunks(ordered):
             with self._locked(), torch.no_grad(), self._only_predict(predict):
                 handle = self.head.register_forward_pre_hook(lambda module, args: seen.append(args[0][:, 0]))
                 try:
                     self.model(input_ids=ids, attention_mask=mask)
                 finally:
                     handle.remove()
-        return torch.cat(seen)
+        return torch.cat(seen)[back.to(self.device)]
 
     def trigger_gradient(self, encs: Sequence[Encoded], trigger: Sequence[int],
                          loss_fn: Callable[[torch.Tensor], torch.Tensor]) -> tuple[torch.Tensor, float]:
