@@ -155,3 +155,45 @@ def test_one_pass_gives_a_cloze_adapters_log_probabilities_and_answers(tiny_bert
     with torch.inference_mode():
         fresh, _ = real(examples)
     assert after == pytest.approx(fresh.tolist(), abs=1e-6)
+
+
+@pytest.mark.parametrize("lm", ["bert", "llama"])
+@pytest.mark.parametrize("method", ["prompt-tuning", "prefix-tuning", "p-tuning", "lora"])
+def test_the_lm_head_reads_only_the_prediction_slot(tiny_bert, tmp_path, lm, method):
+    """The adapter's class log-probabilities, computed with the LM head on each row's prediction slot alone, equal
+    those read from the logits of every position (the virtual tokens first); rows of different lengths."""
+    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
+
+    from optimizer.search.autoprompt.cloze_model import ClozeModel, Verbalizer
+    from optimizer.search.soft.cloze import ClozeSoftModel
+    from optimizer.settings import SoftConfig
+    from optimizer.tasks.cloze import parse_template
+
+    if lm == "bert":
+        folder, words = tiny_bert.removeprefix("hf:"), LABEL_WORDS
+        cloze = ClozeModel(AutoModelForMaskedLM.from_pretrained(folder), AutoTokenizer.from_pretrained(folder),
+                           kind="masked")
+    else:
+        from test_hf_backend import _save_tiny
+
+        folder, words = str(_save_tiny(tmp_path / "llama", chat=False)), {"negative": ["cat"], "positive": ["dog"]}
+        cloze = ClozeModel(AutoModelForCausalLM.from_pretrained(folder), AutoTokenizer.from_pretrained(folder),
+                           kind="causal")
+    verbalizer = Verbalizer(cloze, words)
+    soft = ClozeSoftModel(method, SoftConfig(), cloze, parse_template("{sentence} it was [P] ."), verbalizer, 0)
+    soft.train_step(planted("negative").train[:8])  # adapter weights away from their initial values
+    rows_in = [("good", "positive"), ("bad movie it was very bad", "negative"), ("great film", "positive")]
+    examples = [Example(input=text, output=label, id=str(i)) for i, (text, label) in enumerate(rows_in)]
+    seen = []
+    hook = soft.model.get_output_embeddings().register_forward_hook(lambda m, a, out: seen.append(out.shape[1]))
+    with torch.inference_mode():
+        lp, pred = soft._class_logprobs(examples)
+    hook.remove()
+    assert seen == [1]  # the head ran on one position a row
+    ids, mask, predict = cloze._batch(soft._encode(examples))
+    with torch.inference_mode():
+        full = soft.model(input_ids=ids, attention_mask=mask).logits[:, -ids.shape[1]:]
+    rows = torch.arange(len(examples))
+    ref_lp, ref_pred = verbalizer.score(torch.log_softmax(full[rows, predict].float(), dim=-1),
+                                        [verbalizer.gold(ex.output) for ex in examples])
+    assert lp.tolist() == pytest.approx(ref_lp.tolist(), abs=1e-5) and pred == ref_pred

@@ -67,9 +67,22 @@ class ClozeSoftModel(SoftModel):
             classes = ", ".join(self.verbalizer.classes or [])
             raise UsageError(f"output {bad!r} is not a class of the label words ({classes})")
         ids, mask, predict = self.cloze._batch(self._encode(examples))
-        logits = self.model(input_ids=ids, attention_mask=mask).logits[:, -ids.shape[1]:]  # virtual tokens first
         rows = torch.arange(len(examples), device=ids.device)
-        return self.verbalizer.score(torch.log_softmax(logits[rows, predict].float(), dim=-1), gold)  # type: ignore
+
+        def pick(module: Any, args: tuple) -> tuple:  # the LM head reads only each row's prediction slot
+            at = predict + (args[0].shape[1] - ids.shape[1])  # after the virtual tokens, which come first
+            return (args[0][rows, at].unsqueeze(1), *args[1:])
+
+        handle = self.model.get_output_embeddings().register_forward_pre_hook(pick)
+        try:
+            logits = self.model(input_ids=ids, attention_mask=mask).logits
+        finally:
+            handle.remove()
+        if logits.shape[1] == 1:
+            at_slot = logits[:, 0]
+        else:  # a model whose logits do not come from its output embeddings module: every position was computed
+            at_slot = logits[:, -ids.shape[1]:][rows, predict]
+        return self.verbalizer.score(torch.log_softmax(at_slot.float(), dim=-1), gold)  # type: ignore
 
     def input_tokens(self, examples: Sequence[Example], *, answers: bool) -> int:
         """The encoded template's tokens and the virtual ones (the class is read at the mask, never input)."""
