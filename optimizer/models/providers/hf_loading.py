@@ -119,14 +119,11 @@ def _save_converted(model: Any, tokenizer: Any, target: Path) -> None:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         os.replace(tmp, target)
-    except OSError as exc:
-        if (target / "config.json").exists():  # another process or loader kept its copy first: the same file
+    except Exception as exc:  # a full or read-only cache only costs speed next time
+        if isinstance(exc, OSError) and (target / "config.json").exists():  # another loader kept the same copy first
             logger.debug("a converted copy of the model is already in %s", target)
         else:
             logger.warning("could not keep a converted copy of the model in %s: %s", target, exc)
-        shutil.rmtree(tmp, ignore_errors=True)
-    except Exception as exc:  # a full or read-only cache only costs speed next time
-        logger.warning("could not keep a converted copy of the model in %s: %s", target, exc)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
