@@ -102,6 +102,43 @@ def test_the_saved_adapter_reloads_with_the_same_scores(tiny, tmp_path):
     assert torch.allclose(a, b, atol=1e-4)
 
 
+def _greedy_through_peft(model, example) -> str:
+    """The reference: one full forward pass through the peft model for each generated token, one row at a time."""
+    ids = model._bos + model.tokenizer(model.context(example), add_special_tokens=False)["input_ids"]
+    made: list[int] = []
+    for _ in range(model.template.max_tokens):
+        with torch.inference_mode():
+            token = int(model.model(input_ids=torch.tensor([ids + made])).logits[0, -1].argmax())
+        made.append(token)
+        if token in model.eos_ids or "\n" in model.tokenizer.decode(made, skip_special_tokens=True):
+            break
+    return model.tokenizer.decode(made, skip_special_tokens=True).split("\n", 1)[0].strip()
+
+
+@pytest.mark.parametrize("method", ["prompt-tuning", "prefix-tuning", "p-tuning", "lora"])
+def test_batched_answers_are_greedy_decoding_through_the_peft_model(tiny, method):
+    """Rows of different lengths in one batch, the adapter's virtual tokens (or keys and values) in the cache:
+    the same answers as decoding each row alone through peft's forward pass, without a cache."""
+    from optimizer.models.providers.hf_loading import load_hf
+    from optimizer.search.soft.model import SoftModel
+    from optimizer.settings import SoftConfig
+    from optimizer.tasks.templates import ExecutionTemplate
+
+    box = load_hf(tiny[3:], device="cpu")
+    model = SoftModel(method, SoftConfig(), box.model, box.tokenizer, ExecutionTemplate(max_tokens=12), 0)
+    torch.manual_seed(1)
+    with torch.no_grad():  # trained-looking weights (LoRA starts as the identity)
+        for p in model.params:
+            p.add_(torch.randn_like(p) * 0.5)
+    inputs = ["fox", "dog jumps", "a cat sat on the mat", "house", "the quick brown fox jumps over", "hot cold"]
+    examples = [Example(input=x, output="x", id=str(i)) for i, x in enumerate(inputs)]
+    expected = [_greedy_through_peft(model, ex) for ex in examples]
+    assert len({len(model.tokenizer(model.context(ex))["input_ids"]) for ex in examples}) > 3
+    assert any(len(e) > 3 for e in expected)  # several tokens each, not one
+    assert model.answers(examples) == expected
+    assert model.answers(examples[2:3]) == expected[2:3]
+
+
 def test_a_killed_training_resumes_from_its_last_checkpoint(tiny, tmp_path):
     kw = {"searcher": "prompt-tuning", "steps": 120, "eval_every": 20, "learning_rate": LR["prompt-tuning"],
           "cache": False}

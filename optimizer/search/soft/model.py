@@ -11,6 +11,7 @@ ends an answer) after that context.
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import random
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from optimizer.errors import UsageError
+from optimizer.models.providers.hf import _as_list
 from optimizer.settings import SoftConfig, SoftMethod
 from optimizer.tasks.templates import ExecutionTemplate
 from optimizer.types import Example
@@ -96,6 +98,9 @@ class SoftModel:
         """The checkpoint whose weights the adapter holds (None: the training weights)."""
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self._bos = [tokenizer.bos_token_id] if tokenizer("a")["input_ids"][:1] == [tokenizer.bos_token_id] else []
+        ends = getattr(getattr(base, "generation_config", None), "eos_token_id", None)
+        eos = {tokenizer.eos_token_id, *_as_list(ends)}
+        self.eos_ids = sorted(i for i in eos if i is not None)
         self.device = next(base.parameters()).device
 
     def _init_from_text(self, text: str) -> None:
@@ -183,30 +188,49 @@ class SoftModel:
         return [-float(x) for x in nll]
 
     def answers(self, examples: Sequence[Example]) -> list[str]:
-        """Greedy answers (to the first newline) under the adapter.
+        """Greedy answers (to the first newline) under the adapter, in one batch with a key/value cache.
 
-        Rows are generated in groups of equal length, without padding: peft's prompt-learning models ignore
-        position ids, so a left-padded row would be read at shifted positions. Their generation runs without the
-        key/value cache, which gives answers that differ from the model's own forward pass after the first token
-        in the peft and transformers versions tested (LoRA keeps the cache).
+        What the adapter adds before the inputs (prompt tuning's and P-tuning's virtual tokens, prefix tuning's
+        keys and values) goes into the cache first, once for all rows; each row then follows, left-padded, at the
+        positions peft's own forward pass gives it (after the virtual tokens), and leaves the batch when it ends.
+        The answers are those of greedy decoding through peft's forward pass, one full pass a token.
         """
         import torch
 
+        from optimizer.models.providers.decoding import StopStrings, greedy_decode
+        from optimizer.models.providers.prefix import cache_kwarg
+
         rows = [self._bos + self.tokenizer(self.context(ex), add_special_tokens=False)["input_ids"] for ex in examples]
-        groups: dict[int, list[int]] = {}
+        if not rows:
+            return []
+        head = 0 if self.method == "lora" else self.cfg.virtual_tokens
+        width = head + max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        mask[:, :head] = 1
         for i, r in enumerate(rows):
-            groups.setdefault(len(r), []).append(i)
-        texts = [""] * len(rows)
-        for width, members in groups.items():
-            ids = torch.tensor([rows[i] for i in members], dtype=torch.long, device=self.device)
-            with torch.inference_mode():
-                out = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
-                                          max_new_tokens=self.template.max_tokens, do_sample=False,
-                                          pad_token_id=self.pad_id, stop_strings=["\n"], tokenizer=self.tokenizer,
-                                          use_cache=self.method == "lora")
-            for i, text in zip(members, self.tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)):
-                texts[i] = text.split("\n", 1)[0].strip()
-        return texts
+            ids[i, width - len(r):], mask[i, width - len(r):] = torch.tensor(r, dtype=torch.long), 1
+        base = self.model.get_base_model()
+        stops = StopStrings(self.tokenizer, [("\n",)] * len(rows), width)
+        with torch.inference_mode():
+            out = greedy_decode(base, ids.to(self.device), mask.to(self.device), head=head,
+                                cache=self._virtual_cache(base, len(rows), width) if head else None,
+                                cache_kw=cache_kwarg(base), max_tokens=self.template.max_tokens, stops=stops,
+                                eos_ids=self.eos_ids, pad_id=self.pad_id,
+                                keep_logits="logits_to_keep" in inspect.signature(base.forward).parameters)
+        texts = self.tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
+        return [text.split("\n", 1)[0].strip() for text in texts]
+
+    def _virtual_cache(self, base: Any, rows: int, width: int) -> Any:
+        """The key/value cache of the adapter's virtual tokens for ``rows`` rows (positions 0 to
+        ``virtual_tokens - 1``), as peft's forward pass puts them before the inputs."""
+        from optimizer.models.providers.decoding import output_cache
+
+        if self.method == "prefix-tuning":
+            return self.model.get_prompt(rows, max_cache_len=width + self.template.max_tokens)
+        prompts = self.model.get_prompt(batch_size=rows)
+        dtype = base.get_input_embeddings().weight.dtype
+        return output_cache(base(inputs_embeds=prompts.to(dtype), use_cache=True))
 
     # -- checkpoints ---------------------------------------------------------------------------
     def save(self, folder: Path) -> None:
