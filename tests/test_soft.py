@@ -241,3 +241,48 @@ def test_the_call_budget_stops_training_with_a_partial_result(tiny, tmp_path):
     # training and adapter scoring book their input tokens, not only their passes: a training step reads each
     # row's context (at least 5 tokens) and gold answer twice, forward and backward, 8 rows a step
     assert result.usage["target"]["prompt_tokens"] >= marks[-1]["step"] * 2 * 8 * 5
+
+
+def test_adapter_scoring_batches_rows_of_like_length_and_keeps_the_given_order():
+    """The scorer runs an adapter's rows sorted by input length, in chunks, and puts each score back in its row;
+    rows of other prompts go to the instruction scorer."""
+    import contextlib
+    import random
+
+    from optimizer.run.scoring import LP, ScoreRecord
+    from optimizer.search.soft.search import CHUNK, SoftScorer
+
+    class Adapter:  # stands in for the peft model: scores are the input's length, batches recorded
+        loaded, batches = None, []
+
+        def load_adapter(self, folder):
+            self.loaded = folder
+
+        def input_tokens(self, examples, *, answers):
+            return sum(len(ex.input) for ex in examples)
+
+        def logprobs(self, examples):
+            self.batches.append([len(ex.input) for ex in examples])
+            return [-float(len(ex.input)) for ex in examples]
+
+    class Base:  # the instruction scorer
+        template = None
+
+        def compute(self, pairs, kinds):
+            return [ScoreRecord(lp=1.0) for _ in pairs]
+
+    class Target:
+        def passes(self, rows, tokens):
+            return contextlib.nullcontext()
+
+    lengths = random.Random(0).sample(range(1, 60), 40)
+    examples = [Example(input="x" * n, output="y", id=str(i)) for i, n in enumerate(lengths)]
+    adapter = Adapter()
+    scorer = SoftScorer(Base(), adapter, Target(), lambda p, a: 0.0)
+    scorer.register("<adapter>", Path("ckpt"))
+    pairs = [("<adapter>" if i % 4 else "Say y.", ex) for i, ex in enumerate(examples)]
+    records = scorer.compute(pairs, frozenset({LP}))
+    assert [r.lp for r in records] == [-float(len(ex.input)) if key == "<adapter>" else 1.0 for key, ex in pairs]
+    ran = [n for batch in adapter.batches for n in batch]
+    assert ran == sorted(len(ex.input) for key, ex in pairs if key == "<adapter>")
+    assert len(adapter.batches) == 2 and len(adapter.batches[0]) == CHUNK

@@ -197,3 +197,8 @@ def test_the_lm_head_reads_only_the_prediction_slot(tiny_bert, tmp_path, lm, met
     ref_lp, ref_pred = verbalizer.score(torch.log_softmax(full[rows, predict].float(), dim=-1),
                                         [verbalizer.gold(ex.output) for ex in examples])
     assert lp.tolist() == pytest.approx(ref_lp.tolist(), abs=1e-5) and pred == ref_pred
+    # a model whose logits do not come through its output embeddings module: read from every position's logits
+    soft.model.get_output_embeddings = lambda: torch.nn.Identity()
+    with torch.inference_mode():
+        lp_all, pred_all = soft._class_logprobs(examples)
+    assert lp_all.tolist() == pytest.approx(ref_lp.tolist(), abs=1e-5) and pred_all == ref_pred
