@@ -172,6 +172,48 @@ def test_passes_batch_rows_by_length_and_keep_the_given_order(arch):
     assert cm.forward_rows == 2 * len(encs) + 2 * len(encs)
 
 
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_triggers_on_the_same_examples_run_their_shared_text_once(arch, tmp_path, monkeypatch):
+    """On a causal LM, rows that differ only from their trigger slots on (candidates compared on the same
+    examples) run the text before the slots once an example, in passes of at most max_rows rows; their
+    log-probabilities equal those of full passes, which APO_PREFIX_CACHE=0 runs."""
+    from contextlib import nullcontext
+
+    if arch == "llama":
+        from test_hf_backend import _save_tiny
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        folder = _save_tiny(tmp_path / "llama", chat=False)
+        model, tok = AutoModelForCausalLM.from_pretrained(folder).eval(), AutoTokenizer.from_pretrained(folder)
+    else:
+        model, tok = tiny(arch)
+    cm = ClozeModel(model, tok, kind="causal", max_rows=5)
+    template = parse_template("{sentence} [T] [T] it was [P] .")
+    inputs = ["good movie it was really very good", "bad", "great film", "very bad film it was so"]
+    triggers = [[5, 6], [7, 8], [9, 10]]  # any ids of the vocabulary
+    encs = [cm.encode(template, text, t) for t in triggers for text in inputs]
+    booked: list[tuple[int, int]] = []
+    cm.passes = lambda rows, tokens: booked.append((rows, tokens)) or nullcontext()
+    shared = cm.logprobs(encs)
+    assert sum(r for r, _ in booked) == len(encs) == cm.forward_rows and max(r for r, _ in booked) <= 5
+    before = {e.ids[: e.triggers[0]] for e in encs}
+    assert sum(t for _, t in booked) == sum(map(len, before)) + sum(e.predict + 1 - e.triggers[0] for e in encs)
+    monkeypatch.setenv("APO_PREFIX_CACHE", "0")
+    booked.clear()
+    full = cm.logprobs(encs)
+    assert sum(t for _, t in booked) == sum(len(e.ids) for e in encs)
+    assert torch.allclose(shared, full, atol=1e-4)
+    # the trigger's gradient: the text before it runs without gradient, the same gradient and loss as full passes
+    one = encs[: len(inputs)]
+    loss_fn = lambda lp: -lp[:, 5].mean()  # noqa: E731
+    full_grad, full_loss = cm.trigger_gradient(one, triggers[0], loss_fn)
+    monkeypatch.setenv("APO_PREFIX_CACHE", "1")
+    booked.clear()
+    grad, loss = cm.trigger_gradient(one, triggers[0], loss_fn)
+    assert booked[0][1] < 2 * sum(len(e.ids) for e in one)  # the shared path ran
+    assert loss == pytest.approx(full_loss, abs=1e-5) and torch.allclose(grad, full_grad, atol=1e-5, rtol=1e-3)
+
+
 @pytest.mark.parametrize("arch", ["bert", "roberta"])
 def test_candidates_have_right_shape_and_exclude_filtered_tokens(arch):
     model, tok = tiny(arch)

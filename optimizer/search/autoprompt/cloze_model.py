@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from optimizer.errors import UsageError
+from optimizer.search.autoprompt.shared_prefix import shared_gradient, shared_groups, shared_logprobs, splits_at_trigger
 from optimizer.tasks.cloze import ClozeTemplate
 
 __all__ = ["ClozeModel", "Encoded", "Verbalizer", "special_ids"]
@@ -297,6 +298,9 @@ class ClozeModel:
 
     def logprobs(self, encs: Sequence[Encoded]) -> torch.Tensor:
         """Log-softmax over the vocabulary at each example's prediction slot (no gradient)."""
+        groups = shared_groups(encs) if self.kind == "causal" else None
+        if groups is not None:  # rows that differ only from their trigger on: their shared text runs once
+            return shared_logprobs(self, encs, groups)
         ordered, back = self._by_length(encs)
         out = []
         for ids, mask, predict in self._forward_chunks(ordered):
@@ -329,6 +333,8 @@ class ClozeModel:
         Returns:
             (gradient, n_slots x hidden, summed over the batch's mean loss; the loss value).
         """
+        if self.kind == "causal" and splits_at_trigger(encs):  # the text before the trigger needs no gradient
+            return shared_gradient(self, encs, trigger, loss_fn)
         n = len(encs)
         ids, mask, predict = self._batch(encs)
         with self.passes(2 * n, 2 * sum(len(e.ids) for e in encs)), self._locked():
