@@ -240,7 +240,8 @@ def run_job(args: argparse.Namespace, task: str, searcher: str, seed: int) -> Ru
             print(f"   resuming {unfinished}", file=sys.stderr, flush=True)
             return resume(unfinished, runs_dir=runs_dir)
         return optimize(task, data_dir=args.data_dir, target=args.target, proposer=args.proposer, seed=seed,
-                        searcher=searcher, runs_dir=runs_dir, max_calls=args.max_calls, test_limit=args.test_size)
+                        searcher=searcher, runs_dir=runs_dir, max_calls=args.max_calls, test_limit=args.test_size,
+                        **json.loads(args.set or "{}"))
 
 
 def _write(out: Path, args: argparse.Namespace, rows: list[dict], spent: float, previous: dict | None = None,
@@ -300,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--proposer", default=None)
     ap.add_argument("--max-calls", type=int, default=2000, help="model-call budget of every job")
     ap.add_argument("--test-size", type=int, default=None)
+    ap.add_argument("--set", help="more options of every searcher job, as JSON (e.g. '{\"k\": [2, 4, 8]}'; "
+                                  "the baselines' warm-up runs without them)")
     ap.add_argument("--runs-dir", default="runs/bench_search")
     ap.add_argument("--out", required=True, help="output path without extension (.json and .md are written)")
     ap.add_argument("--rebuild", action="store_true", help="re-summarise OUT.json from the run folders (no model call)")
