@@ -156,7 +156,7 @@ class DemosConfig(BaseModel):
 
     sets: int = Field(default=12, ge=1)
     """Demonstration sets raced (random and bootstrapped together)."""
-    k: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 6, 8], min_length=1)
+    k: list[int] = Field(default_factory=lambda: [2, 4, 6, 8, 12, 16], min_length=1)
     """Numbers of demonstrations tried, in turn (each at most the train examples available)."""
     bootstrapped: float = Field(default=0.5, ge=0.0, le=1.0)
     """Share of the sets drawn from bootstrapped demonstrations: training examples the target already answers

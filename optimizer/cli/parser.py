@@ -236,7 +236,7 @@ def _add_demos_and_reflect_groups(opt: argparse.ArgumentParser) -> None:
                        help="APE: after the instruction rounds, search demonstration sets for the best instruction")
     demos.add_argument("--demo-sets", dest="sets", type=int, help="demonstration sets raced (default: 12)")
     demos.add_argument("--demo-k", dest="k", type=int_list, metavar="K[,K…]",
-                       help="numbers of demonstrations tried in turn (default: 1,2,3,4,6,8)")
+                       help="numbers of demonstrations tried in turn (default: 2,4,6,8,12,16)")
     demos.add_argument("--bootstrapped", type=float, metavar="FRACTION",
                        help="share of sets made of training examples the target already answers right (default: 0.5)")
     demos.add_argument("--bootstrap-pool", type=int, metavar="N",
