@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
+import numpy as np
+
 __all__ = ["bootstrap_ci", "paired_bootstrap_ci"]
 
 
@@ -30,12 +32,19 @@ def bootstrap_ci(values: Sequence[float], *, resamples: int = 2000, confidence: 
     Returns:
         (low, high); (nan, nan) when ``values`` is empty.
     """
-    vals = list(values)
-    if not vals:
+    vals = np.asarray(list(values), dtype=np.float64)
+    if not len(vals):
         return (float("nan"), float("nan"))
-    rng = random.Random(seed)
     n = len(vals)
-    means = sorted(sum(vals[rng.randrange(n)] for _ in range(n)) / n for _ in range(resamples))
+    means: list[float] = []
+    block = max(1, _BLOCK // n)
+    draws = _RandrangeDraws(n, seed)
+    for start in range(0, resamples, block):
+        rows = min(block, resamples - start)
+        idx = draws.take(rows * n).reshape(rows, n)
+        # cumsum adds left to right, as sum() does, so each mean is the same float as a plain loop's
+        means += (np.cumsum(vals[idx], axis=1)[:, -1] / n).tolist()
+    means.sort()
     tail = (1 - confidence) / 2
     return (_percentile(means, tail), _percentile(means, 1 - tail))
 
@@ -54,3 +63,36 @@ def paired_bootstrap_ci(a: Sequence[float], b: Sequence[float], **kwargs) -> tup
     if len(a) != len(b):
         raise ValueError(f"paired scores need equal lengths, got {len(a)} and {len(b)}")
     return bootstrap_ci([x - y for x, y in zip(a, b)], **kwargs)
+
+
+_BLOCK = 1 << 22  # resampled values held at once
+
+
+class _RandrangeDraws:
+    """The numbers ``random.Random(seed).randrange(n)`` returns call after call, drawn in bulk.
+
+    numpy's MT19937 started from the same state gives the same 32-bit words, and ``randrange``
+    keeps the top ``n.bit_length()`` bits of a word when they are below ``n`` (else draws again),
+    so the resamples (and every interval) are those of the plain Python loop, many times faster.
+    """
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.bits = n, n.bit_length()
+        if self.bits > 32:
+            raise ValueError(f"cannot resample {n} values: at most 2**32 - 1")
+        state = random.Random(seed).getstate()[1]
+        self.gen = np.random.MT19937()
+        self.gen.state = {"bit_generator": "MT19937",
+                          "state": {"key": np.array(state[:624], dtype=np.uint32), "pos": state[624]}}
+        self.left = np.empty(0, dtype=np.int64)  # drawn, not yet taken
+
+    def take(self, count: int) -> np.ndarray:
+        """The next ``count`` draws."""
+        parts, have = [self.left], len(self.left)
+        while have < count:  # acceptance is above one half, so about two words a draw at most
+            words = (self.gen.random_raw(2 * (count - have) + 64) >> (32 - self.bits)).astype(np.int64)
+            parts.append(words[words < self.n])
+            have += len(parts[-1])
+        drawn = np.concatenate(parts)
+        self.left = drawn[count:]
+        return drawn[:count]
