@@ -245,14 +245,19 @@ def test_logprob_moves_trailing_space_and_handles_edges(lm: HFAdapter) -> None:
     assert math.isfinite(empty_ctx.logprob) and empty_ctx.n_tokens > 0
 
 
-def test_logprob_truncates_long_context_from_the_left(lm: HFAdapter) -> None:
+def test_logprob_truncates_long_context_from_the_left(lm: HFAdapter, caplog: pytest.LogCaptureFixture) -> None:
+    lm._cut_warned = False  # the adapter is loaded once per process: say it again for this test
+    lm.generate([GenerateRequest(prompt="a short prompt", max_tokens=4)])
+    assert "context window" not in caplog.text
     long_context = " ".join(CORPUS * 10)
     assert len(lm.tokenizer(long_context)["input_ids"]) > lm.max_length
     [r] = lm.logprob([LogprobRequest(context=long_context, continuation=" Paris")])
     assert math.isfinite(r.logprob)
     assert r.prompt_tokens == lm.max_length + 1
+    assert f"cut to its last {lm.max_length + 1}" in caplog.text  # said, and said once
     [g] = lm.generate([GenerateRequest(prompt=long_context, max_tokens=4)])
     assert g.prompt_tokens == lm.max_length - 4
+    assert caplog.text.count("context window") == 1
 
 
 def test_batches_respect_row_and_token_limits() -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import logging
 import threading
 from typing import Any
 
@@ -38,6 +39,8 @@ from optimizer.models.stops import cut_at_stop
 from optimizer.types import GenerateRequest, Generation, LogprobRequest, LogprobResult
 
 __all__ = ["DEFAULT_BATCH_SIZE", "HFAdapter"]
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 16
 """Requests per forward pass."""
@@ -109,6 +112,7 @@ class HFAdapter:
         prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
         self._empty_context = [prefix if prefix is not None else self.pad_id]
         self.max_length = _max_length(model, tokenizer)
+        self._cut_warned = False
         self._keep_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
         self._cache_kw = cache_kwarg(model)
         self.prefixes = PrefixCache()
@@ -164,6 +168,7 @@ class HFAdapter:
             groups.setdefault((r.max_tokens, r.temperature), []).append(i)
         for (max_tokens, temperature), members in groups.items():
             room = max(1, self.max_length - max_tokens)  # keep the prompt's end when too long
+            self._warn_cut(max(len(ids[i]) for i in members), room)
             prompts = {i: ids[i][-room:] for i in members}
             lengths = {i: len(p) + max_tokens for i, p in prompts.items()}
             for batch, shared in plan_batches(members, prompts, lengths, kept=self.prefixes, stack=self._stacks(),
@@ -174,6 +179,15 @@ class HFAdapter:
                 for i, out in zip(batch, outs):
                     results[i] = out
         return [r for r in results if r is not None]
+
+    def _warn_cut(self, longest: int, room: int) -> None:
+        """Say once per model that prompts longer than its context window lose their beginning."""
+        if longest > room and not self._cut_warned:
+            self._cut_warned = True
+            logger.warning("%s: a prompt of %d tokens was cut to its last %d (the model's context window is %d "
+                           "tokens); the instruction and first demonstrations of such prompts are not seen. Use "
+                           "fewer demonstrations (--demo-k) or shorter examples.", self.name, longest, room,
+                           self.max_length)
 
     def _stacks(self) -> bool:
         """Whether rows of different prefixes share batches: the prefix cache is on and this model's key/value
@@ -304,6 +318,7 @@ class HFAdapter:
         if not requests:
             return []
         pairs = self._pair_ids([r.context for r in requests], [r.continuation for r in requests])
+        self._warn_cut(max(len(c + k) for c, k in pairs), self.max_length + 1)
         wholes = [(c + k)[-(self.max_length + 1) :] for c, k in pairs]
         scored = [min(len(k), len(w) - 1) for (_, k), w in zip(pairs, wholes)]
         results: list[LogprobResult | None] = [None] * len(requests)
