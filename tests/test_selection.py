@@ -196,3 +196,27 @@ def test_pareto_front_keeps_only_undominated_candidates():
 
     cands = [cand("a", 0.5, 10), cand("b", 0.7, 20), cand("c", 0.6, 30), cand("d", 0.9, 40), cand("e", 0.9, 50)]
     assert [c.id for c in pareto_front(cands, lambda c: (c.dev.acc, 0.0))] == ["a", "b", "d"]
+
+
+def test_too_few_confirmation_examples_are_said_up_front_with_the_gain_the_test_needs(capsys):
+    from optimizer import load_task
+    from optimizer.config import RunConfig
+    from optimizer.run.preflight import check_job
+
+    task = load_task("capitalize_words")  # 40 dev examples: 20 set aside to confirm
+    check_job(RunConfig.from_options("capitalize_words", target="fake:echo"), task)
+    err = capsys.readouterr().err
+    assert "sets 20 dev examples aside" in err and "at least 6 more of them right (+0.30 accuracy)" in err
+    # the arithmetic is the test's own: 6 examples won (and none lost) of 20 pass Holm over 3 finalists, 5 do not
+    incumbent = [0.0] * 20
+    for won, passes in ((6, True), (5, False)):
+        p = paired_p_value([1.0] * won + [0.0] * (20 - won), incumbent)
+        assert (holm([p, 1.0, 1.0])[0] < 0.05) is passes
+    check_job(RunConfig.from_options("capitalize_words", target="fake:echo", finalists=1), task)
+    assert "at least 5 more" in capsys.readouterr().err
+    check_job(RunConfig.from_options("capitalize_words", target="fake:echo", scoring="logprob"), task)
+    assert "confirm" not in capsys.readouterr().err  # log-probabilities differ on every pair: no count to give
+    many = [Example(input=str(i), output=str(i), id=str(i)) for i in range(260)]
+    big = Task(name="big", train=many[:20], dev=many[20:220], test=many[220:], metric="exact_match")
+    check_job(RunConfig.from_options("big", target="fake:echo"), big)  # 100 to confirm: +0.06 is no news
+    assert "confirm" not in capsys.readouterr().err

@@ -7,6 +7,7 @@ is too small for is capped, and said once on stderr).
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from pathlib import Path
@@ -84,6 +85,8 @@ def check_job(config: RunConfig, task: Task) -> None:
                              f"on{aside}; fix: give --dev-size {raced} or less, or leave it out")
         if raced < config.dev_limit and raced < 10:
             note(f"the task {task.name!r} has only {raced} dev examples to race on; scores will be coarse")
+    if n_confirm and config.scoring == "accuracy":
+        _note_power(config, task.name, n_confirm)
     if config.test_limit is not None and config.test_limit > len(task.test) and "test_limit" in given:
         raise UsageError(f"--test-size {config.test_limit}: the task {task.name!r} has {len(task.test)} test "
                          f"examples; fix: give --test-size {len(task.test)} or less, or leave it out")
@@ -94,6 +97,22 @@ def check_job(config: RunConfig, task: Task) -> None:
     if config.shots is not None and config.shots > len(task.train):
         raise UsageError(f"--shots {config.shots}: the task {task.name!r} has {len(task.train)} training examples to "
                          f"draw demonstrations from; fix: give --shots {len(task.train)} or less")
+
+
+def _note_power(config: RunConfig, name: str, n_confirm: int) -> None:
+    """Say up front when the confirmation examples are too few for any but a large gain to be called better.
+
+    With every pair that differs in the finalist's favour, the sign-flip test's p-value is 2**-d for d such pairs,
+    and Holm compares the smallest at alpha / finalists: so a finalist needs at least d = log2(finalists / alpha)
+    more examples right than the incumbent.
+    """
+    sel = config.selection
+    need = math.ceil(math.log2(sel.finalists / sel.alpha) - 1e-9)
+    if need / n_confirm > 0.1:
+        note(f"the task {name!r} sets {n_confirm} dev examples aside to confirm the finalists against the incumbent: "
+             f"the paired test (alpha {sel.alpha:g}, Holm over {sel.finalists} finalists) can call a finalist better "
+             f"only if it gets at least {need} more of them right ({need / n_confirm:+.2f} accuracy), so a smaller "
+             "gain ships as 'no significant improvement'; a task with more dev examples gives the test more power")
 
 
 def check_whitebox(config: RunConfig, searcher: Any) -> None:
