@@ -81,6 +81,8 @@ def summarize(result: RunResult) -> dict[str, Any]:
         "sizes": sel.sizes if sel else {},
         "shipped": _prompt(result.best), "incumbent": _prompt(inc), "none": _prompt(rows.get("no_instruction")),
         "vs_incumbent": _diff(result.best, inc), "vs_none": _diff(result.best, rows.get("no_instruction")),
+        # the best candidate on dev when confirmation did not ship it: what the test held back, for better or worse
+        "best_dev": _prompt(rows.get("best_dev")), "best_dev_vs_incumbent": _diff(rows.get("best_dev"), inc),
     }
 
 
@@ -103,6 +105,9 @@ def summary(rows: list[dict], default: str) -> dict[str, Any]:
             "worse_than_incumbent": sum(_below(r["vs_incumbent"]) for r in mine),
             "better_than_none": sum(_above(r["vs_none"]) for r in mine),
             "improved_verdicts": sum(r["verdict"] == "improved" for r in mine),
+            # the incumbent kept, and the best candidate on dev significantly better / worse than it on test
+            "held_back_better": sum(_above(r.get("best_dev_vs_incumbent")) for r in mine if r["shipped_is_incumbent"]),
+            "held_back_worse": sum(_below(r.get("best_dev_vs_incumbent")) for r in mine if r["shipped_is_incumbent"]),
             "no_improvement_ships_incumbent": all(r["shipped_is_incumbent"] for r in mine
                                                   if r["verdict"] == "no significant improvement"),
             "wall_s": round(sum(r["wall_s"] or 0 for r in mine), 1), "calls": sum(r["calls"] for r in mine),
@@ -133,26 +138,33 @@ def markdown(report: dict) -> str:
              f"Machine: {report['machine']}; apo commit {report['git_commit']}; budget {report['max_calls']} model "
              f"calls per job; default searcher {report['default']}; total wall time {report['total_wall_s']:.0f} s.",
              "", "| searcher, seed | tasks | better than incumbent (95% CI > 0) | worse than incumbent (CI < 0) | "
-             "better than none | verdict improved | no-improvement runs ship the incumbent | calls | wall s |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "better than none | verdict improved | no-improvement runs ship the incumbent | incumbent kept, best on "
+             "dev better / worse | calls | wall s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for key, s in report["summary"].items():
         if key == "default":
             continue
         lines.append(f"| {key} | {s['tasks']} | {s['better_than_incumbent']} | {s['worse_than_incumbent']} | "
                      f"{s['better_than_none']} | {s['improved_verdicts']} | "
-                     f"{'yes' if s['no_improvement_ships_incumbent'] else 'NO'} | {s['calls']} | {s['wall_s']:.0f} |")
+                     f"{'yes' if s['no_improvement_ships_incumbent'] else 'NO'} | "
+                     f"{s.get('held_back_better', '-')} / {s.get('held_back_worse', '-')} | {s['calls']} | "
+                     f"{s['wall_s']:.0f} |")
     lines += ["", "Test accuracy with bootstrap 95% interval; differences paired over the same test examples. "
-              "demos: the shipped prompt's own demonstrations (k), or '-' for the run's fixed ones.", "",
+              "demos: the shipped prompt's own demonstrations (k), or '-' for the run's fixed ones. Best on dev "
+              "− incumbent: the best raced candidate on dev when the confirmation test did not ship it (what the "
+              "test held back), on test.", "",
               "| task | searcher | seed | n | no instruction | incumbent (best human on dev) | shipped | "
-              "shipped − incumbent | shipped − none | verdict | demos | calls | wall s | shipped instruction |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "shipped − incumbent | shipped − none | verdict | best on dev − incumbent | demos | calls | wall s | "
+              "shipped instruction |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(report["rows"], key=lambda r: (r["task"], r["searcher"], r["seed"])):
         shipped = r["shipped"] or {}
         text = (shipped.get("text") or "(no instruction)").replace("|", "\\|")
         k = shipped.get("demos")
         lines.append(f"| {r['task']} | {r['searcher']} | {r['seed']} | {shipped.get('n', '-')} | {_cell(r['none'])} | "
                      f"{_cell(r['incumbent'])} | {_cell(r['shipped'])} | {_dcell(r['vs_incumbent'])} | "
-                     f"{_dcell(r['vs_none'])} | {r['verdict']} | {'-' if k is None else k} | {r['calls']} | "
+                     f"{_dcell(r['vs_none'])} | {r['verdict']} | {_dcell(r.get('best_dev_vs_incumbent'))} | "
+                     f"{'-' if k is None else k} | {r['calls']} | "
                      f"{_f(r['wall_s'], 0)} | {text} |")
     return "\n".join(lines) + "\n"
 
