@@ -106,8 +106,8 @@ def summary(rows: list[dict], default: str) -> dict[str, Any]:
             "better_than_none": sum(_above(r["vs_none"]) for r in mine),
             "improved_verdicts": sum(r["verdict"] == "improved" for r in mine),
             # the incumbent kept, and the best candidate on dev significantly better / worse than it on test
-            "held_back_better": sum(_above(r.get("best_dev_vs_incumbent")) for r in mine if r["shipped_is_incumbent"]),
-            "held_back_worse": sum(_below(r.get("best_dev_vs_incumbent")) for r in mine if r["shipped_is_incumbent"]),
+            "held_back_better": sum(_above(r["best_dev_vs_incumbent"]) for r in mine if r["shipped_is_incumbent"]),
+            "held_back_worse": sum(_below(r["best_dev_vs_incumbent"]) for r in mine if r["shipped_is_incumbent"]),
             "no_improvement_ships_incumbent": all(r["shipped_is_incumbent"] for r in mine
                                                   if r["verdict"] == "no significant improvement"),
             "wall_s": round(sum(r["wall_s"] or 0 for r in mine), 1), "calls": sum(r["calls"] for r in mine),
@@ -147,7 +147,7 @@ def markdown(report: dict) -> str:
         lines.append(f"| {key} | {s['tasks']} | {s['better_than_incumbent']} | {s['worse_than_incumbent']} | "
                      f"{s['better_than_none']} | {s['improved_verdicts']} | "
                      f"{'yes' if s['no_improvement_ships_incumbent'] else 'NO'} | "
-                     f"{s.get('held_back_better', '-')} / {s.get('held_back_worse', '-')} | {s['calls']} | "
+                     f"{s['held_back_better']} / {s['held_back_worse']} | {s['calls']} | "
                      f"{s['wall_s']:.0f} |")
     lines += ["", "Test accuracy with bootstrap 95% interval; differences paired over the same test examples. "
               "demos: the shipped prompt's own demonstrations (k), or '-' for the run's fixed ones. Best on dev "
@@ -163,7 +163,7 @@ def markdown(report: dict) -> str:
         k = shipped.get("demos")
         lines.append(f"| {r['task']} | {r['searcher']} | {r['seed']} | {shipped.get('n', '-')} | {_cell(r['none'])} | "
                      f"{_cell(r['incumbent'])} | {_cell(r['shipped'])} | {_dcell(r['vs_incumbent'])} | "
-                     f"{_dcell(r['vs_none'])} | {r['verdict']} | {_dcell(r.get('best_dev_vs_incumbent'))} | "
+                     f"{_dcell(r['vs_none'])} | {r['verdict']} | {_dcell(r['best_dev_vs_incumbent'])} | "
                      f"{'-' if k is None else k} | {r['calls']} | "
                      f"{_f(r['wall_s'], 0)} | {text} |")
     return "\n".join(lines) + "\n"

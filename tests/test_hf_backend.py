@@ -254,10 +254,10 @@ def test_logprob_truncates_long_context_from_the_left(lm: HFAdapter, caplog: pyt
     [r] = lm.logprob([LogprobRequest(context=long_context, continuation=" Paris")])
     assert math.isfinite(r.logprob)
     assert r.prompt_tokens == lm.max_length + 1
-    assert f"cut to its last {lm.max_length + 1}" in caplog.text  # said, and said once
+    assert f"cut to its last {lm.max_length + 1}" in caplog.text
     [g] = lm.generate([GenerateRequest(prompt=long_context, max_tokens=4)])
     assert g.prompt_tokens == lm.max_length - 4
-    assert caplog.text.count("context window") == 1
+    assert caplog.text.count("context window") == 1  # said once per model, not per call
 
 
 def test_batches_respect_row_and_token_limits() -> None:

@@ -318,7 +318,7 @@ class HFAdapter:
         if not requests:
             return []
         pairs = self._pair_ids([r.context for r in requests], [r.continuation for r in requests])
-        self._warn_cut(max(len(c + k) for c, k in pairs), self.max_length + 1)
+        self._warn_cut(max(len(c) + len(k) for c, k in pairs), self.max_length + 1)
         wholes = [(c + k)[-(self.max_length + 1) :] for c, k in pairs]
         scored = [min(len(k), len(w) - 1) for (_, k), w in zip(pairs, wholes)]
         results: list[LogprobResult | None] = [None] * len(requests)
