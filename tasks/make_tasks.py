@@ -75,6 +75,26 @@ def split_stratified(
     return train, dev, test
 
 
+def grow(
+    splits: tuple[list, list, list], groups: list[list], rng: random.Random, dev_frac: float
+) -> tuple[list, list, list]:
+    """Add more examples to dev and test only: every example already placed stays in its split.
+
+    Each group (e.g. one label) is shuffled and cut with the same dev fraction, the rest going to
+    test, so the mix of groups is kept; then dev and test are shuffled again.
+    """
+    train, dev, test = (list(part) for part in splits)
+    for group in groups:
+        g = list(group)
+        rng.shuffle(g)
+        n_dev = round(len(g) * dev_frac)
+        dev += g[:n_dev]
+        test += g[n_dev:]
+    rng.shuffle(dev)
+    rng.shuffle(test)
+    return train, dev, test
+
+
 _PLAIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_ ,.'()/?\-]*$")
 
 
@@ -285,9 +305,55 @@ IRREGULAR_VERBS: dict[str, tuple[str, list[str]]] = {
 }
 
 
+# Verbs written later to grow dev and test (train keeps its 47), none of them in the lists above.
+EXTRA_REGULAR_VERBS = """
+work wish pick pack lock knock check thank return allow offer cover deliver discover
+guess shout collect expect fail boil join appear
+delay employ annoy
+invite prepare believe receive change smoke wave save chase taste
+apply reply dry bury tidy
+clap skip chop stir regret wrap drag control
+""".split()
+
+# Subset of EXTRA_REGULAR_VERBS whose last consonant doubles before -ed.
+EXTRA_DOUBLE = {"clap", "skip", "chop", "stir", "regret", "wrap", "drag", "control"}
+
+EXTRA_IRREGULAR_VERBS: dict[str, tuple[str, list[str]]] = {
+    "beat": ("beat", []),
+    "bet": ("bet", ["betted"]),
+    "bind": ("bound", []),
+    "breed": ("bred", []),
+    "cling": ("clung", []),
+    "grind": ("ground", []),
+    "shed": ("shed", []),
+    "spin": ("spun", []),
+    "split": ("split", []),
+    "spring": ("sprang", ["sprung"]),
+    "stink": ("stank", ["stunk"]),
+    "strike": ("struck", []),
+    "withdraw": ("withdrew", []),
+    "forbid": ("forbade", ["forbad"]),
+    "arise": ("arose", []),
+    "cast": ("cast", []),
+    "upset": ("upset", []),
+    "mistake": ("mistook", []),
+    "overcome": ("overcame", []),
+    "bear": ("bore", []),
+    "fling": ("flung", []),
+    "undo": ("undid", []),
+    "mislead": ("misled", []),
+    "rebuild": ("rebuilt", []),
+    "rewrite": ("rewrote", []),
+    "withhold": ("withheld", []),
+    "sling": ("slung", []),
+    "stride": ("strode", []),
+    "wring": ("wrung", []),
+}
+
+
 def regular_past(verb: str) -> str:
     """Simple past of a regular English verb, with the usual spelling rules."""
-    if verb in _DOUBLE:
+    if verb in _DOUBLE or verb in EXTRA_DOUBLE:
         return verb + verb[-1] + "ed"
     if verb.endswith("e"):
         return verb + "d"
@@ -300,7 +366,10 @@ def make_past_tense(rng: random.Random) -> tuple[list, list, list]:
     regular = [row(v, regular_past(v)) for v in REGULAR_VERBS]
     regular += [row(v, past, alts) for v, (past, alts) in REGULAR_WITH_ALTERNATIVES.items()]
     irregular = [row(v, past, alts) for v, (past, alts) in IRREGULAR_VERBS.items()]
-    return split_stratified([regular, irregular], rng, 0.22, 0.22)
+    first = split_stratified([regular, irregular], rng, 0.22, 0.22)
+    more_regular = [row(v, regular_past(v)) for v in EXTRA_REGULAR_VERBS]
+    more_irregular = [row(v, past, alts) for v, (past, alts) in EXTRA_IRREGULAR_VERBS.items()]
+    return grow(first, [more_regular, more_irregular], rng, 0.95)  # nearly all to dev: test has 121 already
 
 
 # --------------------------------------------------------------------------------------------
@@ -439,10 +508,165 @@ TOPIC_SENTENCES: dict[str, list[str]] = {
 }
 
 
+# 35 more sentences per label, written later to grow dev and test (train keeps its 8 per label).
+EXTRA_TOPIC_SENTENCES: dict[str, list[str]] = {
+    "sports": [
+        "The pitcher struck out the side in the seventh inning.",
+        "Our goalie blocked every shot in the first period.",
+        "The midfielder curled a free kick into the top corner.",
+        "She returned the serve with a sharp backhand.",
+        "The relay team dropped the baton on the last leg.",
+        "He bowled a perfect strike in the final frame.",
+        "The shortstop turned a quick double play.",
+        "The gymnast landed her vault without a wobble.",
+        "The linebacker sacked the quarterback on third down.",
+        "Our captain lifted the trophy after the penalty shootout.",
+        "The jockey guided his horse to a narrow win at the racetrack.",
+        "The center scored a goal on the power play.",
+        "She cleared the bar on her final pole vault attempt.",
+        "The fencer won the bout with a quick lunge.",
+        "The visiting side equalized in stoppage time.",
+        "The slugger launched a grand slam into the bleachers.",
+        "The swimmer touched the wall just ahead of her rival.",
+        "The shooting guard hit a buzzer beater from half court.",
+        "The judo champion threw his opponent for a full point.",
+        "The kicker missed a field goal in the final seconds.",
+        "The skater landed a triple jump in her free program.",
+        "Our defense kept a clean sheet for the entire match.",
+        "The runner stole second base on the first pitch.",
+        "The winger crossed the ball for an easy header.",
+        "She won the singles title without dropping a set.",
+        "The batsman hit a six over the boundary rope.",
+        "The surfer caught the biggest wave of the contest.",
+        "The manager was sent off for arguing with the linesman.",
+        "He lifted twice his body weight in the deadlift final.",
+        "The archer hit the bullseye with her last arrow.",
+        "The libero dug out a hard spike to save the rally.",
+        "The rookie was named most valuable player of the series.",
+        "The keeper punched the corner kick clear of the box.",
+        "The mountain biker won the race despite a flat tire.",
+        "The underdogs knocked the champions out of the cup.",
+    ],
+    "food": [
+        "Whisk the eggs with a splash of milk.",
+        "The lasagna needs another ten minutes in the oven.",
+        "She tossed the noodles with sesame oil and scallions.",
+        "This mushroom risotto is creamy and rich.",
+        "Marinate the beef in soy sauce overnight.",
+        "He sliced the avocado and spread it on rye bread.",
+        "The tacos were filled with pork and pickled onions.",
+        "Simmer the beans until the liquid thickens.",
+        "Our waiter recommended the shrimp with garlic butter.",
+        "The carrot cake has a thick layer of cream cheese frosting.",
+        "Toast the almonds in a dry pan until fragrant.",
+        "I packed a ham sandwich and an apple for lunch.",
+        "The porridge tastes better with honey and walnuts.",
+        "Grate some parmesan over the spaghetti before serving.",
+        "The bakery sells fresh croissants every morning.",
+        "She fried the tofu until it was crispy on all sides.",
+        "The watermelon was ripe and very refreshing.",
+        "Season the lamb with rosemary and black pepper.",
+        "We tried a spicy ramen at the new noodle bar.",
+        "This hot chocolate is topped with whipped cream.",
+        "Fold the blueberries gently into the muffin batter.",
+        "The burrito was stuffed with rice, beans and salsa.",
+        "He poured maple syrup over his waffles.",
+        "Rinse the lentils before adding them to the pot.",
+        "The sushi rolls came with ginger and wasabi.",
+        "Brush the pastry with beaten egg for a golden crust.",
+        "My grandmother makes the best chicken stew.",
+        "The mango smoothie was thick and sweet.",
+        "Dice the peppers and add them to the omelet.",
+        "The vanilla ice cream melted over the warm brownie.",
+        "Drain the pasta and stir in the pesto.",
+        "She bought fresh basil and mozzarella at the market.",
+        "These crackers go well with hummus and olives.",
+        "Knead the dough until it feels smooth and elastic.",
+        "The roasted vegetables were drizzled with balsamic vinegar.",
+    ],
+    "weather": [
+        "The wind chill will make it feel much colder tonight.",
+        "A severe thunderstorm warning is in effect until eight.",
+        "Puddles formed everywhere after the downpour.",
+        "Expect scattered showers throughout the afternoon.",
+        "The snowdrifts were taller than the fences this morning.",
+        "A warm southerly wind will raise temperatures tomorrow.",
+        "Icy roads are likely after tonight's freezing rain.",
+        "The mist lifted from the lake by ten o'clock.",
+        "Overcast skies will linger through Thursday.",
+        "A tornado touched down near the farm last evening.",
+        "Monsoon rains flooded several streets in the city.",
+        "The air felt crisp and dry this morning.",
+        "Temperatures will fall sharply once the sun sets.",
+        "A dusting of snow covered the rooftops at dawn.",
+        "The barometer is falling, so a storm may be coming.",
+        "Sunshine and mild conditions are expected all weekend.",
+        "A tropical storm is forming off the southern coast.",
+        "The humidity made the afternoon feel sticky and heavy.",
+        "Patchy fog may reduce visibility on the highway tonight.",
+        "The drought ended with a week of steady rain.",
+        "It was so windy that the umbrellas turned inside out.",
+        "Freezing drizzle is expected before dawn on Tuesday.",
+        "The UV index will be very high tomorrow.",
+        "Fluffy white clouds drifted across a bright blue sky.",
+        "Snow flurries are possible in the hills this evening.",
+        "A heat advisory has been issued for the entire region.",
+        "The overnight low will be around minus five degrees.",
+        "Rain is falling sideways in the howling gale.",
+        "The dew on the grass froze before sunrise.",
+        "Showers will clear from the north by late morning.",
+        "A warm spell will melt most of the snow this week.",
+        "The sky turned dark and the rain poured down.",
+        "Spring has been unusually wet and windy this year.",
+        "There is a sixty percent chance of rain on Wednesday.",
+        "Black ice formed on the bridge during the night.",
+    ],
+    "technology": [
+        "The laptop fan gets loud when I run large programs.",
+        "Clear your browser cache if the page loads slowly.",
+        "He replaced the cracked screen on his phone.",
+        "The new operating system supports multiple desktops.",
+        "The server crashed after the latest software patch.",
+        "She plugged the monitor into the docking station.",
+        "My wireless mouse stopped responding after the update.",
+        "The engineers shipped a fix for the memory leak.",
+        "Download the installer from the official site.",
+        "The smart speaker answers questions with voice commands.",
+        "This charger can power a laptop and a phone at once.",
+        "The hard drive made a clicking noise before it failed.",
+        "He automated the backups with a short shell script.",
+        "The Wi-Fi signal is weak in the upstairs bedroom.",
+        "Our website now loads twice as fast on mobile.",
+        "The password manager generates long random passwords.",
+        "The chatbot answers customer questions on the help page.",
+        "Plug the USB stick into the port on the back.",
+        "The tablet's touchscreen stopped registering taps.",
+        "This camera uploads pictures to the phone over Wi-Fi.",
+        "The startup is building a drone that delivers packages.",
+        "My computer keeps showing a blue error screen.",
+        "Encrypt the drive before sending the laptop for repair.",
+        "The program compiles without warnings on the latest compiler.",
+        "She configured the printer to scan documents to email.",
+        "The e-reader holds thousands of books in its memory.",
+        "The developers moved the whole codebase to a new repository.",
+        "The satellite internet connection is surprisingly fast.",
+        "A hacker stole passwords from the outdated server.",
+        "The virtual reality headset tracks every movement of my hands.",
+        "The electric car receives software updates over the air.",
+        "Press the power button for ten seconds to reset it.",
+        "The USB cable is too short to reach the computer.",
+        "The printer ran out of ink halfway through the report.",
+        "The new graphics card renders video twice as fast.",
+    ],
+}
+
+
 def make_topic(rng: random.Random) -> tuple[list, list, list]:
     groups = [[row(s, label) for s in sentences] for label, sentences in TOPIC_SENTENCES.items()]
-    # 30 sentences per label -> 8 train, 8 dev, 14 test per label.
-    return split_stratified(groups, rng, 8 / 30, 8 / 30)
+    # 30 sentences per label -> 8 train, 8 dev, 14 test per label; then 35 more per label -> 22 dev, 13 test.
+    first = split_stratified(groups, rng, 8 / 30, 8 / 30)
+    more = [[row(s, label) for s in sentences] for label, sentences in EXTRA_TOPIC_SENTENCES.items()]
+    return grow(first, more, rng, 22 / 35)
 
 
 # --------------------------------------------------------------------------------------------
@@ -455,20 +679,23 @@ MONTHS = [
 ]
 
 
-def make_date_format(rng: random.Random) -> tuple[list, list, list]:
-    dates: set[tuple[int, int, int]] = set()
-    ordered: list[tuple[int, int, int]] = []
-    while len(ordered) < 140:
+def _date_rows(rng: random.Random, n: int, seen: set[tuple[int, int, int]]) -> list[Row]:
+    """N random dates not in SEEN (which grows), as examples."""
+    rows: list[Row] = []
+    while len(rows) < n:
         year = rng.randint(1950, 2030)
         month = rng.randint(1, 12)
         day = rng.randint(1, calendar.monthrange(year, month)[1])
-        if (year, month, day) not in dates:
-            dates.add((year, month, day))
-            ordered.append((year, month, day))
-    rows = [
-        row(f"{MONTHS[m - 1]} {d}, {y}", f"{y:04d}-{m:02d}-{d:02d}") for (y, m, d) in ordered
-    ]
-    return split_counts(rows, rng, 40, 40)
+        if (year, month, day) not in seen:
+            seen.add((year, month, day))
+            rows.append(row(f"{MONTHS[month - 1]} {day}, {year}", f"{year:04d}-{month:02d}-{day:02d}"))
+    return rows
+
+
+def make_date_format(rng: random.Random) -> tuple[list, list, list]:
+    seen: set[tuple[int, int, int]] = set()
+    first = split_counts(_date_rows(rng, 140, seen), rng, 40, 40)
+    return grow(first, [_date_rows(rng, 120, seen)], rng, 80 / 120)
 
 
 # --------------------------------------------------------------------------------------------
@@ -477,9 +704,9 @@ def make_date_format(rng: random.Random) -> tuple[list, list, list]:
 
 
 def make_double_number(rng: random.Random) -> tuple[list, list, list]:
-    numbers = rng.sample(range(1, 200), 140)
+    numbers = rng.sample(range(1, 400), 260)
     rows = [row(str(n), str(2 * n)) for n in numbers]
-    return split_counts(rows, rng, 40, 40)
+    return split_counts(rows, rng, 40, 120)
 
 
 # --------------------------------------------------------------------------------------------
@@ -507,19 +734,24 @@ CAP_PATTERNS = [
 ]
 
 
-def make_capitalize_words(rng: random.Random) -> tuple[list, list, list]:
-    seen: set[str] = set()
-    phrases: list[str] = []
-    while len(phrases) < 140:
-        pattern = CAP_PATTERNS[len(phrases) % len(CAP_PATTERNS)]
+def _phrases(rng: random.Random, n: int, seen: set[str]) -> list[Row]:
+    """N random phrases not in SEEN (which grows), as examples; the pattern cycles with SEEN's size."""
+    rows: list[Row] = []
+    while len(rows) < n:
+        pattern = CAP_PATTERNS[len(seen) % len(CAP_PATTERNS)]
         a, b = rng.sample(CAP_ADJECTIVES, 2)
-        n, m = rng.sample(CAP_NOUNS, 2)
-        phrase = pattern.format(a=a, b=b, n=n, m=m)
+        n_, m = rng.sample(CAP_NOUNS, 2)
+        phrase = pattern.format(a=a, b=b, n=n_, m=m)
         if phrase not in seen:
             seen.add(phrase)
-            phrases.append(phrase)
-    rows = [row(p, " ".join(w[0].upper() + w[1:] for w in p.split())) for p in phrases]
-    return split_counts(rows, rng, 40, 40)
+            rows.append(row(phrase, " ".join(w[0].upper() + w[1:] for w in phrase.split())))
+    return rows
+
+
+def make_capitalize_words(rng: random.Random) -> tuple[list, list, list]:
+    seen: set[str] = set()
+    first = split_counts(_phrases(rng, 140, seen), rng, 40, 40)
+    return grow(first, [_phrases(rng, 120, seen)], rng, 80 / 120)
 
 
 # --------------------------------------------------------------------------------------------
@@ -704,12 +936,121 @@ FR_OTHER: dict[str, tuple[str, list[str]]] = {
 }
 
 
+# Entries written later to grow dev and test (train keeps its 41), none of them in the tables above.
+EXTRA_FR_NOUNS: dict[str, tuple[str, list[str]]] = {
+    "pig": ("cochon", ["porc"]),
+    "sheep": ("mouton", ["brebis"]),
+    "rabbit": ("lapin", ["lapine"]),
+    "lion": ("lion", ["lionne"]),
+    "frog": ("grenouille", []),
+    "snake": ("serpent", []),
+    "wolf": ("loup", ["louve"]),
+    "bee": ("abeille", []),
+    "butter": ("beurre", []),
+    "meat": ("viande", []),
+    "rice": ("riz", []),
+    "tea": ("thé", []),
+    "banana": ("banane", []),
+    "strawberry": ("fraise", []),
+    "lemon": ("citron", []),
+    "carrot": ("carotte", []),
+    "cake": ("gâteau", []),
+    "spoon": ("cuillère", ["cuiller"]),
+    "bottle": ("bouteille", []),
+    "bag": ("sac", []),
+    "pencil": ("crayon", ["crayon à papier", "crayon de papier"]),
+    "paper": ("papier", []),
+    "wall": ("mur", []),
+    "roof": ("toit", []),
+    "computer": ("ordinateur", []),
+    "bicycle": ("vélo", ["bicyclette"]),
+    "airport": ("aéroport", []),
+    "hospital": ("hôpital", []),
+    "church": ("église", []),
+    "library": ("bibliothèque", []),
+    "lake": ("lac", []),
+    "son": ("fils", []),
+    "uncle": ("oncle", []),
+    "aunt": ("tante", []),
+    "baby": ("bébé", []),
+    "grandmother": ("grand-mère", []),
+    "nose": ("nez", []),
+    "mouth": ("bouche", []),
+    "tooth": ("dent", []),
+    "finger": ("doigt", []),
+    "sky": ("ciel", []),
+    "sand": ("sable", []),
+    "winter": ("hiver", []),
+    "month": ("mois", []),
+    "newspaper": ("journal", []),
+}
+
+EXTRA_FR_ADJECTIVES: dict[str, tuple[str, list[str]]] = {
+    "heavy": ("lourd", ["lourde"]),
+    "tired": ("fatigué", ["fatiguée"]),
+    "bitter": ("amer", ["amère"]),
+    "wet": ("mouillé", ["mouillée", "humide"]),
+    "dry": ("sec", ["sèche"]),
+    "funny": ("drôle", ["amusant", "amusante", "marrant", "marrante", "comique"]),
+    "ugly": ("laid", ["laide", "moche", "vilain", "vilaine"]),
+    "brown": ("marron", ["brun", "brune"]),
+    "gray": ("gris", ["grise"]),
+    "pink": ("rose", []),
+    "purple": ("violet", ["violette"]),
+    "sick": ("malade", []),
+    "expensive": ("cher", ["chère", "coûteux", "coûteuse"]),
+    "high": ("haut", ["haute", "élevé", "élevée"]),
+    "deep": ("profond", ["profonde"]),
+    "narrow": ("étroit", ["étroite"]),
+    "true": ("vrai", ["vraie", "véritable"]),
+    "false": ("faux", ["fausse"]),
+    "lazy": ("paresseux", ["paresseuse", "fainéant", "fainéante"]),
+    "proud": ("fier", ["fière"]),
+}
+
+EXTRA_FR_VERBS: dict[str, tuple[str, list[str]]] = {
+    "to cook": ("cuisiner", ["cuire", "faire la cuisine"]),
+    "to wash": ("laver", []),
+    "to drive": ("conduire", []),
+    "to jump": ("sauter", []),
+    "to laugh": ("rire", []),
+    "to travel": ("voyager", []),
+    "to send": ("envoyer", []),
+    "to answer": ("répondre", []),
+    "to ask": ("demander", []),
+    "to pay": ("payer", []),
+    "to build": ("construire", ["bâtir"]),
+    "to forget": ("oublier", []),
+    "to win": ("gagner", ["remporter"]),
+    "to lose": ("perdre", []),
+    "to fall": ("tomber", []),
+}
+
+EXTRA_FR_OTHER: dict[str, tuple[str, list[str]]] = {
+    "four": ("quatre", []),
+    "twenty": ("vingt", []),
+    "thousand": ("mille", []),
+    "Monday": ("lundi", []),
+    "Sunday": ("dimanche", []),
+    "often": ("souvent", []),
+    "now": ("maintenant", ["à présent"]),
+    "very": ("très", []),
+    "under": ("sous", ["en dessous de", "au-dessous de"]),
+    "good night": ("bonne nuit", []),
+}
+
+
 def make_en_to_fr_words(rng: random.Random) -> tuple[list, list, list]:
     groups = [
         [row(en, fr, alts) for en, (fr, alts) in table.items()]
         for table in (FR_NOUNS, FR_ADJECTIVES, FR_VERBS, FR_OTHER)
     ]
-    return split_stratified(groups, rng, 0.25, 0.25)
+    first = split_stratified(groups, rng, 0.25, 0.25)
+    more = [
+        [row(en, fr, alts) for en, (fr, alts) in table.items()]
+        for table in (EXTRA_FR_NOUNS, EXTRA_FR_ADJECTIVES, EXTRA_FR_VERBS, EXTRA_FR_OTHER)
+    ]
+    return grow(first, more, rng, 0.88)
 
 
 # --------------------------------------------------------------------------------------------
@@ -774,7 +1115,7 @@ TASKS: list[dict] = [
             "Double the number.",
             "Do the math.",
         ],
-        "source": SOURCE.format(what="140 distinct random integers from 1 to 199", seed=SEED),
+        "source": SOURCE.format(what="260 distinct random integers from 1 to 399", seed=SEED),
     },
     {
         "name": "capitalize_words",

@@ -199,12 +199,12 @@ def test_pareto_front_keeps_only_undominated_candidates():
 
 
 def test_too_few_confirmation_examples_are_said_up_front_with_the_gain_the_test_needs(capsys):
-    from optimizer import load_task
     from optimizer.config import RunConfig
     from optimizer.run.preflight import check_job
 
-    task = load_task("capitalize_words")  # 40 dev examples: 20 set aside to confirm
-    check_job(RunConfig.from_options("capitalize_words", target="fake:echo"), task)
+    many = [Example(input=str(i), output=str(i), id=str(i)) for i in range(260)]
+    task = Task(name="small", train=many[:20], dev=many[20:60], test=many[60:80], metric="exact_match")
+    check_job(RunConfig.from_options("small", target="fake:echo"), task)  # 40 dev examples: 20 set aside to confirm
     err = capsys.readouterr().err
     assert "sets 20 dev examples aside" in err and "at least 6 more of them right (+0.30 accuracy)" in err
     # the arithmetic is the test's own: 6 examples won (and none lost) of 20 pass Holm over 3 finalists, 5 do not
@@ -212,11 +212,10 @@ def test_too_few_confirmation_examples_are_said_up_front_with_the_gain_the_test_
     for won, passes in ((6, True), (5, False)):
         p = paired_p_value([1.0] * won + [0.0] * (20 - won), incumbent)
         assert (holm([p, 1.0, 1.0])[0] < 0.05) is passes
-    check_job(RunConfig.from_options("capitalize_words", target="fake:echo", finalists=1), task)
+    check_job(RunConfig.from_options("small", target="fake:echo", finalists=1), task)
     assert "at least 5 more" in capsys.readouterr().err
-    check_job(RunConfig.from_options("capitalize_words", target="fake:echo", scoring="logprob"), task)
+    check_job(RunConfig.from_options("small", target="fake:echo", scoring="logprob"), task)
     assert "confirm" not in capsys.readouterr().err  # log-probabilities differ on every pair: no count to give
-    many = [Example(input=str(i), output=str(i), id=str(i)) for i in range(260)]
     big = Task(name="big", train=many[:20], dev=many[20:220], test=many[220:], metric="exact_match")
     check_job(RunConfig.from_options("big", target="fake:echo"), big)  # 100 to confirm: +0.06 is no news
     assert "confirm" not in capsys.readouterr().err
