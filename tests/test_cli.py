@@ -97,7 +97,7 @@ def test_eval_on_fake():
                   "fake:upper", "--split", "dev", "--json")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
-    assert data["n"] == 40 and data["split"] == "dev"
+    assert data["n"] == 120 and data["split"] == "dev"
 
 
 

@@ -194,7 +194,8 @@ def test_python_format_escapes_braces_and_keeps_the_input_slot():
     assert any("{input}" in note for note in exported.notes)
 
 
-def test_old_runs_export_with_their_demonstrations_drawn_again(tmp_path, capsys):
+def test_old_runs_export_with_their_demonstrations_drawn_again(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("APO_TASKS_DIR", str(V1.parent / "tasks_v1"))  # the task's data as the run was made on it
     run = tmp_path / "ape-fake-capitalize_words"
     shutil.copytree(V1 / run.name, run)
     check_formats(str(run))

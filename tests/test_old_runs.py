@@ -17,6 +17,8 @@ from optimizer.report.build import summarize_run
 from optimizer.run.events import RunLog, RunLogError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "runs_v1"
+OLD_TASKS = Path(__file__).parent / "fixtures" / "tasks_v1"
+"""The bundled tasks these runs were made on, before their dev and test splits grew."""
 
 
 def test_fixtures_are_schema_1():
@@ -63,7 +65,8 @@ def test_old_runs_show(name, capsys, monkeypatch, tmp_path):
     assert "top candidates" in out
 
 
-def test_killed_old_run_resumes_to_the_same_result(tmp_path):
+def test_killed_old_run_resumes_to_the_same_result(tmp_path, monkeypatch):
+    monkeypatch.setenv("APO_TASKS_DIR", str(OLD_TASKS))  # the task's data as the run was made on it
     runs = tmp_path / "runs"
     shutil.copytree(FIXTURES / "ape-fake-capitalize_words-killed", runs / "killed")
     done = json.loads((FIXTURES / "ape-fake-capitalize_words" / "result.json").read_text())

@@ -141,7 +141,7 @@ def test_changed_task_data_is_refused_unless_allowed(tmp_path):
 
     out = run_cli("resume", run_dir.name, env_extra=env)
     assert out.returncode == 2
-    assert "changed" in out.stderr and "dev: examples edited" in out.stderr and "test: 60 -> 61" in out.stderr
+    assert "changed" in out.stderr and "dev: examples edited" in out.stderr and "test: 100 -> 101" in out.stderr
     assert "--allow-changed-data" in out.stderr
     assert not (run_dir / "result.json").exists()
 
@@ -209,7 +209,8 @@ def test_a_torn_last_line_needs_no_repair(tmp_path):
 
 @pytest.mark.slow
 def test_ctrl_c_writes_a_partial_result_and_resume_finishes_it(tmp_path):
-    args = ["optimize", "past_tense", "--target", "fake:slow", "--no-cache", "--seed", "4", "--test-limit", "40"]
+    args = ["optimize", "past_tense", "--target", "fake:slow", "--no-cache", "--seed", "4", "--test-limit", "40",
+            "--dev-limit", "20"]
     reference = _optimize(_env(tmp_path / "ref"), *args[1:])
     env = _env(tmp_path)
     runs = tmp_path / "runs"

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def server(tmp_path):
-    srv = Server(tmp_path, "--max-job-calls", "500", "--max-total-calls", "800", "--max-examples", "100")
+    srv = Server(tmp_path, "--max-job-calls", "500", "--max-total-calls", "800", "--max-examples", "150")
     try:
         yield srv
     finally:
@@ -88,9 +88,9 @@ def test_bad_jobs_are_refused_with_the_cli_messages(server):
         big = {"spec": {"name": "big"}, "examples": {"train": [{"input": "x" * 1000, "output": "y"}] * 6000,
                                                      "test": [{"input": "a", "output": "b"}]}}
         assert "request body over" in _detail(client.post("/jobs", json={"task": big}), 413)
-        many = {"spec": {"name": "many"}, "examples": {"train": [{"input": "a", "output": "b"}] * 101,
+        many = {"spec": {"name": "many"}, "examples": {"train": [{"input": "a", "output": "b"}] * 151,
                                                        "test": [{"input": "a", "output": "b"}]}}
-        assert "at most 100 per split" in _detail(post({}, task=many), 400)
+        assert "at most 150 per split" in _detail(post({}, task=many), 400)
         bad = {"spec": {"name": "bad", "metric": "nope"}, "examples": {"train": [{"input": "a", "output": "b"}],
                                                                       "test": [{"input": "a", "output": "b"}]}}
         message = _detail(post({}, task=bad), 400)

@@ -93,7 +93,7 @@ def _row_scores(dom: str, job_id: str) -> int:
 def test_browser_follows_a_job_live_and_shows_its_result_and_the_leaderboard(server, tmp_path):
     client = ApoClient(server.url, server.token)
     task = load_task("capitalize_words").model_copy(update={"name": "caps_web", "instructions": [HOSTILE]})
-    job_id = client.submit(task, target="fake:slower", searcher="ape", rounds=1, cache=False)
+    job_id = client.submit(task, target="fake:slower", searcher="ape", rounds=1, dev_limit=20, cache=False)
     wait_for(lambda: client.get(job_id)["progress"]["scores"] > 0, 90, "the job to score")
     ui = f"{server.url}/ui#token={server.token}"
     page = f"{server.url}/ui/jobs/{job_id}#token={server.token}"
