@@ -67,6 +67,12 @@ def _diff(a: ScoredPrompt | None, b: ScoredPrompt | None) -> dict | None:
                                                                                                  b.test_acc)]}
 
 
+def load_result(run: Path) -> RunResult:
+    """A finished run's result.json, as the engine wrote it."""
+    stored = json.loads((run / "result.json").read_text())
+    return RunResult.model_validate({k: v for k, v in stored.items() if k != "schema"})
+
+
 def summarize(result: RunResult) -> dict[str, Any]:
     """The benchmark row of one run."""
     rows = {p.name: p for p in result.baselines}
@@ -333,8 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     if previous:
         unpack(out, runs_dir, previous["rows"])
         for old in previous["rows"]:
-            stored = json.loads((runs_dir / old["run_id"] / "result.json").read_text())
-            rows.append(summarize(RunResult.model_validate({k: v for k, v in stored.items() if k != "schema"})))
+            rows.append(summarize(load_result(runs_dir / old["run_id"])))
     merged: dict[str, float] = dict(previous.get("merged_wall_s") or {}) if previous else {}
     for other in map(Path, args.merge):
         more = json.loads(other.with_suffix(".json").read_text())
@@ -344,8 +349,7 @@ def main(argv: list[str] | None = None) -> int:
         have = {(r["task"], r["searcher"], r["seed"]) for r in rows}
         for old in more["rows"]:
             if (old["task"], old["searcher"], old["seed"]) not in have:
-                stored = json.loads((runs_dir / old["run_id"] / "result.json").read_text())
-                rows.append(summarize(RunResult.model_validate({k: v for k, v in stored.items() if k != "schema"})))
+                rows.append(summarize(load_result(runs_dir / old["run_id"])))
     if not args.rebuild:
         infos = list_tasks(args.data_dir)
         induction = [i.name for i in infos if i.kind == "instruction_induction"]

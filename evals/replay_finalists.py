@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_search import _above, _below, _diff  # noqa: E402
+from bench_search import _above, _below, _diff, load_result  # noqa: E402
 
 from optimizer.config import RunConfig  # noqa: E402
 from optimizer.run.selection import holm  # noqa: E402
@@ -54,8 +54,7 @@ def replay(result: RunResult, k: int, score: Callable[[str], ScoredPrompt] | Non
     sel = result.selection
     inc = result.incumbent_prompt()
     finalists = sel.finalists[:k] if sel else []
-    adjusted = holm([f.p_value for f in finalists]) if finalists else []
-    wins = [f for f, a in zip(finalists, adjusted) if a < sel.alpha] if sel else []
+    wins = [f for f, a in zip(finalists, holm([f.p_value for f in finalists])) if sel and a < sel.alpha]
     if not wins:
         return "same"  # the incumbent ships
     pick = max(wins, key=lambda f: f.diff)  # the largest significant gain, as selection ships
@@ -79,8 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for row in rows:
         run = Path(args.runs_dir) / row["run_id"]
-        stored = json.loads((run / "result.json").read_text())
-        results.append((row["seed"], run, RunResult.model_validate({k: v for k, v in stored.items() if k != "schema"})))
+        results.append((row["seed"], run, load_result(run)))
     memo: dict[tuple[str, str], ScoredPrompt] = {}
 
     def scorer(run: Path, result: RunResult) -> Callable[[str], ScoredPrompt] | None:

@@ -676,10 +676,10 @@ MONTHS = [
 ]
 
 
-def _date_rows(rng: random.Random, n: int, seen: set[tuple[int, int, int]]) -> list[Row]:
-    """N random dates not in SEEN (which grows), as examples."""
+def _date_rows(rng: random.Random, count: int, seen: set[tuple[int, int, int]]) -> list[Row]:
+    """COUNT random dates not in SEEN (which grows), as examples."""
     rows: list[Row] = []
-    while len(rows) < n:
+    while len(rows) < count:
         year = rng.randint(1950, 2030)
         month = rng.randint(1, 12)
         day = rng.randint(1, calendar.monthrange(year, month)[1])
@@ -731,14 +731,14 @@ CAP_PATTERNS = [
 ]
 
 
-def _phrases(rng: random.Random, n: int, seen: set[str]) -> list[Row]:
-    """N random phrases not in SEEN (which grows), as examples; the pattern cycles with SEEN's size."""
+def _phrases(rng: random.Random, count: int, seen: set[str]) -> list[Row]:
+    """COUNT random phrases not in SEEN (which grows), as examples; the pattern cycles with SEEN's size."""
     rows: list[Row] = []
-    while len(rows) < n:
+    while len(rows) < count:
         pattern = CAP_PATTERNS[len(seen) % len(CAP_PATTERNS)]
         a, b = rng.sample(CAP_ADJECTIVES, 2)
-        n_, m = rng.sample(CAP_NOUNS, 2)
-        phrase = pattern.format(a=a, b=b, n=n_, m=m)
+        n, m = rng.sample(CAP_NOUNS, 2)
+        phrase = pattern.format(a=a, b=b, n=n, m=m)
         if phrase not in seen:
             seen.add(phrase)
             rows.append(row(phrase, " ".join(w[0].upper() + w[1:] for w in phrase.split())))

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "evals"))
 
 import replay_finalists  # noqa: E402
-from bench_search import _above, _below  # noqa: E402
+from bench_search import _above, _below, load_result  # noqa: E402
 
 from optimizer.types import RunResult  # noqa: E402
 
@@ -28,11 +28,7 @@ def runs(tmp_path_factory) -> list[tuple[dict, RunResult]]:
     with tarfile.open(REPORT.with_name(REPORT.name + "_runs.tar.gz"), "r:gz") as tar:
         tar.extractall(folder, members=[m for m in tar.getmembers() if m.name.endswith("/result.json")],
                        filter="data")
-    out = []
-    for row in rows:
-        stored = json.loads((folder / row["run_id"] / "result.json").read_text())
-        out.append((row, RunResult.model_validate({k: v for k, v in stored.items() if k != "schema"})))
-    return out
+    return [(row, load_result(folder / row["run_id"])) for row in rows]
 
 
 def test_replay_with_the_runs_own_finalists_gives_what_they_shipped(runs):

@@ -199,6 +199,7 @@ def test_pareto_front_keeps_only_undominated_candidates():
 
 
 def test_too_few_confirmation_examples_are_said_up_front_with_the_gain_the_test_needs(capsys):
+    from optimizer import load_task
     from optimizer.config import RunConfig
     from optimizer.run.preflight import check_job
 
@@ -219,3 +220,5 @@ def test_too_few_confirmation_examples_are_said_up_front_with_the_gain_the_test_
     big = Task(name="big", train=many[:20], dev=many[20:220], test=many[220:], metric="exact_match")
     check_job(RunConfig.from_options("big", target="fake:echo"), big)  # 100 to confirm: +0.06 is no news
     assert "confirm" not in capsys.readouterr().err
+    check_job(RunConfig.from_options("capitalize_words", target="fake:echo"), load_task("capitalize_words"))
+    assert "confirm" not in capsys.readouterr().err  # the bundled tasks set 60 aside: 6 more right is +0.10
