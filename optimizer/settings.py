@@ -68,10 +68,12 @@ class RacingConfig(BaseModel):
     eta: int = Field(default=2, ge=2)
     """Successive-halving factor: keep 1/eta of the candidates, multiply examples by eta."""
     rule: Literal["halving", "bounds", "both"] = "halving"
-    """What a rung drops: the worse part of the field (``halving``); every candidate whose accuracy's upper
-    confidence bound is below the leader's lower bound (``bounds``, Hoeffding, so only on evidence); or both."""
+    """What a rung drops: the worse part of the field (``halving``); every candidate a one-sided paired test calls
+    worse than the leader on the examples so far (``bounds``: McNemar's exact test on 0/1 scores, Hoeffding's bound
+    otherwise; so a candidate leaves only on evidence); or both."""
     delta: float = Field(default=0.05, gt=0.0, lt=1.0)
-    """Error probability of the bounds at each rung (split over the field)."""
+    """Error probability of the paired tests over the whole race (split over the field's size times its rungs), so
+    the best candidate is dropped by a test with probability at most ``delta``."""
 
 
 class AutoPromptConfig(BaseModel):
