@@ -210,7 +210,8 @@ class JointConfig(BaseModel):
     minibatch: int = Field(default=8, ge=1)
     """Raced dev examples per trial (a fresh random draw each trial)."""
     top_combinations: int = Field(default=4, ge=1)
-    """Combinations with the best mean minibatch score raced on the full dev set with the incumbent."""
+    """Combinations with the best mean minibatch score raced on the full dev set with the incumbent (each with a
+    proposed instruction beside its demonstrations under the incumbent's instruction)."""
     demos_per_proposal: int = Field(default=5, ge=1)
     """Training demonstrations shown in each proposal meta-prompt."""
     temperature: float = Field(default=0.7, ge=0.0)

@@ -69,3 +69,28 @@ def test_joint_options_belong_to_the_joint_searcher():
         RunConfig.from_options("topic", trials=5)
     with pytest.raises(UsageError, match="trials: joint option, but the searcher is ape; choose searcher joint"):
         RunConfig.from_options("topic", searcher="ape", trials=5)
+
+
+def demos_only_model() -> FakeModel:
+    """Right with at least two GOOD demonstrations, whatever the instruction says."""
+
+    def answer(prompt: str) -> str:
+        word = last_input(prompt)
+        return word[::-1] if len(GOOD & set(demo_inputs(prompt))) >= 2 else word
+
+    return FakeModel("fake:demos-only", proposals=["Count letters.", "Write a rhyme.", "Give a 5-point answer."],
+                     answer=answer)
+
+
+def test_each_raced_combination_is_also_raced_under_the_incumbents_instruction():
+    register_fake("demos-only", demos_only_model)
+    result = optimize(both_task(), target="fake:demos-only", searcher="joint", seed=0, trials=30, demo_sets=8,
+                      instructions=3)
+    joint = [c for c in result.candidates if c.origin == "joint"]
+    proposed = [c for c in joint if c.text != "Repeat the word."]
+    assert proposed, "the trials should put proposed instructions among the raced combinations"
+    for c in proposed:  # beside it: its demonstrations under the incumbent's instruction
+        assert any(o.text == "Repeat the word." and o.demos == c.demos for o in joint), c.id
+    assert any(o.parent in {c.id for c in proposed} for o in joint)  # a new one descends from its combination
+    raced = {c.id for c in result.candidates if c.dev.n}
+    assert {c.id for c in joint} <= raced

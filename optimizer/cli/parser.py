@@ -247,7 +247,8 @@ def _add_demos_and_reflect_groups(opt: argparse.ArgumentParser) -> None:
                        help="demonstration sets drawn (default: 6); the incumbent's own is added")
     joint.add_argument("--trials", type=int, help="TPE trials, one combination on one minibatch each (default: 24)")
     joint.add_argument("--top-combinations", type=int,
-                       help="best combinations by mean minibatch score raced on the full dev set (default: 4)")
+                       help="best combinations by mean minibatch score raced on the full dev set (default: 4), "
+                            "each also with its demonstrations under the incumbent's instruction")
     ref = opt.add_argument_group("reflection (--searcher reflect)", REFLECT_HELP)
     ref.add_argument("--beam", type=int, help="best prompts kept and reflected on each round (default: 2)")
     ref.add_argument("--rewrites", type=int, help="critique-and-rewrite pairs per beam prompt each round (default: 2)")

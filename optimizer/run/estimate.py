@@ -91,7 +91,7 @@ def _search_phases(config: RunConfig, dev: int) -> tuple[dict[str, int], int, in
         train += demos.bootstrap_pool
     if config.searcher == "joint":
         joint = config.joint
-        pairs["joint trials"] = joint.trials * min(joint.minibatch, dev) + race(joint.top_combinations + 1)
+        pairs["joint trials"] = joint.trials * min(joint.minibatch, dev) + race(2 * joint.top_combinations + 1)
         train += config.demos.bootstrap_pool
         proposer = joint.instructions
     if config.searcher == "reflect":

@@ -5,7 +5,9 @@ training demonstrations) and which demonstration set (the run's own, and the ``d
 searcher's random and bootstrapped sets). A Bayesian optimizer (optuna's TPE sampler) picks a
 combination per trial and observes its score on a small random minibatch of raced dev
 examples. The combinations with the best mean minibatch score are then raced on the full dev
-set with the incumbent.
+set with the incumbent, each beside the same demonstrations under the incumbent's instruction:
+on a small target the demonstrations often carry the gain, and then the instruction the user
+wrote can keep it, instead of whatever proposal happened to be paired with them.
 
 Every minibatch score goes through the run's journal, and the sampler is seeded, so a resumed
 job asks the same trials again and gets every answer from the log.
@@ -65,6 +67,11 @@ class JointSearch:
             cand = cand or ctx.find(instructions[i], sets[j])
             if cand is not None and cand not in field:
                 field.append(cand)
+            if cand is not None and i != 0:  # the same demonstrations under the incumbent's instruction
+                own = ctx.add(instructions[0], origin="joint", parent=cand.id, round=1, demos=sets[j])
+                own = own or ctx.find(instructions[0], sets[j])
+                if own is not None and own not in field:
+                    field.append(own)
         ctx.record(SearcherNote(searcher=self.name, kind="trials", data={
             "instructions": len(instructions), "demo_sets": len(sets), "trials": self.config.trials,
             "top": [{"instruction": i, "demos": j, "minibatch_mean": round(means[(i, j)], 4),
