@@ -145,10 +145,13 @@ class SelectionConfig(BaseModel):
     """Best raced candidates compared with the incumbent on the confirmation examples."""
     alpha: float = Field(default=0.05, gt=0.0, lt=1.0)
     """Significance level of the one-sided paired test (Holm-corrected over the finalists)."""
-    prefer: Literal["accuracy", "shorter"] = "accuracy"
-    """``shorter``: once the winner is chosen, ship the prompt with the fewest tokens among the finalists and the
-    incumbent that are not significantly worse than it on the confirmation examples (uncorrected one-sided paired
-    test at ``alpha``)."""
+    prefer: Literal["instruction", "accuracy", "shorter"] = "instruction"
+    """Which of the finalists the test calls better ships. ``accuracy``: the largest gain on the confirmation
+    examples. ``instruction``: the same, unless a finalist that keeps the incumbent's instruction (with other
+    demonstrations) is also better and the largest gain does not beat it significantly (uncorrected one-sided
+    paired test at ``alpha``); that one ships, so your wording is kept where the demonstrations carry the gain.
+    ``shorter``: once the winner is chosen, ship the prompt with the fewest tokens among the finalists and the
+    incumbent that are not significantly worse than it on the confirmation examples (the same test)."""
 
 
 class DemosConfig(BaseModel):

@@ -249,8 +249,9 @@ class Selection(BaseModel):
     ``shorter, not significantly worse`` (with ``prefer shorter``): a shorter prompt that is not significantly
     worse than the winner ships; ``not tested``: confirmation was off (the best on dev ships) or the budget ended
     first (the incumbent ships)."""
-    prefer: Literal["accuracy", "shorter"] = "accuracy"
-    """What decided among prompts that are not significantly different."""
+    prefer: Literal["instruction", "accuracy", "shorter"] = "accuracy"
+    """What decided among prompts that are not significantly different (runs made before ``instruction`` existed
+    read as ``accuracy``)."""
     incumbent: str | None = None
     """The incumbent's candidate id."""
     incumbent_origin: str | None = None

@@ -7,6 +7,7 @@ import json
 
 import pytest
 from test_ape import PLANTED, WORDS, planted_model, reversal_task
+from test_demos import GOOD, demo_inputs
 
 from optimizer import optimize
 from optimizer.cli.main import main
@@ -174,7 +175,7 @@ def test_prefer_shorter_ships_the_shortest_prompt_not_significantly_worse():
     by_text = {c.text: c for c in short.candidates}
     assert by_text[PLANTED].prompt_tokens < by_text[LONG].prompt_tokens
     # by accuracy the long prompt wins; the short one slips on a few examples, not significantly
-    assert plain.best.text == LONG and plain.selection.prefer == "accuracy"
+    assert plain.best.text == LONG and plain.selection.prefer == "instruction"
     assert short.best.text == PLANTED and short.selection.prefer == "shorter"
     assert short.best.confirm.acc < plain.best.confirm.acc
     assert short.selection.verdict == "improved"  # it also beat the incumbent significantly
@@ -222,3 +223,62 @@ def test_too_few_confirmation_examples_are_said_up_front_with_the_gain_the_test_
     assert "confirm" not in capsys.readouterr().err
     check_job(RunConfig.from_options("capitalize_words", target="fake:echo"), load_task("capitalize_words"))
     assert "confirm" not in capsys.readouterr().err  # the bundled tasks set 60 aside: 6 more right is +0.10
+
+
+def mirror_model(own_right=lambda word: not word.startswith("s"), name: str = "mirror") -> FakeModel:
+    """Right only with two GOOD demonstrations; then under "Mirror the word." on every word, and under any other
+    instruction on the words ``own_right`` accepts."""
+
+    def answer(prompt: str) -> str:
+        word = last_input(prompt)
+        if len(GOOD & set(demo_inputs(prompt))) < 2:
+            return word
+        return word[::-1] if "Mirror the word." in prompt or own_right(word) else word
+
+    return FakeModel(f"fake:{name}", answer=answer)
+
+
+def mirror_task() -> Task:
+    ex = [Example(input=w, output=w[::-1], id=f"w{i}") for i, w in enumerate(WORDS)]
+    return Task(name="mirror", train=ex[:20], dev=ex[20:44], test=ex[44:], metric="exact_match",
+                instructions=["Reverse the word."], shots=2)
+
+
+class TwoSets:
+    """Races one good demonstration set under a proposed instruction and under the incumbent's."""
+
+    name = "two-sets"
+    requires = frozenset({"generate"})
+
+    def run(self, ctx) -> None:
+        good = [ex.id for ex in ctx.task.train if ex.input in GOOD][:2]
+        proposal = ctx.add("Mirror the word.", origin="joint", parent=None, round=0, demos=good)
+        own = ctx.add(ctx.incumbent.text, origin="joint", parent=proposal.id, round=0, demos=good)
+        ctx.race([ctx.incumbent, proposal, own], round=0)
+
+
+def test_prefer_instruction_keeps_the_incumbents_wording_unless_another_is_significantly_better():
+    register_fake("mirror", mirror_model)
+    task = mirror_task()
+    default = optimize(task, target="fake:mirror", seed=0, searcher=TwoSets())
+    gain = optimize(task, target="fake:mirror", seed=0, searcher=TwoSets(), prefer="accuracy")
+    for result in (default, gain):  # both finalists beat the incumbent; the proposal by a little more
+        tests = {t.candidate: t for t in result.selection.finalists}
+        by_text = {c.text: c.id for c in result.candidates if c.origin == "joint"}
+        assert result.selection.verdict == "improved"
+        assert tests[by_text["Mirror the word."]].significant and tests[by_text["Reverse the word."]].significant
+        assert tests[by_text["Mirror the word."]].diff > tests[by_text["Reverse the word."]].diff
+    assert gain.best.text == "Mirror the word." and gain.selection.prefer == "accuracy"
+    assert default.best.text == "Reverse the word." and default.best.demos == gain.best.demos
+    assert default.selection.prefer == "instruction" and "keeps the incumbent's instruction" in default.selection.note
+    assert default.selection.shipped == default.best.candidate
+
+
+def test_prefer_instruction_ships_another_instruction_that_is_significantly_better():
+    register_fake("half", lambda: mirror_model(lambda word: word[0] < "n", name="half"))
+    result = optimize(mirror_task(), target="fake:half", seed=0, searcher=TwoSets())
+    tests = {t.candidate: t for t in result.selection.finalists}
+    by_text = {c.text: c.id for c in result.candidates if c.origin == "joint"}
+    assert tests[by_text["Reverse the word."]].significant  # better than the incumbent, but well short of the other
+    assert result.best.text == "Mirror the word." and result.selection.prefer == "instruction"
+    assert result.selection.note is None or "keeps the incumbent's instruction" not in result.selection.note

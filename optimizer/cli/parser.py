@@ -225,9 +225,11 @@ def _add_selection_group(opt: argparse.ArgumentParser) -> None:
                           "default: 100; 0: no confirmation, the best on dev ships untested)")
     sel.add_argument("--finalists", type=int, help="best raced candidates confirmed against the incumbent (default: 3)")
     sel.add_argument("--alpha", type=float, help="significance level of the one-sided paired test (default: 0.05)")
-    sel.add_argument("--prefer", choices=["accuracy", "shorter"],
-                     help="shorter: ship the prompt with the fewest tokens among the finalists and the incumbent that "
-                          "are not significantly worse than the winner (default: accuracy)")
+    sel.add_argument("--prefer", choices=["instruction", "accuracy", "shorter"],
+                     help="which finalist ships among those better than the incumbent: instruction (default): the "
+                          "largest gain, unless one keeping the incumbent's instruction is not significantly worse "
+                          "than it; accuracy: the largest gain; shorter: the prompt with the fewest tokens among the "
+                          "finalists and the incumbent that are not significantly worse than the winner")
 
 
 def _add_demos_and_reflect_groups(opt: argparse.ArgumentParser) -> None:

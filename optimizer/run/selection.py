@@ -119,10 +119,31 @@ def choose(ctx: SearchContext, evaluator: Evaluator) -> tuple[Candidate | None, 
     top = max(winners, key=lambda t: t.diff) if winners else None  # the largest significant gain on confirm
     shipped = ctx.candidates[top.candidate] if top else inc
     base.verdict, base.shipped = ("improved" if top else "no significant improvement"), shipped.id
+    base.prefer = cfg.prefer
+    values = {c.id: _values(raw[c.key], scoring) for c in [inc, *finalists]}
     if cfg.prefer == "shorter":
-        values = {c.id: _values(raw[c.key], scoring) for c in [inc, *finalists]}
         shipped = _shortest_not_worse(ctx, shipped, [inc, *finalists], values, base)
+    elif cfg.prefer == "instruction" and top is not None:
+        shipped = _own_instruction(ctx, shipped, [ctx.candidates[t.candidate] for t in winners], values, base)
     return shipped, base
+
+
+def _own_instruction(ctx: SearchContext, winner: Candidate, better: list[Candidate], values: dict[str, list[float]],
+                     sel: Selection) -> Candidate:
+    """Among the finalists called better (``better``, each with its confirmation scores in ``values``), the one with
+    the largest gain that keeps the incumbent's instruction, when the winner does not beat it significantly
+    (uncorrected); else the winner."""
+    inc = ctx.incumbent
+    own = [c for c in better if inc is not None and c.text == inc.text]
+    if not own or winner.text == (inc.text if inc else None):
+        return winner
+    mine = max(own, key=lambda c: float(np.mean(values[c.id])))
+    if paired_p_value(values[winner.id], values[mine.id], seed=ctx.seed) < ctx.config.selection.alpha:
+        return winner
+    sel.shipped = mine.id
+    sel.note = (f"--prefer instruction: {mine.id} keeps the incumbent's instruction and is better than the incumbent; "
+                f"{winner.id} (another instruction) is not significantly better than it on the confirmation examples")
+    return mine
 
 
 def _shortest_not_worse(ctx: SearchContext, winner: Candidate, pool: list[Candidate],
