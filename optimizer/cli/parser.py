@@ -70,10 +70,9 @@ LM (embedded = SmolLM2, hf:PATH) predicts the token after the prompt. Example:
       --token-candidates 100 --iterations 50"""
 
 SELECTION_HELP = """Racing picks finalists on dev; they are then scored once, with the incumbent (--initial-prompt,
-else the task's best human instruction, else no instruction), on dev examples racing never saw.
-A finalist ships only if a one-sided paired permutation test, Holm-corrected over the finalists,
-says it beats the incumbent at --alpha; otherwise the incumbent ships with the verdict "no
-significant improvement". The test split only reports."""
+else the task's best human instruction, else no instruction), on dev examples racing never saw. A finalist
+ships only if a one-sided paired permutation test, Holm-corrected over the finalists, says it beats the
+incumbent at --alpha; otherwise the incumbent ships ("no significant improvement"). The test split only reports."""
 
 REFLECT_HELP = """Each round runs the beam's prompts on training examples, shows the proposer the ones they get
 wrong (the answer given and the one expected), asks for a critique, then for a rewrite that fixes
@@ -226,10 +225,9 @@ def _add_selection_group(opt: argparse.ArgumentParser) -> None:
     sel.add_argument("--finalists", type=int, help="best raced candidates confirmed against the incumbent (default: 3)")
     sel.add_argument("--alpha", type=float, help="significance level of the one-sided paired test (default: 0.05)")
     sel.add_argument("--prefer", choices=["instruction", "accuracy", "shorter"],
-                     help="which finalist ships among those better than the incumbent: instruction (default): the "
-                          "largest gain, unless one keeping the incumbent's instruction is not significantly worse "
-                          "than it; accuracy: the largest gain; shorter: the prompt with the fewest tokens among the "
-                          "finalists and the incumbent that are not significantly worse than the winner")
+                     help="among finalists better than the incumbent, ship one keeping the incumbent's instruction "
+                          "unless the largest gain beats it significantly (instruction, the default), the largest "
+                          "gain (accuracy), or the fewest tokens not significantly worse than the winner (shorter)")
 
 
 def _add_demos_and_reflect_groups(opt: argparse.ArgumentParser) -> None:
@@ -249,8 +247,8 @@ def _add_demos_and_reflect_groups(opt: argparse.ArgumentParser) -> None:
                        help="demonstration sets drawn (default: 6); the incumbent's own is added")
     joint.add_argument("--trials", type=int, help="TPE trials, one combination on one minibatch each (default: 24)")
     joint.add_argument("--top-combinations", type=int,
-                       help="best combinations by mean minibatch score raced on the full dev set (default: 4), "
-                            "each also with its demonstrations under the incumbent's instruction")
+                       help="best combinations by mean minibatch score raced on the full dev set, each also "
+                            "under the incumbent's instruction (default: 4)")
     ref = opt.add_argument_group("reflection (--searcher reflect)", REFLECT_HELP)
     ref.add_argument("--beam", type=int, help="best prompts kept and reflected on each round (default: 2)")
     ref.add_argument("--rewrites", type=int, help="critique-and-rewrite pairs per beam prompt each round (default: 2)")
