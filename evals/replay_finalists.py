@@ -57,7 +57,8 @@ def replay(result: RunResult, k: int, score: Callable[[str], ScoredPrompt] | Non
     wins = [f for f, a in zip(finalists, holm([f.p_value for f in finalists])) if sel and a < sel.alpha]
     if not wins:
         return "same"  # the incumbent ships
-    pick = max(wins, key=lambda f: f.diff)  # the largest significant gain, as selection ships
+    pick = max(wins, key=lambda f: f.diff)  # the largest significant gain (what --prefer instruction ships too when
+    # every finalist keeps the incumbent's instruction, as the demos searcher's do)
     scored = {p.candidate: p for p in [result.best, *result.baselines] if p is not None and p.test is not None}
     if pick.candidate not in scored:
         if score is None:

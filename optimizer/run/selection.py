@@ -124,18 +124,17 @@ def choose(ctx: SearchContext, evaluator: Evaluator) -> tuple[Candidate | None, 
     if cfg.prefer == "shorter":
         shipped = _shortest_not_worse(ctx, shipped, [inc, *finalists], values, base)
     elif cfg.prefer == "instruction" and top is not None:
-        shipped = _own_instruction(ctx, shipped, [ctx.candidates[t.candidate] for t in winners], values, base)
+        shipped = _own_instruction(ctx, inc, shipped, [ctx.candidates[t.candidate] for t in winners], values, base)
     return shipped, base
 
 
-def _own_instruction(ctx: SearchContext, winner: Candidate, better: list[Candidate], values: dict[str, list[float]],
-                     sel: Selection) -> Candidate:
+def _own_instruction(ctx: SearchContext, inc: Candidate, winner: Candidate, better: list[Candidate],
+                     values: dict[str, list[float]], sel: Selection) -> Candidate:
     """Among the finalists called better (``better``, each with its confirmation scores in ``values``), the one with
     the largest gain that keeps the incumbent's instruction, when the winner does not beat it significantly
     (uncorrected); else the winner."""
-    inc = ctx.incumbent
-    own = [c for c in better if inc is not None and c.text == inc.text]
-    if not own or winner.text == (inc.text if inc else None):
+    own = [c for c in better if c.text == inc.text]
+    if not own or winner.text == inc.text:
         return winner
     mine = max(own, key=lambda c: float(np.mean(values[c.id])))
     if paired_p_value(values[winner.id], values[mine.id], seed=ctx.seed) < ctx.config.selection.alpha:
