@@ -97,3 +97,22 @@ def test_ape_with_demo_search_gives_its_best_instruction_demonstrations():
     demo_sets = [c for c in result.candidates if c.origin == "demos"]
     assert demo_sets and len({c.parent for c in demo_sets}) == 1
     assert result.selection.verdict == "improved" and result.best.demos is not None
+
+
+def test_the_final_table_fits_an_80_column_terminal_and_lists_the_shipped_demonstrations():
+    from rich.console import Console
+
+    from optimizer.cli.render import render_result
+
+    result = optimize(picky_task(), target="fake:picky", searcher="demos", seed=0)
+    console = Console(width=80, record=True, markup=False, highlight=False)
+    render_result(json.loads(result.model_dump_json()), console)
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    table = text.split("verdict:")[0]
+    assert "…" not in table, table  # no value or header cut short
+    best = next(line for line in table.splitlines() if line.split()[:1] == ["best"])
+    assert best.split()[2] == str(len(result.best.demos))  # the count; the ids follow the table
+    assert f"{result.best.test.acc:.3f}" in best and f"{result.best.dev.acc:.3f}" in best
+    ids = text.split("demonstrations (")[1].split(": ", 1)[1]
+    assert " ".join(ids.split()).startswith(", ".join(result.best.demos))

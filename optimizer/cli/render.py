@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -50,16 +51,22 @@ def fmt(value: float | None, digits: int = 3) -> str:
 
 
 def render_result(result: dict, console: Console = out) -> None:
-    """Print a result: the best instruction, its dev and test scores, and the baselines'."""
+    """Print a result: the best prompt, its dev, confirmation and test scores, and the baselines'.
+
+    The table fits an 80-column terminal (two-line headers, demonstrations as a count); the shipped prompt's
+    instruction and demonstration ids follow it in full.
+    """
     title = f"{result['task']} · {result['searcher']} · target {result['target']} · run {result['run_id']}"
-    table = Table(title=title, show_lines=False)
-    for col in ("prompt", "id", "demos", "dev acc", "dev logp", "dev n", "confirm acc", "test acc", "test logp",
-                "test n"):
-        table.add_column(col, no_wrap=True)
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    table.add_column("prompt", no_wrap=True)
+    table.add_column("id", no_wrap=True)
+    table.add_column("demos", no_wrap=True)
+    for col in ("dev\nacc", "dev\nlogp", "dev\nn", "confirm\nacc", "test\nacc", "test\nlogp", "test\nn"):
+        table.add_column(col, justify="right", no_wrap=True)
     rows = ([result["best"]] if result.get("best") else []) + list(result.get("baselines", []))
     for p in rows:
         test, confirm = p.get("test") or {}, p.get("confirm") or {}
-        table.add_row(p["name"], p.get("candidate") or "-", demos_label(p), fmt(p["dev"]["acc"]),
+        table.add_row(p["name"], p.get("candidate") or "-", demos_count(p), fmt(p["dev"]["acc"]),
                       fmt(p["dev"]["lp"], 2), str(p["dev"]["n"]), fmt(confirm.get("acc")), fmt(test.get("acc")),
                       fmt(test.get("lp"), 2), str(test.get("n", "-")))
     console.print(table)
@@ -73,11 +80,20 @@ def render_result(result: dict, console: Console = out) -> None:
     for p in rows:
         if p["name"] != "no_instruction":
             console.print(Text.assemble((f"{p['name']}:", "bold"), " ", p["text"] or "(no instruction)"))
+            if p.get("demos"):
+                ids = ", ".join(p["demos"])
+                console.print(Text(f"  demonstrations ({len(p['demos'])}, train ids in order): {ids}"))
     if not rows:
         console.print("nothing to recommend: the budget ran out before any prompt was scored on the dev set. "
                       "Run again with a larger --budget-calls (`apo optimize TASK --dry-run` prints what the job "
                       "needs); answers already computed come from the response cache at no cost.",
                       highlight=False, markup=False)
+
+
+def demos_count(prompt: dict) -> str:
+    """A prompt's demonstrations in a few characters: ``16``, or ``run's 3`` for the run's fixed ones."""
+    label = demos_label(prompt)
+    return label.split(":", 1)[0]
 
 
 def demos_label(prompt: dict) -> str:
