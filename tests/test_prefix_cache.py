@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from optimizer.models.providers.prefix import MIN_GROUP, MIN_PREFIX, PrefixCache, common_prefix, prefix_groups
+from optimizer.models.providers.prefix import (
+    MIN_GROUP,
+    MIN_PREFIX,
+    PrefixCache,
+    common_prefix,
+    prefix_groups,
+)
+from optimizer.models.providers.reuse import GreedyAnswers, RowCache
 from optimizer.types import GenerateRequest, LogprobRequest
 
 torch = pytest.importorskip("torch")
@@ -166,3 +173,93 @@ def test_a_model_whose_caches_do_not_stack_runs_each_prefix_in_batches_of_its_ow
     _check(lm, monkeypatch, "Say it.\nInput: dog\nOutput: Dog\n\n",
            [("a cat", "A Cat"), ("the dog ran", "The Dog Ran"), ("ok", "Ok"), ("x y z", "X Y Z")],
            prefixes=["Write it so.\nInput: red sun\nOutput: Red Sun\n\n"])
+
+
+def _answers_after_log_probabilities(lm, monkeypatch, heads, pairs) -> int:
+    """Each prompt's log-probability first, then its answer, as scoring asks: the answers run from the keys and values
+    the log-probability pass kept (the prompt's last token only) and equal those of the path without any cache."""
+    prompts = [(h + f"Input: {x}\nOutput:", y) for x, y in pairs for h in heads]
+    gens = [GenerateRequest(prompt=p, max_tokens=10, temperature=0.0, stop=["\n"]) for p, _ in prompts]
+    lps = [LogprobRequest(context=p, continuation=" " + y) for p, y in prompts]
+    monkeypatch.setenv("APO_PREFIX_CACHE", "0")
+    plain = [(g.text, g.completion_tokens, g.prompt_tokens) for g in lm.generate(gens)]
+    plain_lp = lm.logprob(lps)
+    assert not lm.rows.has(lm._prompt_ids(gens[0])[:-1])  # nothing kept without the prefix cache
+    monkeypatch.setenv("APO_PREFIX_CACHE", "1")
+    lm.prefixes, lm.rows, lm.answers = PrefixCache(), RowCache(), GreedyAnswers()
+    kept_lp = lm.logprob(lps)
+    assert all(lm.rows.has(lm._prompt_ids(g)[:-1]) for g in gens)
+    ran = []
+    real = lm._generate_batch
+
+    def spy(prompts, requests, shared, *args):
+        ran.append([len(p) - n for p, n in zip(prompts, shared)])
+        return real(prompts, requests, shared, *args)
+
+    monkeypatch.setattr(lm, "_generate_batch", spy)
+    cached = [(g.text, g.completion_tokens, g.prompt_tokens) for g in lm.generate(gens)]
+    assert cached == plain
+    # each answer was the gold one the log-probability pass found greedy, or ran its last prompt token only
+    assert lm.answers.hits + lm.rows.hits == len(gens)
+    assert [n for batch in ran for n in batch] == [1] * lm.rows.hits
+    for a, b in zip(plain_lp, kept_lp):
+        assert abs(a.logprob - b.logprob) < 1e-4 and a.is_greedy == b.is_greedy
+    return lm.answers.hits
+
+
+def test_answers_after_a_log_probability_pass_run_from_its_kept_keys_and_values(tmp_path: Path, monkeypatch):
+    from test_hf_backend import _save_tiny
+
+    from optimizer.models.providers.hf_loading import load_hf
+
+    lm = load_hf(str(_save_tiny(tmp_path, chat=False)), device="cpu")
+    heads = ["Say it.\nInput: dog\nOutput: Dog\n\n",
+             "Write each word so, as shown below.\nInput: red sun\nOutput: Red Sun\n\n"]
+    pairs = [("a cat", "A Cat"), ("the dog ran", "The Dog Ran"), ("ok", "Ok"), ("x y z", "X Y Z")]
+    _answers_after_log_probabilities(lm, monkeypatch, heads, pairs)
+
+
+def test_the_row_cache_keeps_at_most_its_tokens_and_drops_the_least_recently_used():
+    rows = RowCache(tokens=10)
+    layer = [(torch.zeros(1, 1, 4, 2), torch.zeros(1, 1, 4, 2))]
+    rows.put([1, 2, 3, 4, 5, 6], 2, layer)  # 4 own tokens
+    rows.put([7, 8, 9, 10, 11, 12], 2, layer)
+    assert rows.has([1, 2, 3, 4, 5, 6]) and rows.has([7, 8, 9, 10, 11, 12])
+    rows.put([0, 0, 1, 1, 1, 1], 2, layer)  # 12 tokens: the oldest leaves
+    assert not rows.has([1, 2, 3, 4, 5, 6]) and rows.has([7, 8, 9, 10, 11, 12]) and rows.has([0, 0, 1, 1, 1, 1])
+    rows.put([5] * 20, 2, [(torch.zeros(1, 1, 18, 2),) * 2])  # larger than the whole cache: not kept
+    assert not rows.has([5] * 20) and rows.has([0, 0, 1, 1, 1, 1])
+    assert rows.cache(None, PrefixCache(), [9, 9], 1) is None  # not kept: the caller runs the prompt
+
+
+@pytest.mark.slow
+def test_the_embedded_model_answers_the_same_from_a_log_probability_pass(monkeypatch):
+    from optimizer.models.registry import load_model
+
+    answered = _answers_after_log_probabilities(load_model("embedded"), monkeypatch,
+                                                [PREFIX, PREFIX.replace("first letter", "initial")], PAIRS)
+    assert answered >= 2  # the model gets some right: those answers cost no forward pass
+
+
+class _Words:
+    """A tokenizer whose token i decodes to WORDS[i] (what known_generation uses of a tokenizer)."""
+
+    WORDS = [" A", " Cat", "\n", "<eos>", ".", " Sat"]
+
+    def decode(self, tokens, skip_special_tokens=True):
+        return "".join(self.WORDS[t] for t in tokens if not (skip_special_tokens and t == 3))
+
+
+def test_a_known_greedy_answer_is_returned_only_where_generation_would_end_right_after_it():
+    from optimizer.models.providers.reuse import known_generation
+
+    words = _Words()
+    gen = known_generation(words, [3], ((0, 1), 2), ["\n"], 16, 40)  # " A Cat" then a newline
+    assert (gen.text, gen.completion_tokens, gen.prompt_tokens) == (" A Cat", 3, 40)
+    gen = known_generation(words, [3], ((0, 1), 3), [], 16, 40)  # then the end token, no stop strings
+    assert (gen.text, gen.completion_tokens) == (" A Cat", 3)
+    assert known_generation(words, [3], ((0, 1), 5), ["\n"], 16, 40) is None  # " Sat" follows: generation goes on
+    assert known_generation(words, [3], ((0, 1), 2), [], 16, 40) is None  # a newline ends nothing without a stop
+    assert known_generation(words, [3], ((0, 4, 1), 2), ["."], 16, 40) is None  # a stop string inside the answer
+    assert known_generation(words, [3], ((0, 1), 2), ["\n"], 2, 40) is None  # the answer and its end need 3 tokens
+    assert known_generation(words, [3], ((0, 3, 1), 2), ["\n"], 16, 40) is None  # an end token inside it

@@ -86,11 +86,22 @@ def _select(ctx: SearchContext, evaluator: Evaluator,
 
 def _score_test(ctx: SearchContext, evaluator: Evaluator, prompts: list[ScoredPrompt], test: list[Example],
                 test_lp: bool, stop_reason: str | None, interrupted: bool) -> tuple[str | None, bool]:
-    """Score the reported prompts on test: answers first for every prompt (the shipped one first), then gold
-    log-probabilities, so that a tight budget spends itself on the shipped prompt's accuracy before anything else.
+    """Score the reported prompts on test. Under a budget of calls, tokens or cost: answers first for every prompt
+    (the shipped one first), then gold log-probabilities, so that a tight budget spends itself on the shipped prompt's
+    accuracy before anything else; without one, both kinds of each prompt together, the shipped prompt first.
     A prompt the budget (or a Ctrl-C) stops is left unscored, and the next ones are still scored from the journal
     or the response cache where they can be."""
     budget_noted = False
+    limits = ctx.config.budget
+    if test_lp and limits.max_calls is None and limits.max_tokens is None and limits.max_cost is None:
+        # no budget to spend on accuracy first: both kinds of each prompt batch by batch (the log-probability pass
+        # of a local model keeps each row's keys and values for its answer), then the loops below read the journal
+        for i, p in enumerate(prompts):
+            ctx.status(f"scoring prompt {i + 1} of {len(prompts)} ({p.name}) on {len(test)} test examples")
+            try:
+                evaluator.score([prompt_key(p.text, p.demos)], test, "test", accuracy=True, logprob=True)
+            except (Interrupted, BudgetExceeded):
+                break  # the loops below record why
     for kind in ("accuracy", "logprob") if test_lp else ("accuracy",):
         for i, p in enumerate(prompts):
             if kind == "logprob" and p.test is None:

@@ -156,11 +156,15 @@ class JournalledEvaluator:
             for text in texts:  # one prompt per batch: its rows share a template
                 todo = [(text, ex) for ex in examples if self._missing(split, text, ex, ACC)]
                 self._run(todo, split, frozenset({ACC, LP}))
-        else:
-            for kind, wanted in ((LP, logprob), (ACC, accuracy)):
-                if wanted:
-                    todo = [(t, ex) for t in texts for ex in examples if self._missing(split, t, ex, kind)]
-                    self._run(todo, split, frozenset({kind}))
+        else:  # batch by batch, the log-probability first: a local model keeps each prompt's keys and values from
+            # that pass, and its answer then runs from them
+            kinds = [kind for kind, wanted in ((LP, logprob), (ACC, accuracy)) if wanted]
+            todo = [(t, ex) for t in texts for ex in examples if any(self._missing(split, t, ex, k) for k in kinds)]
+            for start in range(0, len(todo), self.batch_size):
+                chunk = todo[start : start + self.batch_size]
+                for kind in kinds:
+                    self._run([(t, ex) for t, ex in chunk if self._missing(split, t, ex, kind)], split,
+                              frozenset({kind}))
         return {t: {ex.id: self.journal.scores[(split, prompt_hash(t), ex.id)] for ex in examples} for t in texts}
 
     def _missing(self, split: str, text: str, ex: Example, kind: str) -> bool:

@@ -11,7 +11,7 @@ from typing import Any
 
 from optimizer.models.stops import first_stop
 
-__all__ = ["SeededSampler", "StopStrings", "greedy_decode", "output_cache"]
+__all__ = ["SeededSampler", "StopStrings", "as_list", "context_window", "greedy_decode", "output_cache"]
 
 
 def output_cache(out: Any) -> Any:
@@ -114,3 +114,20 @@ def greedy_decode(
         mask = torch.cat([mask, torch.ones((len(alive), 1), dtype=mask.dtype, device=device)], dim=1)
         step_ids, positions, nxt_pos = nxt[:, None], nxt_pos[:, None], nxt_pos + 1
     return seq[:, : width + steps]
+
+
+def context_window(model: Any, tokenizer: Any) -> int:
+    """The model's context window (falls back to the tokenizer's, then 2048)."""
+    for attr in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        value = getattr(model.config, attr, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    value = getattr(tokenizer, "model_max_length", None)
+    return value if isinstance(value, int) and 0 < value < 1_000_000 else 2048
+
+
+def as_list(value: Any) -> list[int]:
+    """Token ids given as one id, a list or None, as a list."""
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]

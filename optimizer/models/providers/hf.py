@@ -26,15 +26,24 @@ from typing import Any
 
 from optimizer.errors import CapabilityError
 from optimizer.models.base import CHAT, GENERATE, LOGPROB, WHITEBOX
-from optimizer.models.providers.decoding import SeededSampler, StopStrings, greedy_decode, output_cache
+from optimizer.models.providers.decoding import (
+    SeededSampler,
+    StopStrings,
+    as_list,
+    context_window,
+    greedy_decode,
+    output_cache,
+)
 from optimizer.models.providers.prefix import (
     PrefixCache,
     cache_kwarg,
+    chunks,
     plan_batches,
     prefix_cache_enabled,
     stack_caches,
     stackable,
 )
+from optimizer.models.providers.reuse import GreedyAnswers, RowCache, known_answers, row_slices
 from optimizer.models.stops import cut_at_stop
 from optimizer.types import GenerateRequest, Generation, LogprobRequest, LogprobResult
 
@@ -101,7 +110,7 @@ class HFAdapter:
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        eos = {tokenizer.eos_token_id, *_as_list(getattr(model.generation_config, "eos_token_id", None))}
+        eos = {tokenizer.eos_token_id, *as_list(getattr(model.generation_config, "eos_token_id", None))}
         added = tokenizer.get_added_vocab()
         eos.update(added[t] for t in _END_MARKERS if t in added)
         self.eos_ids = sorted(i for i in eos if i is not None)
@@ -111,11 +120,12 @@ class HFAdapter:
         self._bos = [tokenizer.bos_token_id] if adds_bos else []
         prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
         self._empty_context = [prefix if prefix is not None else self.pad_id]
-        self.max_length = _max_length(model, tokenizer)
+        self.max_length = context_window(model, tokenizer)
         self._cut_warned = False
         self._keep_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
         self._cache_kw = cache_kwarg(model)
         self.prefixes = PrefixCache()
+        self.rows, self.answers = RowCache(), GreedyAnswers()
         caps = {GENERATE, LOGPROB, WHITEBOX}
         if getattr(tokenizer, "chat_template", None):
             caps.add(CHAT)
@@ -146,11 +156,12 @@ class HFAdapter:
     def generate(self, requests: list[GenerateRequest]) -> list[Generation]:
         """Generate one completion per request, in order.
 
-        Requests with the same ``max_tokens`` and ``temperature`` are batched (left-padded). With the
-        prefix cache on, each row continues its prompt's cached prefix, rows of several prompts
-        share a batch (by their own length), and greedy decoding drops each row as it ends.
-        Temperature 0 is greedy; otherwise each request samples from its own generator seeded by
-        ``(seed, sample_index)``, so results do not depend on batching.
+        Requests with the same ``max_tokens`` and ``temperature`` are batched (left-padded). With the prefix cache
+        on, each row continues its prompt's cached prefix, rows of several prompts share a batch (by their own
+        length), and greedy decoding drops each row as it ends; a greedy answer that a log-probability pass of the
+        same prompt found costs no pass, and a prompt whose keys and values it kept runs its last token only
+        (:mod:`~optimizer.models.providers.reuse`). Temperature 0 is greedy; otherwise each request samples from
+        its own generator seeded by ``(seed, sample_index)``, so results do not depend on batching.
 
         Args:
             requests: the requests.
@@ -162,7 +173,7 @@ class HFAdapter:
             CapabilityError: a chat request for a model without a chat template.
         """
         ids = [self._prompt_ids(r) for r in requests]
-        results: list[Generation | None] = [None] * len(requests)
+        results: dict[int, Generation | None] = dict.fromkeys(range(len(requests)))
         groups: dict[tuple[int, float], list[int]] = {}
         for i, r in enumerate(requests):
             groups.setdefault((r.max_tokens, r.temperature), []).append(i)
@@ -171,14 +182,21 @@ class HFAdapter:
             self._warn_cut(max(len(ids[i]) for i in members), room)
             prompts = {i: ids[i][-room:] for i in members}
             lengths = {i: len(p) + max_tokens for i, p in prompts.items()}
-            for batch, shared in plan_batches(members, prompts, lengths, kept=self.prefixes, stack=self._stacks(),
-                                              batch_rows=self.batch_size, stack_rows=self.stack_rows,
-                                              batch_tokens=self.batch_tokens):
+            whole: list[int] = []
+            if temperature == 0 and self._stacks():  # what log-probability passes left: answers, keys and values
+                results.update(known_answers(self.answers, self.tokenizer, self.eos_ids, prompts, requests, max_tokens))
+                whole = [i for i in members if results[i] is None and self.rows.has(prompts[i][:-1])]
+                members = [i for i in members if results[i] is None and i not in set(whole)]
+            planned = plan_batches(members, prompts, lengths, kept=self.prefixes, stack=self._stacks(),
+                                   batch_rows=self.batch_size, stack_rows=self.stack_rows,
+                                   batch_tokens=self.batch_tokens)
+            planned += [(b, {i: len(prompts[i]) - 1 for i in b})  # a whole prompt kept: its last token runs
+                        for b in chunks(whole, lengths, self.stack_rows, 2 * self.batch_tokens)]
+            for batch, shared in planned:
                 outs = self._generate_batch([prompts[i] for i in batch], [requests[i] for i in batch],
                                             [shared[i] for i in batch], max_tokens, temperature)
-                for i, out in zip(batch, outs):
-                    results[i] = out
-        return [r for r in results if r is not None]
+                results.update(zip(batch, outs))
+        return [r for r in results.values() if r is not None]
 
     def _warn_cut(self, longest: int, room: int) -> None:
         """Say once per model that prompts longer than its context window lose their beginning."""
@@ -210,11 +228,15 @@ class HFAdapter:
                 segments[-1][1] += 1
             else:
                 segments.append([p[:n], 1])
-        parts = [self.prefixes.get(self.model, head, rows, self._keep_logits) if head else None
-                 for head, rows in segments]
+        parts = [self._head_cache(head, rows) if head else None for head, rows in segments]
         if len(parts) == 1:
             return parts[0]
         return stack_caches(parts, [len(head) for head, _ in segments], [rows for _, rows in segments])
+
+    def _head_cache(self, head: list[int], rows: int) -> Any:
+        """The cache of ``head`` for ``rows`` rows: a whole prompt kept by a log-probability pass, else a prefix."""
+        whole = self.rows.cache(self.model, self.prefixes, head, rows, self._keep_logits)
+        return whole if whole is not None else self.prefixes.get(self.model, head, rows, self._keep_logits)
 
     def _generation_config(self, max_tokens: int) -> Any:
         """transformers' settings for ``generate``: greedy over the processed logits (a seeded sampler, when
@@ -338,10 +360,12 @@ class HFAdapter:
             shared = [pre[i] for i in batch]
             starts = [lengths[i] - scored[i] - n for i, n in zip(batch, shared)]  # first position that predicts
             ends = [lengths[i] - n for i, n in zip(batch, shared)]
-            lo, hi, head = min(starts), max(ends), max(shared)
+            # and, where the window allows, the answer's last token: what greedy decoding would say after it
+            after = [int(self._stacks() and len(wholes[i]) <= self.max_length) for i in batch]
+            lo, hi, head = min(starts), max(e + a for e, a in zip(ends, after)), max(shared)
             input_ids = torch.full((len(batch), hi), self.pad_id, dtype=torch.long)
             for row, (i, n) in enumerate(zip(batch, shared)):
-                input_ids[row, : ends[row]] = torch.tensor(wholes[i][n:-1], dtype=torch.long)
+                input_ids[row, : ends[row] + after[row]] = torch.tensor(wholes[i][n : lengths[i] + after[row]])
             kwargs: dict[str, Any] = {"logits_to_keep": torch.arange(lo, hi, device=self.device)} \
                 if self._keep_logits else {}
             # Right padding under a causal mask: real tokens never attend to the padding after them, so without
@@ -356,6 +380,10 @@ class HFAdapter:
                         [torch.arange(n, n + hi) for n in shared]).to(self.device))
                     kwargs[self._cache_kw] = self._prefix_cache([wholes[i] for i in batch], shared)
                 logits = self.model(input_ids=input_ids.to(self.device), use_cache=bool(head), **kwargs).logits
+                for row, i in enumerate(batch):  # keep each whole prompt's own keys and values for its answer
+                    if shared[row] and starts[row] > 0 and self._stacks():
+                        self.rows.put(wholes[i][: lengths[i] - scored[i]], shared[row],
+                                      row_slices(kwargs[self._cache_kw], row, head, head + starts[row]))
             if not self._keep_logits:
                 logits = logits[:, lo:hi]
             for row, i in enumerate(batch):
@@ -363,29 +391,10 @@ class HFAdapter:
                 rows = logits[row, starts[row] - lo : ends[row] - lo].float().log_softmax(-1)
                 target = torch.tensor(wholes[i][-n:], device=rows.device)
                 picked = rows.gather(1, target[:, None]).squeeze(1)
-                results[i] = LogprobResult(
-                    logprob=float(picked.sum()),
-                    n_tokens=n,
-                    is_greedy=bool((rows.argmax(-1) == target).all()),
-                    prompt_tokens=len(wholes[i]),
-                )
+                greedy = bool((rows.argmax(-1) == target).all())
+                results[i] = LogprobResult(logprob=float(picked.sum()), n_tokens=n, is_greedy=greedy,
+                                           prompt_tokens=len(wholes[i]))
+                if greedy and after[row]:  # then greedy decoding of the context gives the answer, then this token
+                    self.answers.put(wholes[i][:-n], wholes[i][-n:], int(logits[row, ends[row] - lo].argmax()))
         return [r for r in results if r is not None]
 
-
-# ------------------------------------------------------------------------------- helpers
-
-
-def _as_list(value: Any) -> list[int]:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, (list, tuple)) else [value]
-
-
-def _max_length(model: Any, tokenizer: Any) -> int:
-    """The model's context window (falls back to the tokenizer's, then 2048)."""
-    for attr in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
-        value = getattr(model.config, attr, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    value = getattr(tokenizer, "model_max_length", None)
-    return value if isinstance(value, int) and 0 < value < 1_000_000 else 2048

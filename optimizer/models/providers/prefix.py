@@ -269,3 +269,4 @@ class PrefixCache:
         out = copy.deepcopy(kept)
         out.batch_repeat_interleave(rows)
         return out
+

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from optimizer.errors import UsageError
-from optimizer.models.providers.hf import _as_list
+from optimizer.models.providers.decoding import as_list
 from optimizer.settings import SoftConfig, SoftMethod
 from optimizer.tasks.templates import ExecutionTemplate
 from optimizer.types import Example
@@ -99,7 +99,7 @@ class SoftModel:
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self._bos = [tokenizer.bos_token_id] if tokenizer("a")["input_ids"][:1] == [tokenizer.bos_token_id] else []
         ends = getattr(getattr(base, "generation_config", None), "eos_token_id", None)
-        eos = {tokenizer.eos_token_id, *_as_list(ends)}
+        eos = {tokenizer.eos_token_id, *as_list(ends)}
         self.eos_ids = sorted(i for i in eos if i is not None)
         self.device = next(base.parameters()).device
 
