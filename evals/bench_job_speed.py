@@ -15,7 +15,8 @@ its tokenization and the model's forward passes. Per task it also gives the call
 (target requests), and seconds per scored example. Written to OUT.json and OUT.md.
 
 ``--paths`` runs each task once per path, in one invocation: ``plain`` (the local model without its shared-prefix
-cache, ``APO_PREFIX_CACHE=0``), ``prefix`` (with it, the default) and ``llama`` (the same SmolLM2 GGUF served by
+cache, ``APO_PREFIX_CACHE=0``), ``noreuse`` (with it, but answers not reusing the log-probability pass of the same
+prompt, ``APO_LOGPROB_REUSE=0``), ``prefix`` (both, the default) and ``llama`` (the same SmolLM2 GGUF served by
 llama.cpp's OpenAI-compatible server on 127.0.0.1, ``openai-completions:``, with as many threads as
 ``OMP_NUM_THREADS``); the report gives each path's wall time and the ratios, and whether the paths shipped the same
 prompt with the same test score.
@@ -90,9 +91,10 @@ class Clock:
             engine.finish = real_finish
 
 
-PATHS = {"plain": {"APO_PREFIX_CACHE": "0"}, "prefix": {"APO_PREFIX_CACHE": "1"}, "llama": {}}
-"""What each path sets in the environment (``llama``: the same GGUF through llama.cpp's server, see
-:func:`llama_server`)."""
+PATHS = {"plain": {"APO_PREFIX_CACHE": "0"}, "noreuse": {"APO_PREFIX_CACHE": "1", "APO_LOGPROB_REUSE": "0"},
+         "prefix": {"APO_PREFIX_CACHE": "1", "APO_LOGPROB_REUSE": "1"}, "llama": {}}
+"""What each path sets in the environment (``noreuse``: the prefix cache without reusing log-probability passes for
+answers; ``llama``: the same GGUF through llama.cpp's server, see :func:`llama_server`)."""
 
 
 @contextlib.contextmanager
@@ -152,7 +154,7 @@ def markdown(report: dict[str, Any]) -> str:
         lines += ["", "llama rows: the server is sent several requests at once (`concurrency`, default 4), and each "
                       "request's time is counted in its part, so the parts overlap and add up to more than the wall "
                       "time (`other` is then negative); compare wall times and seconds per scored example."]
-    for before, after in (("plain", "prefix"), ("llama", "prefix")):
+    for before, after in (("plain", "prefix"), ("noreuse", "prefix"), ("llama", "prefix")):
         pairs = [(a, b) for a in report["rows"] for b in report["rows"]
                  if a["task"] == b["task"] and (a["path"], b["path"]) == (before, after)]
         if pairs:
@@ -174,9 +176,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data-dir", help="folder of external tasks, for tasks not bundled")
     ap.add_argument("--set", help="more job options as JSON, e.g. '{\"dev_limit\": 10}' (default: none)")
-    ap.add_argument("--paths", default="prefix", help="comma-separated: plain (no prefix cache), prefix, llama "
-                                                      "(llama.cpp's server on the same GGUF, as many threads as "
-                                                      "OMP_NUM_THREADS) (default: %(default)s)")
+    ap.add_argument("--paths", default="prefix",
+                    help="comma-separated: plain (no prefix cache), noreuse (the prefix cache, answers not reusing "
+                         "log-probability passes), prefix, llama (llama.cpp's server on the same GGUF, as many "
+                         "threads as OMP_NUM_THREADS) (default: %(default)s)")
     ap.add_argument("--out", required=True, help="OUT.json and OUT.md are written")
     args = ap.parse_args(argv)
     out = Path(args.out)

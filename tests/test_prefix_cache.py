@@ -263,3 +263,22 @@ def test_a_known_greedy_answer_is_returned_only_where_generation_would_end_right
     assert known_generation(words, [3], ((0, 4, 1), 2), ["."], 16, 40) is None  # a stop string inside the answer
     assert known_generation(words, [3], ((0, 1), 2), ["\n"], 2, 40) is None  # the answer and its end need 3 tokens
     assert known_generation(words, [3], ((0, 3, 1), 2), ["\n"], 16, 40) is None  # an end token inside it
+
+
+def test_apo_logprob_reuse_0_keeps_nothing_from_log_probability_passes(tmp_path: Path, monkeypatch):
+    from test_hf_backend import _save_tiny
+
+    from optimizer.models.providers.hf_loading import load_hf
+
+    lm = load_hf(str(_save_tiny(tmp_path, chat=False)), device="cpu")
+    head = "Say it.\nInput: dog\nOutput: Dog\n\n"
+    lps = [LogprobRequest(context=head + f"Input: {x}\nOutput:", continuation=" " + x.title())
+           for x in ("a cat", "the dog ran", "ok", "x y z")]  # enough rows to share their prefix
+    ids = [lm._prompt_ids(GenerateRequest(prompt=r.context)) for r in lps]
+    monkeypatch.setenv("APO_LOGPROB_REUSE", "0")
+    lm.rows, lm.answers = RowCache(), GreedyAnswers()
+    lm.logprob(lps)
+    assert not any(lm.rows.has(p[:-1]) or lm.answers.get(p) for p in ids)
+    monkeypatch.setenv("APO_LOGPROB_REUSE", "1")
+    lm.logprob(lps)
+    assert all(lm.rows.has(p[:-1]) for p in ids)

@@ -9,13 +9,14 @@ the model's own greedy answer. The first pass has already run the whole prompt a
 - otherwise :class:`RowCache` keeps the keys and values of the prompt's own tokens, and the answer's pass runs only
   the prompt's last token from them instead of every token after the shared prefix.
 
-Both are what the model computes without them, up to floating-point summation order; ``APO_PREFIX_CACHE=0`` turns
-them off with the prefix cache.
+Both are what the model computes without them, up to floating-point summation order. ``APO_LOGPROB_REUSE=0`` turns
+them off (the path without them, for comparison), as does ``APO_PREFIX_CACHE=0`` with the prefix cache.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from array import array
 from collections import OrderedDict
@@ -26,7 +27,12 @@ from optimizer.models.providers.prefix import PrefixCache, _set_tensors, _tensor
 from optimizer.models.stops import cut_at_stop, first_stop
 from optimizer.types import GenerateRequest, Generation
 
-__all__ = ["GreedyAnswers", "RowCache", "known_answers", "known_generation", "row_slices"]
+__all__ = ["GreedyAnswers", "RowCache", "known_answers", "known_generation", "reuse_enabled", "row_slices"]
+
+
+def reuse_enabled() -> bool:
+    """Whether what log-probability passes leave is kept (``APO_LOGPROB_REUSE`` unset or not ``0``)."""
+    return os.environ.get("APO_LOGPROB_REUSE", "1").strip() not in ("0", "false", "off", "no")
 
 
 def _digest(tokens: Sequence[int]) -> bytes:
@@ -49,6 +55,8 @@ class GreedyAnswers:
 
     def put(self, prompt: Sequence[int], gold: Sequence[int], after: int) -> None:
         """Keep that greedy decoding of ``prompt`` gives ``gold`` and then ``after``."""
+        if not reuse_enabled():
+            return
         with self._lock:
             self._kept[_digest(prompt)] = (tuple(gold), after)
             while len(self._kept) > self.size:
@@ -131,7 +139,7 @@ class RowCache:
             layers: per layer, the keys and values of ``context[shared:]`` (1 row).
         """
         n = len(context) - shared
-        if n <= 0 or n > self.tokens:
+        if n <= 0 or n > self.tokens or not reuse_enabled():
             return
         key = tuple(context)
         with self._lock:
