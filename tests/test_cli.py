@@ -83,6 +83,27 @@ def test_optimize_runs_show_and_list(tmp_path):
     assert shown.returncode == 0 and "top candidates" in shown.stdout
 
 
+def test_runs_dir_and_debug_are_taken_after_any_command_too(tmp_path):
+    from optimizer.cli.parser import build_parser
+
+    parser = build_parser()
+    for argv in (["optimize", "capitalize_words"], ["runs", "list"], ["runs", "show", "X"], ["tasks", "list"],
+                 ["serve", "--port", "9000"], ["leaderboard"], ["resume", "X"], ["cache", "stats"]):
+        args = parser.parse_args([*argv, "--runs-dir", "D", "--debug"])
+        assert args.runs_dir == "D" and args.debug is True, argv
+        args = parser.parse_args(["--runs-dir", "E", *argv])  # before the command, as before; not overridden
+        assert args.runs_dir == "E" and args.debug is False, argv
+    assert parser.parse_args(["--runs-dir", "E", "runs", "list", "--runs-dir", "F"]).runs_dir == "F"
+    env = {"APO_CACHE_DIR": str(tmp_path / "cache"), "COLUMNS": "80"}
+    out = run_cli("optimize", "capitalize_words", "--target", "fake:upper", "--searcher", "ape", "--rounds", "1",
+                  "--runs-dir", str(tmp_path / "elsewhere"), env_extra=env)
+    assert out.returncode == 0, out.stderr
+    [run] = (tmp_path / "elsewhere").iterdir()
+    listing = run_cli("runs", "list", "--runs-dir", str(tmp_path / "elsewhere"), env_extra=env)
+    row = next(line for line in listing.stdout.splitlines() if run.name in line)  # the id whole, on an 80-column line
+    assert max(len(line) for line in listing.stdout.splitlines()) <= 80 and "complete" in row and "…" not in row
+
+
 def test_tasks_list_and_show():
     listing = run_cli("tasks", "list")
     assert listing.returncode == 0

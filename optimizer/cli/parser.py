@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from optimizer.cli.argtypes import count, int_list, positive, positive_float
+from optimizer.cli.argtypes import count, global_options_everywhere, int_list, positive, positive_float
 from optimizer.cli.service_parser import add_service_parsers
 from optimizer.cli.soft_parser import add_searcher_arg, add_soft_group
 
@@ -393,8 +393,6 @@ def build_parser() -> argparse.ArgumentParser:
                           "scores recorded before the change are kept by example id)")
     _add_models_and_cache_parsers(sub)
     add_service_parsers(sub, add_job_options)
-    for command in sub.choices.values():  # `apo optimize ... --debug` works as well as `apo --debug optimize ...`
-        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                             help="print the Python traceback of an error (also APO_DEBUG=1)")
+    global_options_everywhere(parser)  # `apo optimize T --runs-dir D` as well as `apo --runs-dir D optimize T`
     return parser
 

@@ -179,21 +179,25 @@ def render_eval_run(res: RunEvalResult, wrong: int = 5) -> None:
 
 def render_runs(runs: Sequence[RunInfo], root: object) -> None:
     """Print every run with its status and best scores."""
-    table = Table(title=f"runs in {root}/")
-    for col in ("run", "task", "target", "status", "best dev", "best test", "calls"):
-        table.add_column(col, no_wrap=col == "run")
+    table = Table(title=f"runs in {root}/", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    table.add_column("run", no_wrap=True)  # ids stay whole, to copy; they name the task, shown apart when room allows
+    wide = out.width >= 100
+    for col in ("task", "target", "status") if wide else ("target", "status"):
+        table.add_column(col, overflow="fold", min_width=8 if col == "status" else None)
+    for col in ("best\ndev", "best\ntest", "calls"):
+        table.add_column(col, justify="right", no_wrap=True)
     for run in runs:
         result = run.result
         status = {"running": Text.assemble(("running", "green"), f" (pid {run.holder})"),
                   "interrupted": Text("interrupted", "yellow"), "damaged": Text("damaged", "red")}.get(
                       run.status, Text(run.status))
         if result is None:
-            table.add_row(run.id, run.config.get("task", "?"), run.config.get("target", "?"), status, "-", "-", "-")
-            continue
-        best = result.get("best") or {}
-        table.add_row(run.id, result["task"], result["target"], status,
-                      fmt((best.get("dev") or {}).get("acc")), fmt((best.get("test") or {}).get("acc")),
-                      str(result["calls"]))
+            cells = [run.config.get("task", "?"), run.config.get("target", "?"), status, "-", "-", "-"]
+        else:
+            best = result.get("best") or {}
+            cells = [result["task"], result["target"], status, fmt((best.get("dev") or {}).get("acc")),
+                     fmt((best.get("test") or {}).get("acc")), str(result["calls"])]
+        table.add_row(run.id, *(cells if wide else cells[1:]))
     out.print(table)
     for run in runs:
         if run.error:
