@@ -51,6 +51,21 @@ def test_terminal_table_snapshot(runs, monkeypatch):
     check_snapshot("leaderboard_table.txt", buf.getvalue())
 
 
+def test_a_narrow_terminal_leaves_out_columns_and_says_which(runs, monkeypatch):
+    monkeypatch.chdir(runs.parent)
+    board = build_leaderboard("runs")
+    for width, dropped in ((80, True), (100, True), (200, False)):
+        buf = io.StringIO()
+        render_table(board, Console(file=buf, width=width, color_system=None, legacy_windows=False))
+        text = buf.getvalue()
+        assert max(len(line) for line in text.splitlines()) <= width
+        flat = " ".join(text.split())
+        assert ("Left out to fit the terminal: tokens," in flat) is dropped, width  # the first column to go
+        table = text.split(" rows from ")[0]
+        assert "[0.70, 1.00]" in table and "0.85" in table  # intervals whole, on their own line
+        assert ("tokens" in table) is not dropped
+
+
 def test_markdown_snapshot(runs, monkeypatch):
     monkeypatch.chdir(runs.parent)
     check_snapshot("leaderboard.md", render_markdown(build_leaderboard("runs")))

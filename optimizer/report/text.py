@@ -213,13 +213,48 @@ def _terminal_cells(row: LeaderboardRow, selection: bool, training: bool) -> lis
     return [c.replace(" [", "\n[").replace("; ", "\n") for c in cells]
 
 
+NARROW_DROPS = ("tokens", "Δ vs none [95% CI]", "Δ vs human [95% CI]", "cost", "dev acc", "tokens/example",
+                "train time", "seeds", "train examples", "wall", "trained params", "demos", "searcher", "calls")
+"""Columns the terminal table leaves out, first to last, until its rows fit the terminal's width without folding
+numbers (Markdown and HTML keep every column)."""
+_TEXT = ("task", "searcher", "target", "status", "verdict")
+
+
+def _fitting(cols: list[str], cells: list[list[str]], width: int, drops: tuple[str, ...]) -> list[str]:
+    """The columns of ``drops`` to leave out, first to last, so that the table fits ``width`` characters (text
+    columns counted at up to 14 characters, as they fold)."""
+    def need(j: int) -> int:
+        lines = [line for cell in [cols[j].replace(" [", "\n["), *(row[j] for row in cells)]
+                 for line in cell.replace(" [", "\n[").replace("; ", "\n").split("\n")]
+        longest = max(map(len, lines))
+        return (min(longest, 14) if cols[j] in _TEXT else longest) + 2
+
+    widths = {col: need(j) for j, col in enumerate(cols)}
+    dropped: list[str] = []
+    for col in drops:
+        if sum(w for c, w in widths.items() if c not in dropped) <= width:
+            break
+        if col in widths:
+            dropped.append(col)
+    return dropped
+
+
 def render_table(lb: Leaderboard, console: Console) -> None:
     """Print the leaderboard as a rich table, each row's runs and best prompt under it (with the verdict's
-    evidence and the shipped prompt's demonstrations), then any unreadable run folders."""
+    evidence and the shipped prompt's demonstrations), then any unreadable run folders. In a narrow terminal
+    the columns of :data:`NARROW_DROPS` are left out, first to last, until the rest fit (then the status, when every
+    row is complete); the caption names them."""
     selection, training = has_selection(lb), has_training(lb)
-    table = Table(title="apo leaderboard", caption=_caption(lb), box=box.SIMPLE_HEAD, caption_justify="left",
-                  collapse_padding=True, pad_edge=not selection)
-    cols = ("#",) + tuple(c for c in columns(lb)[:-2] if c != "incumbent")
+    cols = ["#"] + [c for c in columns(lb)[:-2] if c != "incumbent"]
+    rows = [[str(i), *_terminal_cells(row, selection, training)] for i, row in enumerate(lb.rows, 1)]
+    complete = all(row.status == "complete" and not row.incomplete for row in lb.rows)
+    dropped = _fitting(cols, rows, console.width, NARROW_DROPS + (("status",) if complete else ()))
+    keep = [j for j, col in enumerate(cols) if col not in dropped]
+    cols, rows = [cols[j] for j in keep], [[row[j] for j in keep] for row in rows]
+    left_out = (f" Left out to fit the terminal: {', '.join(c.replace(' [95% CI]', '') for c in dropped)} "
+                "(a wider terminal, or --format md or html, shows them).") if dropped else ""
+    table = Table(title="apo leaderboard", caption=_caption(lb) + left_out, box=box.SIMPLE_HEAD,
+                  caption_justify="left", collapse_padding=True, pad_edge=not selection)
     for col in cols:
         numeric = col not in ("task", "searcher", "target", "status", "verdict", "demos")
         # with the verdict columns, intervals and the seeds may wrap to fit common terminal widths
@@ -228,9 +263,9 @@ def render_table(lb: Leaderboard, console: Console) -> None:
             col, col.replace(" [", "\n["))
         table.add_column(header, overflow="fold", no_wrap=no_wrap, min_width=None if numeric else 6,
                          justify="right" if col in ("#", "calls", "tokens", "cost", "wall") else "left")
-    for i, row in enumerate(lb.rows, 1):
+    for row, cells in zip(lb.rows, rows):
         style = None if row.status == "complete" and not row.incomplete else "yellow"
-        table.add_row(str(i), *[Text(c) for c in _terminal_cells(row, selection, training)], style=style)
+        table.add_row(*[Text(c) for c in cells], style=style)
     console.print(table)
     for i, row in enumerate(lb.rows, 1):
         line = Text(f"#{i} ", style="bold")
