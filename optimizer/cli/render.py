@@ -92,8 +92,8 @@ def render_result(result: dict, console: Console = out) -> None:
 
 def demos_count(prompt: dict) -> str:
     """A prompt's demonstrations in a few characters: ``16``, or ``run's 3`` for the run's fixed ones."""
-    label = demos_label(prompt)
-    return label.split(":", 1)[0]
+    demos = prompt.get("demos")
+    return str(len(demos)) if demos else demos_label(prompt)
 
 
 def demos_label(prompt: dict) -> str:

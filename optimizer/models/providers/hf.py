@@ -43,7 +43,7 @@ from optimizer.models.providers.prefix import (
     stack_caches,
     stackable,
 )
-from optimizer.models.providers.reuse import GreedyAnswers, RowCache, known_answers, row_slices
+from optimizer.models.providers.reuse import GreedyAnswers, RowCache, known_answers, reuse_enabled, row_slices
 from optimizer.models.stops import cut_at_stop
 from optimizer.types import GenerateRequest, Generation, LogprobRequest, LogprobResult
 
@@ -124,8 +124,7 @@ class HFAdapter:
         self._cut_warned = False
         self._keep_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
         self._cache_kw = cache_kwarg(model)
-        self.prefixes = PrefixCache()
-        self.rows, self.answers = RowCache(), GreedyAnswers()
+        self.prefixes, self.rows, self.answers = PrefixCache(), RowCache(), GreedyAnswers()
         caps = {GENERATE, LOGPROB, WHITEBOX}
         if getattr(tokenizer, "chat_template", None):
             caps.add(CHAT)
@@ -351,7 +350,7 @@ class HFAdapter:
             else:
                 todo.append(i)
         lengths = [len(w) - 1 for w in wholes]
-        contexts = {i: wholes[i][:-1] for i in todo}
+        contexts, keep = {i: wholes[i][:-1] for i in todo}, self._stacks() and reuse_enabled()
         for batch, pre in plan_batches(todo, contexts, dict(enumerate(lengths)), kept=self.prefixes,
                                        stack=self._stacks(), batch_rows=self.batch_size, stack_rows=self.stack_rows,
                                        batch_tokens=self.batch_tokens,
@@ -361,7 +360,7 @@ class HFAdapter:
             starts = [lengths[i] - scored[i] - n for i, n in zip(batch, shared)]  # first position that predicts
             ends = [lengths[i] - n for i, n in zip(batch, shared)]
             # and, where the window allows, the answer's last token: what greedy decoding would say after it
-            after = [int(self._stacks() and len(wholes[i]) <= self.max_length) for i in batch]
+            after = [int(keep and len(wholes[i]) <= self.max_length) for i in batch]
             lo, hi, head = min(starts), max(e + a for e, a in zip(ends, after)), max(shared)
             input_ids = torch.full((len(batch), hi), self.pad_id, dtype=torch.long)
             for row, (i, n) in enumerate(zip(batch, shared)):
@@ -381,7 +380,7 @@ class HFAdapter:
                     kwargs[self._cache_kw] = self._prefix_cache([wholes[i] for i in batch], shared)
                 logits = self.model(input_ids=input_ids.to(self.device), use_cache=bool(head), **kwargs).logits
                 for row, i in enumerate(batch):  # keep each whole prompt's own keys and values for its answer
-                    if shared[row] and starts[row] > 0 and self._stacks():
+                    if keep and shared[row] and starts[row] > 0:
                         self.rows.put(wholes[i][: lengths[i] - scored[i]], shared[row],
                                       row_slices(kwargs[self._cache_kw], row, head, head + starts[row]))
             if not self._keep_logits:

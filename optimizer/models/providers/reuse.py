@@ -31,7 +31,7 @@ __all__ = ["GreedyAnswers", "RowCache", "known_answers", "known_generation", "re
 
 
 def reuse_enabled() -> bool:
-    """Whether what log-probability passes leave is kept (``APO_LOGPROB_REUSE`` unset or not ``0``)."""
+    """Whether a model keeps what its log-probability passes leave (``APO_LOGPROB_REUSE`` unset or not ``0``)."""
     return os.environ.get("APO_LOGPROB_REUSE", "1").strip() not in ("0", "false", "off", "no")
 
 
@@ -55,8 +55,6 @@ class GreedyAnswers:
 
     def put(self, prompt: Sequence[int], gold: Sequence[int], after: int) -> None:
         """Keep that greedy decoding of ``prompt`` gives ``gold`` and then ``after``."""
-        if not reuse_enabled():
-            return
         with self._lock:
             self._kept[_digest(prompt)] = (tuple(gold), after)
             while len(self._kept) > self.size:
@@ -116,7 +114,7 @@ class RowCache:
     and example, the log-probability first. That pass has run the whole prompt; the answer's pass then runs only the
     prompt's last token from here instead of every token after the shared prefix. An entry keeps the keys and values
     of a row's own tokens (its shared prefix stays in :class:`PrefixCache`, recomputed there if it was dropped),
-    keyed by the prompt's tokens but the last; entries leave least recently used first.
+    keyed by a digest of the prompt's tokens but the last; entries leave least recently used first.
 
     Args:
         tokens: own tokens kept in all (each holds layers x 2 x key/value heads x head size floats: 46 KB for
@@ -125,7 +123,7 @@ class RowCache:
 
     def __init__(self, tokens: int = 4096) -> None:
         self.tokens = tokens
-        self._kept: OrderedDict[tuple[int, ...], tuple[int, list[tuple[Any, Any]]]] = OrderedDict()
+        self._kept: OrderedDict[bytes, tuple[int, int, list[tuple[Any, Any]]]] = OrderedDict()
         self._size = 0
         self._lock = threading.Lock()
         self.hits = 0
@@ -139,21 +137,20 @@ class RowCache:
             layers: per layer, the keys and values of ``context[shared:]`` (1 row).
         """
         n = len(context) - shared
-        if n <= 0 or n > self.tokens or not reuse_enabled():
+        if n <= 0 or n > self.tokens:
             return
-        key = tuple(context)
+        key = _digest(context)
         with self._lock:
             old = self._kept.pop(key, None)
-            self._size += n - (len(key) - old[0] if old else 0)
-            self._kept[key] = (shared, layers)
+            self._size += n - (old[1] if old else 0)
+            self._kept[key] = (shared, n, layers)
             while self._size > self.tokens:
-                k, (m, _) = self._kept.popitem(last=False)
-                self._size -= len(k) - m
+                self._size -= self._kept.popitem(last=False)[1][1]
 
     def has(self, context: Sequence[int]) -> bool:
         """Whether a prompt's tokens but the last are kept."""
         with self._lock:
-            return tuple(context) in self._kept
+            return _digest(context) in self._kept
 
     def cache(self, model: Any, prefixes: PrefixCache, context: Sequence[int], rows: int,
               keep_logits: bool = False) -> Any | None:
@@ -161,14 +158,14 @@ class RowCache:
         kept: its prefix from ``prefixes``, then its own keys and values."""
         import torch
 
-        key = tuple(context)
+        key = _digest(context)
         with self._lock:
             found = self._kept.get(key)
             if found is None:
                 return None
             self._kept.move_to_end(key)
             self.hits += 1
-        shared, layers = found
+        shared, _, layers = found
         cache = prefixes.get(model, context[:shared], 1, keep_logits)
         for layer, (keys, values) in enumerate(layers):
             head_keys, head_values = _tensors(cache, layer)
