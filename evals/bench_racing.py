@@ -8,7 +8,10 @@ engine calls, reading the journalled scores in the run's racing order (:func:`op
 
 - ``halving``: successive halving (the default);
 - ``bounds``: a rung drops only the candidates a paired test calls worse than the leader (delta over the race);
-- ``both``: the bounds' drops, then halving.
+- ``both``: the bounds' drops, then halving;
+- ``halving-prob`` (offline only, no engine rule): halving whose rungs before the last rank by the mean of accuracy
+  plus the gold answer's probability (exp of its log-probability), a smoother signal on few examples; the last
+  rung ranks as the engine does.
 
 Per race it reports the field, the evaluations (candidate x example pairs scored; a candidate's earlier examples
 are not scored again) against exhaustive scoring's, and whether the rule's winner is the exhaustive winner (the
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import sys
@@ -40,7 +44,9 @@ from optimizer.settings import RacingConfig
 from optimizer.tasks.task import list_tasks
 from optimizer.types import Candidate, Score
 
-RULES = ["halving", "bounds", "both"]
+RULES = ["halving", "bounds", "both", "halving-prob"]
+ENGINE_RULES = RULES[:3]
+"""The rules a job can run (``race_rule``); the others are replayed here only."""
 EXHAUSTIVE = 10**6
 """``race_min_examples`` of the exhaustive job: more than any dev split, so the first rung is all of it."""
 
@@ -80,24 +86,41 @@ def replay(field: list[Candidate], table: dict[str, list[tuple[float, float]]], 
         for c in alive:
             reached[c.id] = max(reached.get(c.id, 0), n)
             rows = table[c.id][:n]
-            out[c.key] = Score(acc=sum(a for a, _ in rows) / n, lp=sum(lp for _, lp in rows) / n, n=n)
+            smooth = rule == "halving-prob" and n < n_dev
+            acc = sum(a + (math.exp(max(lp, -60.0)) if smooth else 0.0) for a, lp in rows)
+            out[c.key] = Score(acc=acc / n, lp=sum(lp for _, lp in rows) / n, n=n)
         return out
 
     fresh = [c.model_copy(update={"dev": Score()}) for c in field]
     alive = successive_halving(fresh, n_dev, evaluate=evaluate, rank=rank_key, min_examples=min_examples, eta=eta,
-                               rule=rule, delta=delta, per_example=lambda c: [a for a, _ in table[c.id][:c.dev.n]])
+                               rule=rule if rule in ENGINE_RULES else "halving", delta=delta,
+                               per_example=lambda c: [a for a, _ in table[c.id][:c.dev.n]])
     return alive[0], sum(reached.values())
+
+
+def finished_run(runs_dir: Path, name: str, seed: int) -> str:
+    """The newest finished exhaustive run of task ``name`` with ``seed`` in ``runs_dir`` (for ``--rebuild``)."""
+    for run in sorted(runs_dir.glob(f"*-{name}-*"), reverse=True):
+        if not (run / "result.json").is_file():
+            continue
+        config = json.loads((run / "config.json").read_text())["config"]
+        if config.get("seed") == seed and config.get("racing", {}).get("min_examples") == EXHAUSTIVE:
+            return str(run)
+    raise SystemExit(f"--rebuild: no finished exhaustive run of {name} (seed {seed}) in {runs_dir}")
 
 
 def run_task(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     """The exhaustive job on one task, then every race replayed under every rule."""
     task = load_task(name, data_dir=args.data_dir, seed=args.seed)
-    options = json.loads(args.set) if args.set else {}
-    result = optimize(task, target=args.target, seed=args.seed, runs_dir=args.runs_dir, race_min_examples=EXHAUSTIVE,
-                      **options)
-    config = RunConfig.model_validate(json.loads(Path(result.run_dir, "config.json").read_text())["config"])
+    if args.rebuild:
+        run_dir = finished_run(Path(args.runs_dir), name, args.seed)
+    else:
+        options = json.loads(args.set) if args.set else {}
+        run_dir = optimize(task, target=args.target, seed=args.seed, runs_dir=args.runs_dir,
+                           race_min_examples=EXHAUSTIVE, **options).run_dir
+    config = RunConfig.model_validate(json.loads(Path(run_dir, "config.json").read_text())["config"])
     dev = dev_splits(task, config)[1]
-    races, cands, hashes, scores = journal(result.run_dir)
+    races, cands, hashes, scores = journal(run_dir)
     defaults = RacingConfig()
     rows = []
     for round_, ids in enumerate(races):
@@ -108,7 +131,7 @@ def run_task(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
         best_acc = sum(a for a, _ in table[best.id]) / len(dev)
         row: dict[str, Any] = {"task": name, "race": round_, "field": len(field), "dev": len(dev),
                                "exhaustive_evaluations": len(field) * len(dev), "winner": best.id,
-                               "winner_acc": round(best_acc, 4), "run_id": result.run_id}
+                               "winner_acc": round(best_acc, 4), "run_id": Path(run_dir).name}
         for rule in RULES:
             won, cost = replay(field, table, rule, min_examples=defaults.min_examples, eta=defaults.eta,
                                delta=args.delta)
@@ -164,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs-dir", default="runs/bench_racing", help="run folders and response cache "
                                                                     "(default: %(default)s)")
     ap.add_argument("--set", help="more job options as JSON (default: none)")
+    ap.add_argument("--rebuild", action="store_true", help="replay the finished runs in --runs-dir instead of "
+                                                           "running the jobs (no model call)")
     ap.add_argument("--out", required=True, help="OUT.json and OUT.md are written")
     args = ap.parse_args(argv)
     names = [t for t in args.tasks.split(",") if t]

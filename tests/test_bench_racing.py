@@ -30,9 +30,15 @@ def test_replayed_races_match_real_jobs(tmp_path, monkeypatch):
     first = rows[0]
     assert first["race"] == 0 and first["exhaustive_evaluations"] == first["field"] * first["dev"]
     assert first["field"] == 13  # the incumbent and 12 demonstration sets
-    for rule in bench_racing.RULES:
+    for rule in bench_racing.ENGINE_RULES:
         real = optimize(picky_task(), target="fake:picky", seed=0, race_rule=rule, cache=False,
                         runs_dir=tmp_path / rule)
         assert first[rule]["winner"] == _first_race_winner(real.run_dir), rule
         assert first[rule]["evaluations"] < first["exhaustive_evaluations"]
+    assert first["halving-prob"]["evaluations"] == first["halving"]["evaluations"]  # the same schedule
     assert "| picky | 0 |" in out.with_suffix(".md").read_text()
+    again = tmp_path / "again"  # --rebuild replays the finished run without a job
+    monkeypatch.setattr(bench_racing, "optimize", None)
+    assert bench_racing.main(["--rebuild", "--tasks", "picky", "--runs-dir", str(tmp_path / "runs"),
+                              "--out", str(again)]) == 0
+    assert json.loads(again.with_suffix(".json").read_text())["rows"] == rows
