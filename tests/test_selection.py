@@ -32,6 +32,8 @@ def test_paired_p_value_is_exact_for_small_samples():
     assert paired_p_value([0, 0, 0, 0], [1, 1, 1, 1]) == 1.0
     # six wins and one loss: the sign patterns with at most one loss (1 + 7 of 2^7) are as extreme
     assert paired_p_value([1] * 6 + [0], [0] * 6 + [1]) == pytest.approx(8 / 128)
+    # one pair: two sign patterns, the observed one as extreme as itself
+    assert paired_p_value([1], [0]) == 0.5 and paired_p_value([0], [1]) == 1.0
 
 
 def test_holm_adjusts_step_down_and_keeps_order():
@@ -282,3 +284,23 @@ def test_prefer_instruction_ships_another_instruction_that_is_significantly_bett
     assert tests[by_text["Reverse the word."]].significant  # better than the incumbent, but well short of the other
     assert result.best.text == "Mirror the word." and result.selection.prefer == "instruction"
     assert result.selection.note is None or "keeps the incumbent's instruction" not in result.selection.note
+
+
+def _tiny_reversal(n_dev: int) -> Task:
+    whole = reversal_task()
+    return whole.model_copy(update={"dev": whole.dev[:n_dev]})
+
+
+def test_a_task_with_two_dev_examples_confirms_on_one_and_says_it_cannot_win(capsys):
+    result = optimize(_tiny_reversal(2), target="fake:planted", seed=3, searcher="ape", candidates=4, rounds=0)
+    sel = result.selection
+    assert sel.sizes["confirm"] == 1 and sel.finalists and all(t.p_value >= 0.5 for t in sel.finalists)
+    assert sel.verdict == "no significant improvement" and sel.shipped == sel.incumbent
+    assert "sets only 1 dev examples aside" in capsys.readouterr().err
+
+
+def test_a_task_with_one_dev_example_ships_untested_and_says_why(capsys):
+    result = optimize(_tiny_reversal(1), target="fake:planted", seed=3, searcher="ape", candidates=4, rounds=0)
+    assert result.selection.verdict == "not tested" and result.selection.sizes["confirm"] == 0
+    assert "leave none to set aside" in result.selection.note and "confirm_limit 0" not in result.selection.note
+    assert "too few to set any aside" in capsys.readouterr().err

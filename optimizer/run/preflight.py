@@ -87,6 +87,10 @@ def check_job(config: RunConfig, task: Task) -> None:
             note(f"the task {task.name!r} has only {raced} dev examples to race on; scores will be coarse")
     if n_confirm and config.scoring == "accuracy":
         _note_power(config, task.name, n_confirm)
+    elif not n_confirm and config.selection.confirm_limit:
+        note(f"the task {task.name!r} has {len(task.dev)} dev example(s), too few to set any aside to confirm the "
+             "finalists (half are, at least 2 needed): the best candidate on dev will ship untested (verdict 'not "
+             "tested'); give the task more dev examples")
     if config.test_limit is not None and config.test_limit > len(task.test) and "test_limit" in given:
         raise UsageError(f"--test-size {config.test_limit}: the task {task.name!r} has {len(task.test)} test "
                          f"examples; fix: give --test-size {len(task.test)} or less, or leave it out")
@@ -108,7 +112,13 @@ def _note_power(config: RunConfig, name: str, n_confirm: int) -> None:
     """
     sel = config.selection
     need = math.ceil(math.log2(sel.finalists / sel.alpha) - 1e-9)
-    if need / n_confirm > 0.1:
+    if need > n_confirm:
+        note(f"the task {name!r} sets only {n_confirm} dev examples aside to confirm the finalists against the "
+             f"incumbent: the paired test (alpha {sel.alpha:g}, Holm over {sel.finalists} finalists) needs a finalist "
+             f"to get at least {need} more of them right than the incumbent, so this run will ship the incumbent "
+             f"with 'no significant improvement' whatever it finds; give the task at least {2 * need} dev examples "
+             "(half are set aside to confirm)")
+    elif need / n_confirm > 0.1:
         note(f"the task {name!r} sets {n_confirm} dev examples aside to confirm the finalists against the incumbent: "
              f"the paired test (alpha {sel.alpha:g}, Holm over {sel.finalists} finalists) can call a finalist better "
              f"only if it gets at least {need} more of them right ({need / n_confirm:+.2f} accuracy), so a smaller "

@@ -45,6 +45,8 @@ def paired_p_value(a: Sequence[float], b: Sequence[float], *, seed: int = 0) -> 
         raise ValueError(f"paired scores differ in length ({len(x)} and {len(y)})")
     if len(x) == 0 or np.all(x == y):
         return 1.0
+    if len(x) == 1:  # two sign patterns: the observed difference and its negation (scipy needs two pairs)
+        return 0.5 if x[0] > y[0] else 1.0
     result = permutation_test((x, y), lambda u, v, axis: np.mean(u - v, axis=axis), vectorized=True,
                               permutation_type="samples", alternative="greater", n_resamples=RESAMPLES,
                               rng=np.random.default_rng(seed))
@@ -93,8 +95,10 @@ def choose(ctx: SearchContext, evaluator: Evaluator) -> tuple[Candidate | None, 
         full = [c for c in pool if c.dev.n >= len(ctx.dev)]
         best = full[0] if full else (pool[0] if pool else None)
         base.shipped = best.id if best else None
-        base.note = ("confirmation is off (selection.confirm_limit 0): the best candidate on dev ships untested"
-                     if not ctx.confirm else "no incumbent: the best candidate on dev ships untested")
+        base.note = ("no incumbent: the best candidate on dev ships untested" if ctx.confirm else
+                     "confirmation is off (selection.confirm_limit 0): the best candidate on dev ships untested"
+                     if cfg.confirm_limit == 0 else f"the dev split's {len(ctx.task.dev)} example(s) leave none to "
+                     "set aside to confirm (half are, at least 2 needed): the best candidate on dev ships untested")
         return best, base
     # finalists: the best raced to the end, then (when the budget cut racing short) the best of the rest
     partial = sorted((c for c in ranked if c.dev.n and c not in raced), key=lambda c: ctx.rank_key(c.dev), reverse=True)
