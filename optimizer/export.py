@@ -174,7 +174,8 @@ def shipped_prompt(result: dict | None, config: dict, *, run_id: str | None = No
     else:
         raise UsageError(f"run {run_id}'s result does not list the demonstrations its prompt was shown; export it "
                          "through optimizer.api.export_run, which draws them again from the task")
-    template = ExecutionTemplate(demos=tuple(demos), style=run.execution_style)
+    template = ExecutionTemplate(demos=tuple(demos), style=run.execution_style,
+                                 multiline=bool(result.get("multiline_answers")))
     instruction = str(best.get("text") or "")
     text = template.context(instruction, Example(input=_SENTINEL, output=""))
     head, _, tail = text.rpartition(_SENTINEL)
@@ -183,10 +184,10 @@ def shipped_prompt(result: dict | None, config: dict, *, run_id: str | None = No
     return ExportedPrompt(
         instruction=instruction, style=run.execution_style, template=f"{head}{PLACEHOLDER}{tail}",
         demonstrations=[{"input": d.input, "output": d.output, "id": d.id} for d in demos],
-        manifest=_manifest(result, config, run, best, run_id, len(demos)), notes=notes)
+        manifest=_manifest(result, config, run, best, run_id, len(demos), template.decoding), notes=notes)
 
 
-def _manifest(result: dict, config: dict, run: RunConfig, best: dict, run_id: str, k: int) -> Manifest:
+def _manifest(result: dict, config: dict, run: RunConfig, best: dict, run_id: str, k: int, decoding: str) -> Manifest:
     prov = config.get("provenance") or {}
     sel = result.get("selection") or {}
     finalists = sel.get("finalists") or []
@@ -198,8 +199,7 @@ def _manifest(result: dict, config: dict, run: RunConfig, best: dict, run_id: st
         task_sha256=(prov.get("task") or {}).get("sha256"), target=result.get("target") or run.target,
         target_path=((prov.get("models") or {}).get("target") or {}).get("path"), seed=run.seed,
         searcher=result.get("searcher") or run.searcher, execution_style=run.execution_style,
-        decoding="greedy (temperature 0)" + (", stopping at the first newline" if run.execution_style == "completion"
-                                             else "") + "; the answer is the reply's first non-empty line, stripped",
+        decoding=decoding,
         demonstrations=_demos_label(best.get("demos"), k),
         status=str(result.get("status", "?")), dev=best.get("dev"), confirm=best.get("confirm"),
         test=best.get("test"), test_ci95=ci if ci and all(math.isfinite(x) for x in ci) else None,

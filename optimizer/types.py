@@ -321,6 +321,9 @@ class RunResult(BaseModel):
     """Estimated dollars over every role (0 for local models)."""
     timings: dict[str, float] = {}
     """Seconds per phase (search, test, total)."""
+    multiline_answers: bool = False
+    """Whether the task's answers span lines: the target's answer then ran to a blank line instead of the first
+    newline, and was scored whole."""
 
     def incumbent_prompt(self) -> ScoredPrompt | None:
         """The incumbent's row: ``best`` when it shipped, else ``incumbent`` (the user's prompt), ``best_human``

@@ -7,6 +7,7 @@ from optimizer.run.context import SearchContext
 from optimizer.run.events import BudgetStopped
 from optimizer.run.scoring import Evaluator, summarize
 from optimizer.run.selection import choose, pareto_front
+from optimizer.tasks.templates import multiline_answers
 from optimizer.types import Candidate, Example, RunResult, Score, ScoredPrompt, Selection, prompt_key
 
 __all__ = ["finish"]
@@ -167,4 +168,5 @@ def finish(ctx: SearchContext, evaluator: Evaluator, searcher: str, none_score: 
         best=best, baselines=[p for p in prompts if p.name != "best"], selection=selection, pareto=pareto,
         human=humans, candidates=ctx.ranked(),
         usage=ledger.snapshot(), calls=ledger.calls, tokens=ledger.tokens, cost_usd=round(ledger.cost, 6),
+        multiline_answers=multiline_answers(task),
     )

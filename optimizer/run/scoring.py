@@ -19,7 +19,6 @@ from typing import Protocol, runtime_checkable
 
 from optimizer.models.client import ModelClient
 from optimizer.run.events import ProposalReceived, ScoreRecorded
-from optimizer.tasks.metrics import first_line
 from optimizer.tasks.templates import ExecutionTemplate
 from optimizer.types import Example, Score, split_prompt_key
 
@@ -227,8 +226,8 @@ class InstructionScorer:
             return [ScoreRecord(lp=r.logprob, lp_exact=None if r.exact else False) for r in results]
         answers = self.client.generate([tpl.generate_request(instr, ex) for tpl, instr, ex in runs])
         out = []
-        for (_, ex), gen in zip(pairs, answers):
-            prediction = first_line(gen.text)
+        for (tpl, _, ex), gen in zip(runs, answers):
+            prediction = tpl.answer(gen.text)
             try:
                 out.append(ScoreRecord(acc=float(self.metric(prediction, ex.answers)), output=prediction))
             except Exception as exc:  # a user metric failing on one example scores 0

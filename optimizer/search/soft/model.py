@@ -157,8 +157,13 @@ class SoftModel:
         """The input tokens of one pass over ``examples``: the context, and the gold answer when it is read
         (training and log-probabilities; ``answers=False`` for generation, whose answer is output), and the
         virtual tokens prompt tuning and P-tuning put before them."""
-        pairs = [self._pair(ex, " " + ex.output + "\n") for ex in examples]
+        pairs = [self._pair(ex, " " + ex.output + self._end) for ex in examples]
         return sum(self.virtual_inputs + len(c) + (len(a) if answers else 0) for c, a in pairs)
+
+    @property
+    def _end(self) -> str:
+        """What ends a gold answer in training: where the target's answer stops (see ExecutionTemplate.stop)."""
+        return "\n\n" if self.template.multiline else "\n"
 
     @property
     def virtual_inputs(self) -> int:
@@ -167,7 +172,7 @@ class SoftModel:
 
     def train_step(self, batch: Sequence[Example]) -> float:
         """One AdamW step on the mean per-token loss of the gold answers; returns the loss."""
-        pairs = [self._pair(ex, " " + ex.output + "\n") for ex in batch]
+        pairs = [self._pair(ex, " " + ex.output + self._end) for ex in batch]
         ids, mask, labels = self._batch(pairs)
         self.optimizer.zero_grad(set_to_none=True)
         nll, count = self._token_nll(ids, mask, labels)
@@ -188,7 +193,7 @@ class SoftModel:
         return [-float(x) for x in nll]
 
     def answers(self, examples: Sequence[Example]) -> list[str]:
-        """Greedy answers (to the first newline) under the adapter, in one batch with a key/value cache.
+        """Greedy answers (to the first newline, or blank line for multi-line answers) under the adapter, in one batch with a key/value cache.
 
         What the adapter adds before the inputs (prompt tuning's and P-tuning's virtual tokens, prefix tuning's
         keys and values) goes into the cache first, once for all rows; each row then follows, left-padded, at the
@@ -211,7 +216,7 @@ class SoftModel:
         for i, r in enumerate(rows):
             ids[i, width - len(r):], mask[i, width - len(r):] = torch.tensor(r, dtype=torch.long), 1
         base = self.model.get_base_model()
-        stops = StopStrings(self.tokenizer, [("\n",)] * len(rows), width)
+        stops = StopStrings(self.tokenizer, [self.template.stop] * len(rows), width)
         with torch.inference_mode():
             out = greedy_decode(base, ids.to(self.device), mask.to(self.device), head=head,
                                 cache=self._virtual_cache(base, len(rows), width) if head else None,
@@ -219,6 +224,8 @@ class SoftModel:
                                 eos_ids=self.eos_ids, pad_id=self.pad_id,
                                 keep_logits="logits_to_keep" in inspect.signature(base.forward).parameters)
         texts = self.tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
+        if self.template.multiline:
+            return [self.template.answer(text) for text in texts]
         return [text.split("\n", 1)[0].strip() for text in texts]
 
     def _virtual_cache(self, base: Any, rows: int, width: int) -> Any:
