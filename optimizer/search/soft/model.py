@@ -193,7 +193,8 @@ class SoftModel:
         return [-float(x) for x in nll]
 
     def answers(self, examples: Sequence[Example]) -> list[str]:
-        """Greedy answers (to the first newline, or blank line for multi-line answers) under the adapter, in one batch with a key/value cache.
+        """Greedy answers under the adapter (to the first newline; to a blank line where answers span lines), in one
+        batch with a key/value cache.
 
         What the adapter adds before the inputs (prompt tuning's and P-tuning's virtual tokens, prefix tuning's
         keys and values) goes into the cache first, once for all rows; each row then follows, left-padded, at the
