@@ -286,3 +286,14 @@ def test_adapter_scoring_batches_rows_of_like_length_and_keeps_the_given_order()
     ran = [n for batch in adapter.batches for n in batch]
     assert ran == sorted(len(ex.input) for key, ex in pairs if key == "<adapter>")
     assert len(adapter.batches) == 2 and len(adapter.batches[0]) == CHUNK
+
+
+@pytest.mark.slow
+def test_an_adapter_learns_and_answers_a_multi_line_mapping(tiny, tmp_path):
+    task = planted()
+    two = {s: [e.model_copy(update={"output": "chat\nchat"}) for e in getattr(task, s)]
+           for s in ("train", "dev", "test")}
+    result = optimize(task.model_copy(update=two), target=tiny, searcher="lora", steps=160, eval_every=40,
+                      learning_rate=LR["lora"], cache=False, runs_dir=tmp_path)
+    assert result.multiline_answers and result.selection.verdict == "improved"
+    assert result.best.test.acc >= 0.6  # both lines, stopped at the blank line the training answers end with
