@@ -116,3 +116,11 @@ def test_the_final_table_fits_an_80_column_terminal_and_lists_the_shipped_demons
     assert f"{result.best.test.acc:.3f}" in best and f"{result.best.dev.acc:.3f}" in best
     ids = text.split("demonstrations (")[1].split(": ", 1)[1]
     assert " ".join(ids.split()).startswith(", ".join(result.best.demos))
+    # long answers have large log-probabilities, and a test split may hold thousands: still no cell cut short
+    data = json.loads(result.model_dump_json())
+    for p in [data["best"], *data["baselines"]]:
+        p["dev"]["lp"], p["test"]["lp"], p["test"]["n"] = -123.456, -4567.8, 10000
+    console = Console(width=80, record=True, markup=False, highlight=False)
+    render_result(data, console)
+    wide = console.export_text().split("verdict:")[0]
+    assert "…" not in wide and "-123 " in wide and "-4568" in wide, wide

@@ -50,6 +50,13 @@ def fmt(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def fmt_lp(value: float | None) -> str:
+    """A log-probability in at most 6 characters: 2 decimals below 10 in size, 1 below 100, else none."""
+    if value is None:
+        return "-"
+    return f"{value:.{2 if abs(value) < 9.995 else 1 if abs(value) < 99.95 else 0}f}"
+
+
 def render_result(result: dict, console: Console = out) -> None:
     """Print a result: the best prompt, its dev, confirmation and test scores, and the baselines'.
 
@@ -67,8 +74,8 @@ def render_result(result: dict, console: Console = out) -> None:
     for p in rows:
         test, confirm = p.get("test") or {}, p.get("confirm") or {}
         table.add_row(p["name"], p.get("candidate") or "-", demos_count(p), fmt(p["dev"]["acc"]),
-                      fmt(p["dev"]["lp"], 2), str(p["dev"]["n"]), fmt(confirm.get("acc")), fmt(test.get("acc")),
-                      fmt(test.get("lp"), 2), str(test.get("n", "-")))
+                      fmt_lp(p["dev"]["lp"]), str(p["dev"]["n"]), fmt(confirm.get("acc")), fmt(test.get("acc")),
+                      fmt_lp(test.get("lp")), str(test.get("n", "-")))
     console.print(table)
     if result.get("selection"):
         console.print(Text(verdict_line(result["selection"])))
