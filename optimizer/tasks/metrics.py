@@ -6,7 +6,8 @@ Metrics are looked up by name in :data:`METRICS` through :func:`resolve_metric`,
 accepts any user callable of the same shape.
 
 The evaluator cleans a raw generation with :func:`first_line` before scoring it, so a model
-that keeps talking after its answer is not penalised for the extra lines.
+that keeps talking after its answer is not penalised for the extra lines (where a task's answers
+span lines, with :meth:`~optimizer.tasks.templates.ExecutionTemplate.answer`: up to a blank line).
 
 Example:
     >>> f1("The cat sat", ["a cat sat down"])
