@@ -303,7 +303,7 @@ def test_all_instruction_induction_tasks_load():
         assert task.metric == INDUCTION_METRICS.get(name, "normalized_match"), name
         assert task.metric in METRICS
         assert task.shots == 3
-        assert 7 <= task.max_output_tokens <= 64
+        assert 7 <= task.max_output_tokens <= 256
         assert task.instructions and all(isinstance(i, str) for i in task.instructions), name
         assert "instruction induction" in task.source
 
@@ -493,3 +493,23 @@ def test_a_registered_kind_of_task_loads_and_lists(monkeypatch, tmp_path):
     assert (info.kind, info.sizes) == ("reverse", {"train": 2, "dev": 2, "test": 2})
     with pytest.raises(UsageError, match="unknown task option"):
         load_task("reverse_word", input_field="x")
+
+
+def test_long_gold_outputs_get_room_to_be_answered_and_a_limit_too_small_is_said(tmp_path, capsys):
+    from optimizer.config import RunConfig
+    from optimizer.run.preflight import check_job
+
+    def task_file(words: int, name: str) -> Path:
+        path = tmp_path / f"{name}.jsonl"
+        rows = [{"input": str(i), "output": " ".join(["word"] * words)} for i in range(20)]
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return path
+
+    sixty = load_task(str(task_file(60, "sixty")))
+    assert sixty.max_output_tokens == 184  # 3 a word plus 4: not cut at 64 as before
+    check_job(RunConfig.from_options("sixty", target="fake:echo"), sixty)
+    assert "cannot be matched" not in capsys.readouterr().err
+    long = load_task(str(task_file(200, "long")))
+    assert long.max_output_tokens == 256  # the most a task gets without saying so
+    check_job(RunConfig.from_options("long", target="fake:echo"), long)
+    assert "up to 200 words" in (err := capsys.readouterr().err) and "max_output_tokens: 604" in err

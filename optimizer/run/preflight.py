@@ -17,7 +17,7 @@ from optimizer.config import RunConfig
 from optimizer.errors import UsageError
 from optimizer.models.registry import API_PROVIDERS, parse_model
 from optimizer.tasks.metrics import resolve_metric
-from optimizer.tasks.task import Task
+from optimizer.tasks.task import Task, longest_answer_words
 
 __all__ = ["check_job", "check_runs_folder", "check_whitebox", "note"]
 
@@ -91,6 +91,11 @@ def check_job(config: RunConfig, task: Task) -> None:
         note(f"the task {task.name!r} has {len(task.dev)} dev example(s), too few to set any aside to confirm the "
              "finalists (half are, at least 2 needed): the best candidate on dev will ship untested (verdict 'not "
              "tested'); give the task more dev examples")
+    words = longest_answer_words(task.train, task.dev, task.test)
+    if 2 * words > task.max_output_tokens and task.metric not in ("label", "contains"):  # surely cut, at 2 a word
+        note(f"the task {task.name!r} has gold outputs of up to {words} words, and answers are cut at "
+             f"{task.max_output_tokens} tokens (max_output_tokens), so the longest cannot be matched; fix: set "
+             f"max_output_tokens: {3 * words + 4} in the task's task.yaml")
     if config.test_limit is not None and config.test_limit > len(task.test) and "test_limit" in given:
         raise UsageError(f"--test-size {config.test_limit}: the task {task.name!r} has {len(task.test)} test "
                          f"examples; fix: give --test-size {len(task.test)} or less, or leave it out")

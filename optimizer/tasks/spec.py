@@ -7,7 +7,7 @@ A ``task.yaml`` (data paths are relative to it)::
     description: Put a verb in the past tense.
     metric: exact_match          # a name from optimizer.tasks.metrics.METRICS
     shots: 3
-    max_output_tokens: 8          # default: from the longest gold output
+    max_output_tokens: 8          # default: from the longest gold output (3 a word + 4, at most 256)
     instructions: [Write the past tense of the verb.]
     data: {train: train.jsonl, dev: dev.jsonl, test: test.jsonl}
     source: written for this project

@@ -161,10 +161,18 @@ class TaskInfo(BaseModel):
 # ----------------------------------------------------------------------------- building tasks
 
 
+MAX_DERIVED_TOKENS = 256
+"""The most answer tokens a task gets without saying ``max_output_tokens`` (a runaway answer costs this much)."""
+
+
+def longest_answer_words(*splits: list[Example]) -> int:
+    """Words in the longest gold output (4 when there is none)."""
+    return max((len(ex.output.split()) for split in splits for ex in split), default=4)
+
+
 def _derived_max_tokens(*splits: list[Example]) -> int:
-    """Answer token limit from the longest gold output: 3 per word plus 4, at most 64."""
-    words = max((len(ex.output.split()) for split in splits for ex in split), default=4)
-    return min(64, words * 3 + 4)
+    """Answer token limit from the longest gold output: 3 per word plus 4 (generous), at most 256."""
+    return min(MAX_DERIVED_TOKENS, longest_answer_words(*splits) * 3 + 4)
 
 
 def build_task(fields: dict[str, Any], overrides: Mapping[str, Any], where: str) -> Task:
