@@ -95,10 +95,14 @@ def choose(ctx: SearchContext, evaluator: Evaluator) -> tuple[Candidate | None, 
         full = [c for c in pool if c.dev.n >= len(ctx.dev)]
         best = full[0] if full else (pool[0] if pool else None)
         base.shipped = best.id if best else None
-        base.note = ("no incumbent: the best candidate on dev ships untested" if ctx.confirm else
-                     "confirmation is off (selection.confirm_limit 0): the best candidate on dev ships untested"
-                     if cfg.confirm_limit == 0 else f"the dev split's {len(ctx.task.dev)} example(s) leave none to "
-                     "set aside to confirm (half are, at least 2 needed): the best candidate on dev ships untested")
+        if ctx.confirm:
+            why = "no incumbent"
+        elif cfg.confirm_limit == 0:
+            why = "confirmation is off (selection.confirm_limit 0)"
+        else:
+            why = f"the dev split's {len(ctx.task.dev)} example(s) leave none to set aside to confirm (half are, at " \
+                  "least 2 needed)"
+        base.note = f"{why}: the best candidate on dev ships untested"
         return best, base
     # finalists: the best raced to the end, then (when the budget cut racing short) the best of the rest
     partial = sorted((c for c in ranked if c.dev.n and c not in raced), key=lambda c: ctx.rank_key(c.dev), reverse=True)

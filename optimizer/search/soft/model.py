@@ -157,13 +157,8 @@ class SoftModel:
         """The input tokens of one pass over ``examples``: the context, and the gold answer when it is read
         (training and log-probabilities; ``answers=False`` for generation, whose answer is output), and the
         virtual tokens prompt tuning and P-tuning put before them."""
-        pairs = [self._pair(ex, " " + ex.output + self._end) for ex in examples]
+        pairs = [self._pair(ex, " " + ex.output + self.template.stop[0]) for ex in examples]
         return sum(self.virtual_inputs + len(c) + (len(a) if answers else 0) for c, a in pairs)
-
-    @property
-    def _end(self) -> str:
-        """What ends a gold answer in training: where the target's answer stops (see ExecutionTemplate.stop)."""
-        return "\n\n" if self.template.multiline else "\n"
 
     @property
     def virtual_inputs(self) -> int:
@@ -172,7 +167,7 @@ class SoftModel:
 
     def train_step(self, batch: Sequence[Example]) -> float:
         """One AdamW step on the mean per-token loss of the gold answers; returns the loss."""
-        pairs = [self._pair(ex, " " + ex.output + self._end) for ex in batch]
+        pairs = [self._pair(ex, " " + ex.output + self.template.stop[0]) for ex in batch]  # ends where answers stop
         ids, mask, labels = self._batch(pairs)
         self.optimizer.zero_grad(set_to_none=True)
         nll, count = self._token_nll(ids, mask, labels)
@@ -227,7 +222,7 @@ class SoftModel:
         texts = self.tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
         if self.template.multiline:
             return [self.template.answer(text) for text in texts]
-        return [text.split("\n", 1)[0].strip() for text in texts]
+        return [text.split("\n", 1)[0].strip() for text in texts]  # not splitlines(): \x1e, \u2028 stay in a line
 
     def _virtual_cache(self, base: Any, rows: int, width: int) -> Any:
         """The key/value cache of the adapter's virtual tokens for ``rows`` rows (positions 0 to
