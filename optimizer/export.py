@@ -7,26 +7,25 @@ from __future__ import annotations
 
 import json
 import math
-import pprint
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from optimizer.config import RunConfig
 from optimizer.errors import UsageError
+from optimizer.export_module import DEMOS_PLACEHOLDER, PLACEHOLDER, python_module
 from optimizer.report.stats import bootstrap_ci
 from optimizer.run.provenance import task_fingerprint
 from optimizer.search.soft.search import adapter_step, not_text
-from optimizer.tasks.templates import ExecutionTemplate
+from optimizer.tasks.nearest import VECTORIZER, NearestExamples, nearest_k, nearest_phrase
+from optimizer.tasks.templates import ExecutionTemplate, demo_block
 from optimizer.types import Example
 
 __all__ = ["FORMATS", "PLACEHOLDER", "ExportedPrompt", "Manifest", "RunEvalResult", "evaluate_run", "export_prompt",
            "export_run", "shipped", "shipped_prompt", "task_fingerprint"]
 
-PLACEHOLDER = "{input}"
-"""Where the input goes in an exported prompt."""
 FORMATS = ("text", "json", "chat", "python")
 CLOZE_SEARCHERS = frozenset({"autoprompt"})
 """Searchers whose prompts are cloze templates read off a white-box model, not instructions a model executes."""
@@ -71,15 +70,24 @@ class ExportedPrompt(BaseModel):
 
     instruction: str = Field(description="The instruction (empty for none).")
     demonstrations: list[dict[str, str]] = Field(description="The demonstrations in the order shown: input, output, "
-                                                             "training example id.")
+                                                             "training example id (with ``nearest``: the pool).")
+    nearest: int | None = Field(default=None, description="When set, the prompt shows each input this many of the "
+                                "``demonstrations`` (the pool) nearest to it, the nearest last, where the template "
+                                "has ``{demonstrations}``.")
     style: Literal["completion", "chat"] = Field(description="How the prompt was sent: raw text, or one user message.")
     template: str = Field(description="The whole prompt, with ``{input}`` standing for the last input.")
     manifest: Manifest = Field(description="Where it came from and how well it scored.")
     notes: list[str] = Field(default_factory=list, description="What to know before using it (a partial run, …).")
+    _retriever: NearestExamples | None = PrivateAttr(default=None)
 
     def render(self, input: str) -> str:
         """The prompt for ``input``, exactly as the target would be sent it."""
         head, _, tail = self.template.rpartition(PLACEHOLDER)
+        if self.nearest is not None:
+            before, _, after = head.rpartition(DEMOS_PLACEHOLDER)
+            if self._retriever is None:
+                self._retriever = NearestExamples([Example.model_validate(d) for d in self.demonstrations])
+            head = before + demo_block(self._retriever.select(Example(input=input, output=""), self.nearest)) + after
         return f"{head}{input}{tail}"
 
     def messages(self, input: str = PLACEHOLDER) -> list[dict[str, str]]:
@@ -108,7 +116,8 @@ class ExportedPrompt(BaseModel):
 
     def as_json(self) -> dict[str, Any]:
         """The JSON export: instruction, demonstrations, template, chat messages (chat style) and manifest."""
-        return {"instruction": self.instruction, "demonstrations": self.demonstrations,
+        return {"instruction": self.instruction, "demonstrations": self.demonstrations, "nearest": self.nearest,
+                "retriever": None if self.nearest is None else {"similarity": "cosine", "tfidf": VECTORIZER},
                 "style": self.style, "placeholder": PLACEHOLDER, "template": self.template,
                 "messages": self.messages() if self.style == "chat" else None,
                 "manifest": self.manifest.model_dump(), "notes": self.notes}
@@ -146,7 +155,8 @@ def shipped(result: dict | None, config: dict, run_id: str, adapters: bool = Fal
 
 
 def shipped_prompt(result: dict | None, config: dict, *, run_id: str | None = None,
-                   demonstrations: Sequence[Example] | None = None) -> ExportedPrompt:
+                   demonstrations: Sequence[Example] | None = None,
+                   pool: Sequence[Example] | None = None) -> ExportedPrompt:
     """A run's shipped prompt, rendered by the run's execution template with the input left as ``{input}``.
 
     Args:
@@ -155,6 +165,7 @@ def shipped_prompt(result: dict | None, config: dict, *, run_id: str | None = No
         run_id: the run, for messages (default: the one in ``config``).
         demonstrations: the demonstrations, for a result made before results recorded them (they are
             rebuilt from the task by the caller); otherwise they are read from the result.
+        pool: the task's training examples, for a prompt that shows each input its nearest ones.
 
     Returns:
         The exported prompt; a run without a shipped prompt, or whose prompt is a cloze template,
@@ -165,7 +176,17 @@ def shipped_prompt(result: dict | None, config: dict, *, run_id: str | None = No
     assert result is not None  # shipped() refused a run without one
     run = RunConfig.model_validate(config["config"])
     notes = _notes(result, best)
-    if "demo_examples" in best:
+    k = nearest_k(best.get("demos"))
+    if k is not None:
+        if pool is None:
+            raise UsageError(f"run {run_id}'s prompt shows each input its nearest training examples; export it "
+                             "through optimizer.api.export_run, which loads the task's training examples")
+        demos = list(pool)
+        notes.append(f"the prompt shows {nearest_phrase(k)}: {DEMOS_PLACEHOLDER} stands for them, chosen from the "
+                     f"{len(demos)} demonstrations listed by TF-IDF cosine of character 2- to 4-grams; the JSON "
+                     "export names the settings, and the Python module's render(input) chooses them (it needs "
+                     "scikit-learn)")
+    elif "demo_examples" in best:
         demos = [Example.model_validate(d) for d in best["demo_examples"]]
     elif demonstrations is not None:
         demos = list(demonstrations)
@@ -174,15 +195,18 @@ def shipped_prompt(result: dict | None, config: dict, *, run_id: str | None = No
     else:
         raise UsageError(f"run {run_id}'s result does not list the demonstrations its prompt was shown; export it "
                          "through optimizer.api.export_run, which draws them again from the task")
-    template = ExecutionTemplate(demos=tuple(demos), style=run.execution_style,
+    template = ExecutionTemplate(demos=() if k is not None else tuple(demos), style=run.execution_style,
                                  multiline=bool(result.get("multiline_answers")))
     instruction = str(best.get("text") or "")
     text = template.context(instruction, Example(input=_SENTINEL, output=""))
     head, _, tail = text.rpartition(_SENTINEL)
+    if k is not None:
+        cut = head.rindex("Input: ")
+        head = head[:cut] + DEMOS_PLACEHOLDER + head[cut:]
     if PLACEHOLDER in head + tail:
         notes.append(f"the prompt itself contains the text {PLACEHOLDER}: only the last one stands for the input")
     return ExportedPrompt(
-        instruction=instruction, style=run.execution_style, template=f"{head}{PLACEHOLDER}{tail}",
+        instruction=instruction, style=run.execution_style, template=f"{head}{PLACEHOLDER}{tail}", nearest=k,
         demonstrations=[{"input": d.input, "output": d.output, "id": d.id} for d in demos],
         manifest=_manifest(result, config, run, best, run_id, len(demos), template.decoding), notes=notes)
 
@@ -211,6 +235,8 @@ def _manifest(result: dict, config: dict, run: RunConfig, best: dict, run_id: st
 
 
 def _demos_label(ids: list[str] | None, k: int) -> str:
+    if (near := nearest_k(ids)) is not None:
+        return f"{nearest_phrase(near)}, chosen from the task's {k} training examples"
     if ids is None:
         return f"{k}, the run's fixed demonstrations (drawn from train with the seed)"
     return f"{k}, its own: " + ", ".join(ids) if ids else "none (its own choice)"
@@ -231,43 +257,6 @@ def _notes(result: dict, best: dict) -> list[str]:
         notes.append(f"no candidate beat the incumbent significantly: this is the incumbent "
                      f"({sel.get('incumbent_origin') or '?'})")
     return notes
-
-
-def python_module(exported: ExportedPrompt) -> str:
-    """A self-contained Python module defining ``PROMPT`` (a ``str.format`` template), ``render(input)``,
-    ``messages(input)``, ``STYLE``, ``MANIFEST`` and ``NOTES``."""
-    escaped = exported.template.replace("{", "{{").replace("}", "}}")
-    head, _, tail = escaped.rpartition(PLACEHOLDER.replace("{", "{{").replace("}", "}}"))
-    pieces = "\n".join(f"    {line!r}" for line in (head + PLACEHOLDER + tail).splitlines(keepends=True))
-    manifest = pprint.pformat(exported.manifest.model_dump(), sort_dicts=False, width=100)
-    notes = pprint.pformat(exported.notes, width=100)
-    return f'''"""A prompt shipped by an apo run, exactly as its target model was sent it (see MANIFEST).
-
-render(input) returns the prompt with ``input`` as the last input; messages(input) returns it as one
-chat user message, as apo's chat execution style sends it. STYLE says which of the two the run used.
-"""
-
-STYLE = {exported.style!r}
-
-PROMPT = (
-{pieces}
-)
-"""The prompt as a str.format template: its one field is {{input}}; literal braces are doubled."""
-
-MANIFEST = {manifest}
-
-NOTES = {notes}
-
-
-def render(input: str) -> str:
-    """The prompt for ``input``."""
-    return PROMPT.format(input=input)
-
-
-def messages(input: str) -> list:
-    """The prompt as OpenAI-style chat messages."""
-    return [{{"role": "user", "content": render(input)}}]
-'''
 
 
 # -- runs on disk --------------------------------------------------------------------------------
@@ -326,12 +315,21 @@ def export_prompt(run_id: str, runs_dir: str | Path | None = None) -> ExportedPr
     from optimizer.tasks.templates import execution_template
 
     name, config, result, _ = _open(run_id, runs_dir)
-    demos = None
-    if "demo_examples" not in shipped(result, config, name):  # made before results listed them: draw them again
+    demos, pool = None, None
+    best = shipped(result, config, name)
+    if nearest_k(best.get("demos")) is not None:  # each input's nearest: the pool is the task's train split
+        run = RunConfig.model_validate(config["config"])
+        task = _run_task(run, None, name)
+        recorded = ((config.get("provenance") or {}).get("task") or {}).get("sha256")
+        if recorded and task_fingerprint(task) != recorded:
+            raise UsageError(f"run {name}'s prompt chooses its demonstrations from task {run.task!r}'s training "
+                             "examples, and the task's data changed since the run; export it where the run's data is")
+        pool = task.train
+    elif "demo_examples" not in best:  # made before results listed them: draw them again
         run = RunConfig.model_validate(config["config"])
         task = _run_task(run, None, name)
         demos = execution_template(task, shots=run.shots, style=run.execution_style, seed=run.seed).demos
-    return shipped_prompt(result, config, run_id=name, demonstrations=demos)
+    return shipped_prompt(result, config, run_id=name, demonstrations=demos, pool=pool)
 
 
 def evaluate_run(run_id: str, *, task: Any = None, runs_dir: str | Path | None = None,
@@ -367,7 +365,8 @@ def evaluate_run(run_id: str, *, task: Any = None, runs_dir: str | Path | None =
     was = (result or {}).get("task") or recorded_task.get("name") or config.task
     if same is False and loaded.name != was:
         raise UsageError(f"run {name} was made on task {was!r}, not {loaded.name!r}; leave TASK out to use the run's")
-    missing = [i for i in best.get("demos") or [] if i not in {ex.id for ex in loaded.train}]
+    missing = [i for i in best.get("demos") or [] if i not in {ex.id for ex in loaded.train}
+               and nearest_k(best.get("demos")) is None]
     if missing:
         raise UsageError(f"the shipped prompt's demonstrations {missing} are not training examples of task "
                          f"{loaded.name!r} as loaded now; the task's data changed since run {name}")

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -168,6 +168,9 @@ class DemosConfig(BaseModel):
     right under the instruction (the rest are random training examples)."""
     bootstrap_pool: int = Field(default=24, ge=1)
     """Training examples scored under the instruction to find the ones it answers right."""
+    nearest: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [4, 8, 16])
+    """Numbers of *nearest* demonstrations tried (empty: none): a prompt that shows each input the k training
+    examples whose inputs are most like it, the closest last (see :mod:`optimizer.tasks.nearest`)."""
 
 
 class ReflectConfig(BaseModel):

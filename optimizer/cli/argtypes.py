@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["count", "global_options_everywhere", "int_list", "positive", "positive_float"]
+__all__ = ["count", "global_options_everywhere", "int_list", "int_list_or_none", "positive", "positive_float"]
 
 
 def positive(text: str) -> int:
@@ -48,6 +48,11 @@ def int_list(text: str) -> list[int]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers such as 1,2,4, got {text!r}") \
             from None
+
+
+def int_list_or_none(text: str) -> list[int]:
+    """``int_list``, or an empty list for ``none``."""
+    return [] if text.strip().lower() == "none" else int_list(text)
 
 
 def global_options_everywhere(parser: argparse.ArgumentParser) -> None:

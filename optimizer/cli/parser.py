@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import argparse
 
-from optimizer.cli.argtypes import count, global_options_everywhere, int_list, positive, positive_float
+from optimizer.cli.argtypes import (
+    count,
+    global_options_everywhere,
+    positive,
+    positive_float,
+)
+from optimizer.cli.search_parser import add_demos_and_reflect_groups
 from optimizer.cli.service_parser import add_service_parsers
 from optimizer.cli.soft_parser import add_searcher_arg, add_soft_group
 
@@ -73,10 +79,6 @@ SELECTION_HELP = """Racing picks finalists on dev; they are then scored once, wi
 else the task's best human instruction, else no instruction), on dev examples racing never saw. A finalist
 ships only if a one-sided paired permutation test, Holm-corrected over the finalists, says it beats the
 incumbent at --alpha; otherwise the incumbent ships ("no significant improvement"). The test split only reports."""
-
-REFLECT_HELP = """Each round runs the beam's prompts on training examples, shows the proposer the ones they get
-wrong (the answer given and the one expected), asks for a critique, then for a rewrite that fixes
-it, and races the rewrites with the beam (--rounds rounds; default 3)."""
 
 LEADERBOARD_HELP = """One row per (task, searcher, target model): the best prompt by dev score over the
 row's runs, its test accuracy with a bootstrap 95% interval, the paired difference against the
@@ -212,7 +214,7 @@ def add_job_options(opt: argparse.ArgumentParser, local: bool) -> None:
         opt.add_argument("--dry-run", action="store_true",
                          help="print the expected model calls and tokens (an upper bound) and exit without running")
     _add_selection_group(opt)
-    _add_demos_and_reflect_groups(opt)
+    add_demos_and_reflect_groups(opt)
     _add_autoprompt_group(opt)
     add_soft_group(opt)
 
@@ -228,35 +230,6 @@ def _add_selection_group(opt: argparse.ArgumentParser) -> None:
                      help="among finalists better than the incumbent, ship one keeping the incumbent's instruction "
                           "unless the largest gain beats it significantly (instruction, the default), the largest "
                           "gain (accuracy), or the fewest tokens not significantly worse than the winner (shorter)")
-
-
-def _add_demos_and_reflect_groups(opt: argparse.ArgumentParser) -> None:
-    demos = opt.add_argument_group("demonstrations (--searcher demos, or ape with --demo-search)")
-    demos.add_argument("--demo-search", action="store_true",
-                       help="APE: after the instruction rounds, search demonstration sets for the best instruction")
-    demos.add_argument("--demo-sets", dest="sets", type=int, help="demonstration sets raced (default: 12)")
-    demos.add_argument("--demo-k", dest="k", type=int_list, metavar="K[,K…]",
-                       help="numbers of demonstrations tried in turn (default: 2,4,6,8,12,16)")
-    demos.add_argument("--bootstrapped", type=float, metavar="FRACTION",
-                       help="share of sets made of training examples the target already answers right (default: 0.5)")
-    demos.add_argument("--bootstrap-pool", type=int, metavar="N",
-                       help="training examples run to find those answered right (default: 24)")
-    joint = opt.add_argument_group("joint search (--searcher joint; the demonstration options above draw its sets)")
-    joint.add_argument("--instructions", type=int, help="instructions asked of the proposer (default: 6)")
-    joint.add_argument("--joint-demo-sets", dest="demo_sets", type=int,
-                       help="demonstration sets drawn (default: 6); the incumbent's own is added")
-    joint.add_argument("--trials", type=int, help="TPE trials, one combination on one minibatch each (default: 24)")
-    joint.add_argument("--top-combinations", type=int,
-                       help="best combinations by mean minibatch score raced on the full dev set, each also "
-                            "under the incumbent's instruction (default: 4)")
-    ref = opt.add_argument_group("reflection (--searcher reflect)", REFLECT_HELP)
-    ref.add_argument("--beam", type=int, help="best prompts kept and reflected on each round (default: 2)")
-    ref.add_argument("--rewrites", type=int, help="critique-and-rewrite pairs per beam prompt each round (default: 2)")
-    ref.add_argument("--minibatch", type=int,
-                     help="reflect: training examples each beam prompt runs on per round to find its failures "
-                          "(default: 12); joint: dev examples per trial (default: 8)")
-    ref.add_argument("--failures-shown", type=int, help="failed examples shown in one critique (default: 4)")
-    ref.add_argument("--max-minibatches", type=int, help="minibatches per round while a prompt has no failure (4)")
 
 
 def _add_autoprompt_group(opt: argparse.ArgumentParser) -> None:

@@ -19,6 +19,7 @@ from rich.text import Text
 from optimizer.api import CacheStats, EmbeddedStatus, EvalResult, RunEvalResult, RunInfo
 from optimizer.config import RunConfig
 from optimizer.errors import UsageError
+from optimizer.tasks.nearest import nearest_k, nearest_phrase
 
 __all__ = ["check_output_file", "fmt", "out", "render_autoprompt_passes", "render_cache", "render_candidates",
            "render_estimate", "render_eval", "render_eval_run", "render_models", "render_result", "render_runs",
@@ -165,7 +166,9 @@ def render_eval(res: EvalResult, wrong: int = 5) -> None:
 
 def render_eval_run(res: RunEvalResult, wrong: int = 5) -> None:
     """Print a run's shipped prompt re-scored on its test examples beside the score the run recorded."""
-    demos = "the run's demonstrations" if res.demos is None else f"its own {len(res.demos)} demonstrations"
+    near = nearest_k(res.demos)
+    demos = "the run's demonstrations" if res.demos is None else nearest_phrase(near) if near is not None else \
+        f"its own {len(res.demos)} demonstrations"
     out.print(Text(f"{res.task} [test] model {res.model}, run {res.run_id}\n  prompt:   "
                    f"{res.prompt or '(no instruction)'} (+ {demos})"))
     out.print(f"  now:      acc {fmt(res.acc)}  logp {fmt(res.lp, 2)}  n {res.n}", highlight=False)

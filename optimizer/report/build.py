@@ -39,6 +39,7 @@ from optimizer.report.stats import bootstrap_ci, paired_bootstrap_ci
 from optimizer.run.history import candidates_from_log, dev_trajectory, usage_from_log
 from optimizer.run.racing import rank_key
 from optimizer.run.store import RunStore, runs_dir
+from optimizer.tasks.nearest import nearest_k
 from optimizer.types import Candidate, RunResult, prompt_key
 
 __all__ = [
@@ -182,7 +183,7 @@ def _add_selection(summary: RunSummary, result: RunResult, data: dict) -> None:
         summary.prompt_tokens, summary.tokens_per_example = best.prompt_tokens, best.tokens_per_example
         summary.demos = best.demos
         recorded = best.demos is not None or "demo_examples" in (data.get("best") or {})
-        summary.demos_k = len(best.demos) if best.demos is not None else (
+        summary.demos_k = (nearest_k(best.demos) or len(best.demos)) if best.demos is not None else (
             len(best.demo_examples) if recorded else None)
     if result.selection is None:
         return

@@ -9,6 +9,7 @@ from __future__ import annotations
 from optimizer.report.build import RunSummary
 from optimizer.report.plots import esc as _e
 from optimizer.report.text import DASH, fmt_ci, incumbent_text
+from optimizer.tasks.nearest import nearest_k, nearest_phrase
 from optimizer.types import Candidate, FinalistTest, Score, Selection
 
 __all__ = ["SELECTION_STYLE", "demos_html", "incumbent_cell", "selection_html", "shipped_demos_html", "verdict_cell"]
@@ -64,6 +65,8 @@ def demos_html(demos: tuple[str, ...] | None, k: int | None = None,
         return "no demonstrations" if k == 0 else "the run's demonstrations" + ("" if k is None else f" ({k})")
     if not demos:
         return "no demonstrations"
+    if (near := nearest_k(demos)) is not None:
+        return _e(nearest_phrase(near))
     ids = [f"<ins>{_e(d)}</ins>" if before is not None and d not in before else _e(d) for d in demos]
     removed = [f"<del>{_e(d)}</del>" for d in before or () if d not in demos]
     return (f'{len(demos)} demonstration{"s" if len(demos) > 1 else ""} '

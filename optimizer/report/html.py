@@ -34,6 +34,7 @@ from optimizer.report.text import (
     sources_text,
     status_text,
 )
+from optimizer.tasks.nearest import nearest_k, nearest_phrase
 
 __all__ = ["render_html"]
 
@@ -115,7 +116,7 @@ def _sort_values(row: LeaderboardRow, selection: bool, training: bool) -> list[s
     if training:  # before the status, as in row_cells
         values[12:12] = [num(b.trainable_params), num(b.train_examples), num(b.train_s), num(b.tokens_per_example)]
     if selection:  # verdict, Δ vs incumbent, incumbent, demos (the number shown)
-        k = len(b.demos) if b.demos is not None else b.demos_k
+        k = (nearest_k(b.demos) or len(b.demos)) if b.demos is not None else b.demos_k
         values[6:6] = [b.verdict or "", num(b.vs_incumbent.diff if b.vs_incumbent else None),
                        (b.selection.incumbent_origin or "") if b.selection else "", num(k)]
     return values
@@ -138,7 +139,9 @@ def _cell(row: LeaderboardRow, col: str, text: str, i: int) -> str:
     if col == "incumbent":
         return incumbent_cell(b)
     if col == "demos" and b.demos:
-        return f'<span title="{_e(", ".join(b.demos))}">{_e(text)}</span>'
+        near = nearest_k(b.demos)
+        title = nearest_phrase(near) if near is not None else ", ".join(b.demos)
+        return f'<span title="{_e(title)}">{_e(text)}</span>'
     if col in NUMERIC and " [" in text:
         value, interval = text.split(" [", 1)
         return f'{_e(value)}<br><small>[{_e(interval)}</small>'

@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable
 
 from optimizer.report.build import Leaderboard, LeaderboardRow, RunSummary
+from optimizer.tasks.nearest import nearest_k, nearest_phrase
 from optimizer.types import Candidate
 
 __all__ = ["PALETTE", "accuracy_frame", "distribution_svg", "esc", "lineage_svg", "pareto_points", "pareto_svg",
@@ -223,7 +224,9 @@ def _token_axis(points: list[Candidate]) -> tuple[float, float, list[float]]:
 
 
 def _point_title(c: Candidate, front: bool) -> str:
-    demos = "" if c.demos is None else f" ({len(c.demos)} demonstrations: {', '.join(c.demos)})"
+    near = nearest_k(c.demos)
+    demos = "" if c.demos is None else f" ({nearest_phrase(near)})" if near is not None else \
+        f" ({len(c.demos)} demonstrations: {', '.join(c.demos)})"
     return (f"{_e(c.id)}{' (Pareto front)' if front else ''}: {c.prompt_tokens} prompt tokens, dev accuracy "
             f"{c.dev.acc:.3f} on {c.dev.n} — {_e(c.text)}{_e(demos)}")
 

@@ -23,6 +23,7 @@ from optimizer.report.build import (
     WrongExamples,
 )
 from optimizer.report.curves import learning_curves_markdown
+from optimizer.tasks.nearest import nearest_k, nearest_phrase
 from optimizer.types import Selection
 
 __all__ = ["TRAINING_COLUMNS", "columns", "demos_text", "evidence_text", "fmt_ci", "fmt_diff", "has_selection",
@@ -96,6 +97,8 @@ def demos_text(demos: tuple[str, ...] | None, k: int | None = None, ids: bool = 
     ``ids``."""
     if demos is None:
         return "0" if k == 0 else "run's" + ("" if k is None else f" {k}")
+    if (near := nearest_k(demos)) is not None:
+        return f"{near} nearest"
     return f"{len(demos)}" + (f": {', '.join(demos)}" if ids and demos else "")
 
 
@@ -281,7 +284,9 @@ def _print_evidence(b: RunSummary, console: Console) -> None:
     evidence = evidence_text(b)
     if evidence is not None:
         console.print(Text(f"   {evidence}", style="dim"))
-    if b.demos:
+    if (near := nearest_k(b.demos)) is not None:
+        console.print(Text(f"   demonstrations of the shipped prompt: {nearest_phrase(near)}", style="dim"))
+    elif b.demos:
         console.print(Text(f"   demonstrations of the shipped prompt, in order: {', '.join(b.demos)}", style="dim"))
 
 
@@ -323,7 +328,9 @@ def render_lineage(steps: list[LineageStep], console: Console) -> None:
     console.print(Text("lineage of the best prompt (demonstrations → proposal → variations):", style="bold"))
     for i, s in enumerate(steps):
         acc = _num(s.dev.acc)
-        demos = "" if s.demos is None else (f" with {len(s.demos)} demonstrations ({', '.join(s.demos)})" if s.demos
+        near = nearest_k(s.demos)
+        demos = "" if s.demos is None else (f" with {nearest_phrase(near)}" if near is not None else
+                                            f" with {len(s.demos)} demonstrations ({', '.join(s.demos)})" if s.demos
                                             else " with no demonstrations")
         head = Text(f"{'  ' * i}{'└─ ' if i else ''}{s.id} {s.origin} (round {s.round}) dev {acc} on {s.dev.n}"
                     f"{demos}: ")

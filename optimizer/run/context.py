@@ -37,6 +37,7 @@ from optimizer.run.progress import Reporter
 from optimizer.run.racing import rank_key, successive_halving
 from optimizer.run.scoring import Evaluator, Journal, PromptScorer, ScoreRecord, prompt_hash, summarize
 from optimizer.run.store import RunStore
+from optimizer.tasks.nearest import nearest_k
 from optimizer.tasks.task import Task
 from optimizer.tasks.templates import demo_block, normalize_instruction
 from optimizer.types import Candidate, Example, GenerateRequest, Score
@@ -234,13 +235,14 @@ class SearchContext:
             origin: what produced it (``forward``, ``variation``, ``demos``, ``reflection`` …).
             parent: the candidate it derives from.
             round: search round.
-            demos: training example ids shown as its demonstrations, in order (None: the run's fixed ones).
+            demos: training example ids shown as its demonstrations, in order (None: the run's fixed ones;
+                :func:`~optimizer.tasks.nearest.nearest_demos`: each input's nearest training examples).
 
         Returns:
             The candidate, or None for an empty instruction without demonstrations or a duplicate.
         """
         ids = tuple(demos) if demos is not None else None
-        if ids is not None and (unknown := [i for i in ids if i not in self._train]):
+        if ids is not None and nearest_k(ids) is None and (unknown := [i for i in ids if i not in self._train]):
             raise ValueError(f"demonstration ids {unknown} are not training examples of {self.task.name}")
         if not normalize_instruction(text) and ids is None:
             return None
@@ -288,6 +290,9 @@ class SearchContext:
         if cand.text in self.trained:
             return self.trained[cand.text]
         head = f"Instruction: {cand.text.strip()}\n\n" if cand.text.strip() else ""
+        if (k := nearest_k(cand.demos)) is not None:  # demonstrations differ by input: k of the pool's mean length
+            blocks = [self.count_tokens(demo_block([ex])) for ex in self.task.train]
+            return self.count_tokens(head) + round(k * sum(blocks) / max(1, len(blocks)))
         return self.count_tokens(head + demo_block(self.demonstrations(cand)))
 
     def count_tokens(self, text: str) -> int:
@@ -299,8 +304,8 @@ class SearchContext:
         return self._token_counts[text]
 
     def demonstrations(self, cand: Candidate) -> list[Example]:
-        """The demonstrations a candidate runs with, in order."""
-        if cand.text in self.trained:
+        """The demonstrations a candidate runs with, in order (none fixed when it shows each input its nearest)."""
+        if cand.text in self.trained or nearest_k(cand.demos) is not None:
             return []
         return list(self.fixed_demos) if cand.demos is None else [self._train[i] for i in cand.demos]
 

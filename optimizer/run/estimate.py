@@ -87,7 +87,7 @@ def _search_phases(config: RunConfig, dev: int) -> tuple[dict[str, int], int, in
         proposer = ape.candidates + ape.rounds * new_per_round
     if config.searcher == "demos" or (config.searcher == "ape" and config.ape.demo_search):
         demos = config.demos
-        pairs["demonstration sets"] = race(demos.sets + 1) + race(2 + 2 * 2)
+        pairs["demonstration sets"] = race(demos.sets + len(demos.nearest) + 1) + race(2 + 2 * 2)
         train += demos.bootstrap_pool
     if config.searcher == "joint":
         joint = config.joint

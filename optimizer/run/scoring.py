@@ -19,6 +19,7 @@ from typing import Protocol, runtime_checkable
 
 from optimizer.models.client import ModelClient
 from optimizer.run.events import ProposalReceived, ScoreRecorded
+from optimizer.tasks.nearest import NearestExamples, nearest_k
 from optimizer.tasks.templates import ExecutionTemplate
 from optimizer.types import Example, Score, split_prompt_key
 
@@ -185,7 +186,7 @@ class InstructionScorer:
 
     A prompt is given by its key (:func:`~optimizer.types.prompt_key`): an instruction alone runs
     with the template's demonstrations (the run's fixed ones); a key naming demonstrations runs
-    with those training examples instead.
+    with those training examples instead, or with each input's nearest ones (``@nearest:K``).
 
     Args:
         client: the target model client.
@@ -202,12 +203,19 @@ class InstructionScorer:
         self.template = template
         self.metric = metric
         self.train = {ex.id: ex for ex in train}
+        self._nearest: NearestExamples | None = None
 
-    def demonstrations(self, key: str) -> list[Example]:
-        """The demonstrations a prompt runs with, in order."""
+    def demonstrations(self, key: str, example: Example | None = None) -> list[Example]:
+        """The demonstrations a prompt runs with on ``example``, in order (nearest ones depend on the example)."""
         ids = split_prompt_key(key)[1]
         if ids is None:
             return list(self.template.demos)
+        if (k := nearest_k(ids)) is not None:
+            if example is None:
+                raise ValueError(f"prompt {key!r} shows each input its nearest training examples: name the example")
+            if self._nearest is None:
+                self._nearest = NearestExamples(list(self.train.values()))
+            return self._nearest.select(example, k)
         missing = [i for i in ids if i not in self.train]
         if missing:
             raise KeyError(f"demonstration ids {missing} are not training examples of this task")
@@ -216,7 +224,8 @@ class InstructionScorer:
     def requests(self, key: str, example: Example) -> tuple[ExecutionTemplate, str]:
         """The template (with the prompt's demonstrations) and instruction that run ``key`` on an example."""
         instruction, ids = split_prompt_key(key)
-        return (self.template if ids is None else self.template.with_demos(self.demonstrations(key))), instruction
+        return (self.template if ids is None else self.template.with_demos(self.demonstrations(key, example))), \
+            instruction
 
     def compute(self, pairs: Sequence[tuple[str, Example]], kinds: frozenset[str]) -> list[ScoreRecord]:
         """Greedy answers scored by the metric (``acc``), or gold log-probabilities (``lp``)."""

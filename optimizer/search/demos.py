@@ -4,7 +4,9 @@ In the manner of DSPy's BootstrapFewShotWithRandomSearch: keep the instruction (
 or each instruction given), and race demonstration sets of several sizes. Half the sets are
 random training examples; the other half are *bootstrapped*: training examples the target
 already answers right under the instruction (found by running it on a sample of the train
-split, never dev or test). The best sets are then tried in other orders and raced again.
+split, never dev or test). Beside them race *nearest* demonstrations, chosen per input: the k
+training examples whose inputs are most like it (KATE; DSPy's KNNFewShot; see
+:mod:`optimizer.tasks.nearest`). The best fixed sets are then tried in other orders and raced again.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from optimizer.models.base import GENERATE
 from optimizer.settings import DemosConfig
+from optimizer.tasks.nearest import nearest_demos, nearest_k
 from optimizer.types import Candidate, Example
 
 if TYPE_CHECKING:
@@ -65,16 +68,23 @@ class DemoSearch:
             field += self.propose(ctx, base, round=round)
         ranked = ctx.race(field, round=round)
         reordered = [c for best in ranked[:BEST_REORDERED] if best.demos and len(best.demos) > 1
+                     and nearest_k(best.demos) is None
                      for c in self._reorder(ctx, best, round=round + 1)]
         if reordered:
             ranked = ctx.race(ranked[:BEST_REORDERED] + reordered, round=round + 1)
         return ranked
 
     def propose(self, ctx: SearchContext, base: Candidate, *, round: int) -> list[Candidate]:
-        """Demonstration sets for ``base``'s instruction, as new candidates (random and bootstrapped)."""
+        """Demonstration sets for ``base``'s instruction, as new candidates (random and bootstrapped, then each
+        input's nearest training examples for every size in ``nearest``)."""
         fresh = []
         for ids in self.draw(ctx, base, round=round, taken=lambda ids: ctx.find(base.text, ids) is not None):
             cand = ctx.add(base.text, origin="demos", parent=base.id, round=round, demos=ids)
+            if cand is not None:
+                fresh.append(cand)
+        n_train = len(ctx.task.train)
+        for k in dict.fromkeys(min(k, n_train) for k in self.config.nearest if n_train):
+            cand = ctx.add(base.text, origin="nearest", parent=base.id, round=round, demos=nearest_demos(k))
             if cand is not None:
                 fresh.append(cand)
         return fresh
