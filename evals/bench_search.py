@@ -41,6 +41,7 @@ from optimizer import optimize, resume
 from optimizer.models.cache import cache_dir
 from optimizer.report.stats import bootstrap_ci, paired_bootstrap_ci
 from optimizer.run.provenance import git_commit
+from optimizer.tasks.nearest import nearest_k
 from optimizer.tasks.task import list_tasks
 from optimizer.types import RunResult, ScoredPrompt
 
@@ -54,7 +55,9 @@ def _ci(values: list[float]) -> list[float] | None:
 def _prompt(p: ScoredPrompt | None) -> dict | None:
     if p is None or p.test is None:
         return None
-    return {"candidate": p.candidate, "text": p.text, "demos": len(p.demos) if p.demos is not None else None,
+    near = nearest_k(p.demos)  # each input's k nearest: "k nearest"
+    demos = None if p.demos is None else f"{near} nearest" if near is not None else len(p.demos)
+    return {"candidate": p.candidate, "text": p.text, "demos": demos,
             "test_acc": p.test.acc, "test_acc_ci": _ci(p.test_acc), "n": p.test.n, "dev_acc": p.dev.acc,
             "confirm_acc": p.confirm.acc if p.confirm else None, "prompt_tokens": p.prompt_tokens}
 
@@ -156,7 +159,8 @@ def markdown(report: dict) -> str:
                      f"{s['held_back_better']} / {s['held_back_worse']} | {s['calls']} | "
                      f"{s['wall_s']:.0f} |")
     lines += ["", "Test accuracy with bootstrap 95% interval; differences paired over the same test examples. "
-              "demos: the shipped prompt's own demonstrations (k), or '-' for the run's fixed ones. Best on dev "
+              "demos: the shipped prompt's own demonstrations (k; 'k nearest': each input's k most alike "
+              "training examples), or '-' for the run's fixed ones. Best on dev "
               "− incumbent: the best raced candidate on dev when the confirmation test did not ship it (what the "
               "test held back), on test.", "",
               "| task | searcher | seed | n | no instruction | incumbent (best human on dev) | shipped | "

@@ -115,6 +115,8 @@ def test_the_demos_search_ships_nearest_demonstrations_and_they_export_and_repro
     assert again.matches and again.differing == [] and again.demos == ["@nearest:2"]
     assert main(["runs", "show", result["run_id"]]) == 0
     assert "2 nearest" in capsys.readouterr().out
+    assert main(["leaderboard", "--format", "md"]) == 0
+    assert "| 2 nearest |" in capsys.readouterr().out
 
 
 def test_a_nearest_prompt_scores_what_its_chosen_demonstrations_score_on_the_embedded_model():

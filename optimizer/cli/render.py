@@ -88,7 +88,9 @@ def render_result(result: dict, console: Console = out) -> None:
     for p in rows:
         if p["name"] != "no_instruction":
             console.print(Text.assemble((f"{p['name']}:", "bold"), " ", p["text"] or "(no instruction)"))
-            if p.get("demos"):
+            if (near := nearest_k(p.get("demos"))) is not None:
+                console.print(Text(f"  demonstrations: {nearest_phrase(near)}"))
+            elif p.get("demos"):
                 ids = ", ".join(p["demos"])
                 console.print(Text(f"  demonstrations ({len(p['demos'])}, train ids in order): {ids}"))
     if not rows:
@@ -101,6 +103,8 @@ def render_result(result: dict, console: Console = out) -> None:
 def demos_count(prompt: dict) -> str:
     """A prompt's demonstrations in a few characters: ``16``, or ``run's 3`` for the run's fixed ones."""
     demos = prompt.get("demos")
+    if (near := nearest_k(demos)) is not None:
+        return f"{near} nearest"
     return str(len(demos)) if demos else demos_label(prompt)
 
 
@@ -110,6 +114,8 @@ def demos_label(prompt: dict) -> str:
     if demos is None:
         n = len(prompt.get("demo_examples") or [])
         return f"run's {n}" if prompt.get("demo_examples") is not None else "run's"
+    if (near := nearest_k(demos)) is not None:
+        return f"{near} nearest"
     return f"{len(demos)}: " + ", ".join(demos) if demos else "0"
 
 

@@ -146,7 +146,9 @@ def _demos_line(demos: tuple[str, ...] | None) -> tuple[str, str]:
     """A node's demonstrations: for its hover text (every id) and its face (shortened)."""
     if demos is None:
         return " — the run's demonstrations", "run's demonstrations"
-    full = f"{len(demos)} demos: {', '.join(demos)}" if demos else "no demonstrations"
+    near = nearest_k(demos)
+    full = f"{near} nearest demos" if near is not None else f"{len(demos)} demos: {', '.join(demos)}" if demos \
+        else "no demonstrations"
     return f" — {full}", full if len(full) <= 34 else full[:33] + "…"
 
 
