@@ -168,7 +168,7 @@ class DemosConfig(BaseModel):
     right under the instruction (the rest are random training examples)."""
     bootstrap_pool: int = Field(default=24, ge=1)
     """Training examples scored under the instruction to find the ones it answers right."""
-    nearest: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [4, 8, 16])
+    nearest: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [8])
     """Numbers of *nearest* demonstrations tried (empty: none): a prompt that shows each input the k training
     examples whose inputs are most like it, the closest last (see :mod:`optimizer.tasks.nearest`)."""
 

@@ -23,7 +23,7 @@ def add_demos_and_reflect_groups(opt: argparse.ArgumentParser) -> None:
                        help="numbers of demonstrations tried in turn (default: 2,4,6,8,12,16)")
     demos.add_argument("--demo-nearest", dest="nearest", type=int_list_or_none, metavar="K[,K…]|none",
                        help="also race prompts showing each input its K most alike training examples, the nearest "
-                            "last (default: 4,8,16; none: off)")
+                            "last (default: 8; none: off)")
     demos.add_argument("--bootstrapped", type=float, metavar="FRACTION",
                        help="share of sets made of training examples the target already answers right (default: 0.5)")
     demos.add_argument("--bootstrap-pool", type=int, metavar="N",

@@ -290,8 +290,8 @@ class SearchContext:
         if cand.text in self.trained:
             return self.trained[cand.text]
         head = f"Instruction: {cand.text.strip()}\n\n" if cand.text.strip() else ""
-        if (k := nearest_k(cand.demos)) is not None:  # demonstrations differ by input: k of the pool's mean length
-            blocks = [self.count_tokens(demo_block([ex])) for ex in self.task.train]
+        if (k := nearest_k(cand.demos)) is not None:  # they differ by input: k of the pool's mean (first 1,000)
+            blocks = [self.count_tokens(demo_block([ex])) for ex in self.task.train[:1000]]
             return self.count_tokens(head) + round(k * sum(blocks) / max(1, len(blocks)))
         return self.count_tokens(head + demo_block(self.demonstrations(cand)))
 
