@@ -22,6 +22,7 @@ from optimizer.resources import CacheStats, EmbeddedStatus, cache_stats, clear_c
 from optimizer.run.listing import RunDetails, RunInfo, run_info_of
 from optimizer.run.repair import LogRepairReport
 from optimizer.service.server import serve
+from optimizer.tasks.nearest import nearest_k, nearest_phrase
 from optimizer.tasks.task import Task, load_task
 from optimizer.types import RunResult
 
@@ -34,8 +35,8 @@ if TYPE_CHECKING:
 __all__ = ["CacheStats", "EmbeddedStatus", "EvalResult", "ExportedPrompt", "LogRepairReport", "RunDetails",
            "RunEvalResult", "RunInfo", "cache_stats", "clear_cache", "estimate", "evaluate", "evaluate_run",
            "export_prompt", "export_run", "leaderboard_text", "list_models", "list_runs", "optimize",
-           "print_leaderboard", "print_run_details", "pull_model", "repair_run", "resume", "run_info", "runs_folder",
-           "serve", "show_run"]
+           "nearest_k", "nearest_phrase", "print_leaderboard", "print_run_details", "pull_model", "repair_run",
+           "resume", "run_info", "runs_folder", "serve", "show_run"]
 
 _DOCS = ConfigDict(use_attribute_docstrings=True)
 

@@ -29,7 +29,7 @@ def test_replayed_races_match_real_jobs(tmp_path, monkeypatch):
     rows = json.loads(out.with_suffix(".json").read_text())["rows"]
     first = rows[0]
     assert first["race"] == 0 and first["exhaustive_evaluations"] == first["field"] * first["dev"]
-    assert first["field"] == 13  # the incumbent and 12 demonstration sets
+    assert first["field"] == 14  # the incumbent, 12 demonstration sets and one of each input's 8 nearest
     for rule in bench_racing.ENGINE_RULES:
         real = optimize(picky_task(), target="fake:picky", seed=0, race_rule=rule, cache=False,
                         runs_dir=tmp_path / rule)

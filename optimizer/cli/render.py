@@ -16,10 +16,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from optimizer.api import CacheStats, EmbeddedStatus, EvalResult, RunEvalResult, RunInfo
+from optimizer.api import CacheStats, EmbeddedStatus, EvalResult, RunEvalResult, RunInfo, nearest_k, nearest_phrase
 from optimizer.config import RunConfig
 from optimizer.errors import UsageError
-from optimizer.tasks.nearest import nearest_k, nearest_phrase
 
 __all__ = ["check_output_file", "fmt", "out", "render_autoprompt_passes", "render_cache", "render_candidates",
            "render_estimate", "render_eval", "render_eval_run", "render_models", "render_result", "render_runs",
