@@ -34,9 +34,9 @@ if TYPE_CHECKING:
 
 __all__ = ["CacheStats", "EmbeddedStatus", "EvalResult", "ExportedPrompt", "LogRepairReport", "RunDetails",
            "RunEvalResult", "RunInfo", "cache_stats", "clear_cache", "estimate", "evaluate", "evaluate_run",
-           "export_prompt", "export_run", "leaderboard_text", "list_models", "list_runs", "optimize",
-           "nearest_k", "nearest_phrase", "print_leaderboard", "print_run_details", "pull_model", "repair_run",
-           "resume", "run_info", "runs_folder", "serve", "show_run"]
+           "export_prompt", "export_run", "leaderboard_text", "list_models", "list_runs", "nearest_k", "nearest_phrase",
+           "optimize", "print_leaderboard", "print_run_details", "pull_model", "repair_run", "resume", "run_info",
+           "runs_folder", "serve", "show_run"]
 
 _DOCS = ConfigDict(use_attribute_docstrings=True)
 

@@ -12,6 +12,7 @@ from optimizer.errors import UsageError
 from optimizer.report.curves import learning_curves
 from optimizer.report.html import render_html
 from optimizer.report.text import columns, render_markdown
+from optimizer.tasks.nearest import nearest_k
 
 
 def test_the_sample_is_seeded_nested_and_keeps_the_split_order():
@@ -33,8 +34,9 @@ def test_every_searcher_draws_only_from_the_sample(tmp_path):
     result = optimize("capitalize_words", target="fake:upper", searcher="demos", train_limit=6, cache=False,
                       runs_dir=tmp_path)
     assert result.selection.sizes["train"] == 6
-    shown = {d for c in result.candidates for d in (c.demos or ())}
+    shown = {d for c in result.candidates if nearest_k(c.demos) is None for d in (c.demos or ())}
     assert shown and shown <= allowed  # every demonstration set searched came from the 6
+    assert [nearest_k(c.demos) for c in result.candidates if c.origin == "nearest"] == [6]  # 8 nearest of 6: all
     events = (tmp_path / result.run_id / "events.jsonl").read_text()
     config = json.loads((tmp_path / result.run_id / "config.json").read_text())["config"]
     assert config["train_limit"] == 6 and '"demos"' in events

@@ -36,7 +36,14 @@ def nearest_demos(k: int) -> tuple[str, ...]:
 
 
 def nearest_k(demos: Sequence[str] | None) -> int | None:
-    """K when ``demos`` stands for the K nearest training examples of each input, else None."""
+    """K when ``demos`` stands for the K nearest training examples of each input, else None.
+
+    Args:
+        demos: a prompt's demonstration ids (None: the run's fixed demonstrations).
+
+    Returns:
+        K, or None for fixed demonstrations.
+    """
     if demos is None or len(demos) != 1 or not demos[0].startswith(NEAREST):
         return None
     k = demos[0][len(NEAREST):]
@@ -76,5 +83,12 @@ class NearestExamples:
 
 
 def nearest_phrase(k: int) -> str:
-    """How a prompt with nearest demonstrations is described in reports."""
+    """How a prompt with nearest demonstrations is described in reports.
+
+    Args:
+        k: how many nearest training examples each input is shown.
+
+    Returns:
+        The phrase, such as "each input's 8 nearest training examples, the nearest last".
+    """
     return f"each input's {k} nearest training examples, the nearest last"
