@@ -315,21 +315,20 @@ def export_prompt(run_id: str, runs_dir: str | Path | None = None) -> ExportedPr
     from optimizer.tasks.templates import execution_template
 
     name, config, result, _ = _open(run_id, runs_dir)
-    demos, pool = None, None
     best = shipped(result, config, name)
-    if nearest_k(best.get("demos")) is not None:  # each input's nearest: the pool is the task's train split
-        run = RunConfig.model_validate(config["config"])
-        task = _run_task(run, None, name)
-        recorded = ((config.get("provenance") or {}).get("task") or {}).get("sha256")
-        if recorded and task_fingerprint(task) != recorded:
-            raise UsageError(f"run {name}'s prompt chooses its demonstrations from task {run.task!r}'s training "
-                             "examples, and the task's data changed since the run; export it where the run's data is")
-        pool = task.train
-    elif "demo_examples" not in best:  # made before results listed them: draw them again
-        run = RunConfig.model_validate(config["config"])
-        task = _run_task(run, None, name)
+    near = nearest_k(best.get("demos")) is not None
+    if not near and "demo_examples" in best:
+        return shipped_prompt(result, config, run_id=name)
+    run = RunConfig.model_validate(config["config"])  # the task is needed again
+    task = _run_task(run, None, name)
+    if not near:  # made before results listed their demonstrations: draw them again
         demos = execution_template(task, shots=run.shots, style=run.execution_style, seed=run.seed).demos
-    return shipped_prompt(result, config, run_id=name, demonstrations=demos, pool=pool)
+        return shipped_prompt(result, config, run_id=name, demonstrations=demos)
+    recorded = ((config.get("provenance") or {}).get("task") or {}).get("sha256")  # each input's nearest: from train
+    if recorded and task_fingerprint(task) != recorded:
+        raise UsageError(f"run {name}'s prompt chooses its demonstrations from task {run.task!r}'s training "
+                         "examples, and the task's data changed since the run; export it where the run's data is")
+    return shipped_prompt(result, config, run_id=name, pool=task.train)
 
 
 def evaluate_run(run_id: str, *, task: Any = None, runs_dir: str | Path | None = None,
@@ -365,8 +364,8 @@ def evaluate_run(run_id: str, *, task: Any = None, runs_dir: str | Path | None =
     was = (result or {}).get("task") or recorded_task.get("name") or config.task
     if same is False and loaded.name != was:
         raise UsageError(f"run {name} was made on task {was!r}, not {loaded.name!r}; leave TASK out to use the run's")
-    missing = [i for i in best.get("demos") or [] if i not in {ex.id for ex in loaded.train}
-               and nearest_k(best.get("demos")) is None]
+    ids = [] if nearest_k(best.get("demos")) is not None else best.get("demos") or []
+    missing = [i for i in ids if i not in {ex.id for ex in loaded.train}]
     if missing:
         raise UsageError(f"the shipped prompt's demonstrations {missing} are not training examples of task "
                          f"{loaded.name!r} as loaded now; the task's data changed since run {name}")

@@ -25,18 +25,24 @@ VECTORIZER = {vectorizer}
 """scikit-learn TfidfVectorizer settings: closeness is the cosine of these vectors of the inputs."""
 
 
+_FITTED = []
+"""The vectorizer and POOL's vectors, fitted on the first call."""
+
+
 def demonstrations(input: str) -> str:
     """The NEAREST examples of POOL whose inputs are most like ``input`` (none with the same input; ties keep
     POOL's order), as Input/Output blocks, the nearest last."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
+    if not _FITTED:
+        from sklearn.feature_extraction.text import TfidfVectorizer
 
+        vectorizer = TfidfVectorizer(**VECTORIZER)
+        try:
+            _FITTED[:] = [vectorizer, vectorizer.fit_transform([d["input"] for d in POOL])]
+        except ValueError:  # no character n-gram in any input: every example is equally near
+            _FITTED[:] = [None, None]
+    vectorizer, matrix = _FITTED
+    sims = [0.0] * len(POOL) if matrix is None else (matrix @ vectorizer.transform([input]).T).toarray().ravel()
     pool = [i for i, d in enumerate(POOL) if d["input"] != input]
-    vectorizer = TfidfVectorizer(**VECTORIZER)
-    try:
-        matrix = vectorizer.fit_transform([d["input"] for d in POOL])
-        sims = (matrix @ vectorizer.transform([input]).T).toarray().ravel()
-    except ValueError:  # no character n-gram in any input: every example is equally near
-        sims = [0.0] * len(POOL)
     chosen = sorted(pool, key=lambda i: (-float(sims[i]), i))[:NEAREST]
     return "".join(f"Input: {{POOL[i]['input']}}\\nOutput: {{POOL[i]['output']}}\\n\\n" for i in reversed(chosen))
 '''

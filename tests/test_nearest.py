@@ -65,10 +65,9 @@ def test_the_nearest_examples_are_the_most_alike_nearest_last_never_the_query_it
              enumerate(["apple pie", "banana split", "apple tart", "cherry tart", "apple"])]
     near = NearestExamples(train)
     chosen = near.select(Example(input="apple tart", output="?"), 3)
-    assert [ex.input for ex in chosen][-1] in {"apple pie", "apple"} and "apple tart" not in [ex.input for ex in chosen]
-    assert len(chosen) == 3 and "banana split" not in [ex.input for ex in chosen]
+    assert [ex.input for ex in chosen] == ["cherry tart", "apple pie", "apple"]  # nearest last, never itself
     assert near.select(Example(input="apple tart", output=""), 3) == chosen  # the gold output plays no part
-    assert near.select(Example(input="zzz", output=""), 2) == near.select(Example(input="zzz", output=""), 2)
+    assert [ex.id for ex in near.select(Example(input="zzz", output=""), 2)] == ["1", "0"]  # all equal: train order
     assert len(near.select(Example(input="x", output=""), 99)) == 5
     empty = NearestExamples([Example(input="", output="a", id="0"), Example(input=" ", output="b", id="1")])
     assert [ex.id for ex in empty.select(Example(input="q", output=""), 2)] == ["1", "0"]  # all equal: train order
