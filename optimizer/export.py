@@ -56,7 +56,7 @@ class Manifest(BaseModel):
     alpha: float | None = Field(description="Its significance level.")
     p_value: float | None = Field(description="One-sided p-value of the shipped finalist against the incumbent "
                                               "(None when the incumbent shipped).")
-    p_adjusted: float | None = Field(description="The same, Holm-adjusted over the finalists.")
+    p_adjusted: float | None = Field(description="The same, adjusted for the number of finalists.")
     finalists: list[dict[str, Any]] = Field(description="Every finalist's difference and p-values against the "
                                                          "incumbent.")
     sizes: dict[str, int] = Field(description="Examples in each part: dev (racing), confirm, test.")

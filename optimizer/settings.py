@@ -144,7 +144,7 @@ class SelectionConfig(BaseModel):
     finalists: int = Field(default=3, ge=1)
     """Best raced candidates compared with the incumbent on the confirmation examples."""
     alpha: float = Field(default=0.05, gt=0.0, lt=1.0)
-    """Significance level of the one-sided paired test (Holm-corrected over the finalists)."""
+    """Significance level of the one-sided paired test (corrected over the finalists by step-down max-T)."""
     prefer: Literal["instruction", "accuracy", "shorter"] = "instruction"
     """Which of the finalists the test calls better ships. ``accuracy``: the largest gain on the confirmation
     examples. ``instruction``: the same, unless a finalist that keeps the incumbent's instruction (with other

@@ -236,7 +236,7 @@ class FinalistTest(BaseModel):
     p_value: float
     """One-sided p-value of "the finalist is better" (paired sign-flip permutation test)."""
     p_adjusted: float
-    """Holm-adjusted over the finalists."""
+    """Adjusted for the number of finalists (step-down max-T; Holm in runs made before it)."""
     significant: bool
     """Whether ``p_adjusted`` is below alpha."""
 

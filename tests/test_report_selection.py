@@ -134,7 +134,7 @@ def test_markdown_has_the_verdict_columns_and_the_evidence(runs):
     evidence = md.split("Verdicts and their evidence:")[1]
     sel = rows["picky"].best.selection
     win = next(t for t in sel.finalists if t.candidate == sel.shipped)
-    assert f"{win.candidate} {win.diff:+.3f}, p {win.p_value:.3g}, Holm {win.p_adjusted:.3g}" in evidence
+    assert f"{win.candidate} {win.diff:+.3f}, p {win.p_value:.3g}, adjusted {win.p_adjusted:.3g}" in evidence
     assert "Examples: dev 12 (racing) / confirm 12 / test 16." in evidence
     assert "no finalist beat the incumbent (the best human instruction, id human)" in evidence
     assert "Confirmation is off" in evidence
@@ -184,7 +184,7 @@ def test_html_shows_verdicts_evidence_and_demonstrations_escaped(runs):
         assert f'<td class="num">{t.p_value:.3g}</td><td class="num">{t.p_adjusted:.3g}</td><td>no</td>' in page
     assert "dev 40 / confirm 40 / test 60" in page and "40 dev (racing), 40 confirm" in page
     assert "difference +0.00 [+0.00, +0.00] over 60 paired test examples" in page
-    assert "lowest Holm p" in page and "human (incumbent, ships)" in page
+    assert "lowest adjusted p" in page and "human (incumbent, ships)" in page
     # the shipped demonstrations and each lineage step's, ids escaped
     ids = [html.escape(i, quote=True) for i in rows["picky"].demos]
     assert f'It shows {len(ids)} demonstrations (<span class="mono">{", ".join(ids)}</span>), in this order.' in page

@@ -77,8 +77,9 @@ LM (embedded = SmolLM2, hf:PATH) predicts the token after the prompt. Example:
 
 SELECTION_HELP = """Racing picks finalists on dev; they are then scored once, with the incumbent (--initial-prompt,
 else the task's best human instruction, else no instruction), on dev examples racing never saw. A finalist
-ships only if a one-sided paired permutation test, Holm-corrected over the finalists, says it beats the
-incumbent at --alpha; otherwise the incumbent ships ("no significant improvement"). The test split only reports."""
+ships only if a one-sided paired permutation test, corrected for the number of finalists (step-down
+max-T, which costs nothing when the finalists answer alike), says it beats the incumbent at --alpha;
+otherwise the incumbent ships ("no significant improvement"). The test split only reports."""
 
 LEADERBOARD_HELP = """One row per (task, searcher, target model): the best prompt by dev score over the
 row's runs, its test accuracy with a bootstrap 95% interval, the paired difference against the

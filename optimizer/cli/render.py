@@ -123,7 +123,7 @@ def verdict_line(sel: dict) -> str:
     sizes = sel.get("sizes") or {}
     head = (f"verdict: {sel['verdict']}; shipped {sel.get('shipped') or '-'} (incumbent {sel.get('incumbent') or '-'}"
             f", {sel.get('incumbent_origin') or '-'})")
-    tests = "; ".join(f"{t['candidate']} {t['diff']:+.3f} p={t['p_value']:.3g} (Holm {t['p_adjusted']:.3g})"
+    tests = "; ".join(f"{t['candidate']} {t['diff']:+.3f} p={t['p_value']:.3g} (adjusted {t['p_adjusted']:.3g})"
                       for t in sel.get("finalists") or [])
     where = f"dev {sizes.get('dev', '-')} / confirm {sizes.get('confirm', '-')} / test {sizes.get('test', '-')}"
     return (f"{head}; {where}" + (f"; {tests}; alpha {sel.get('alpha')}" if tests else "")

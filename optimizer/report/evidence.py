@@ -41,9 +41,9 @@ def verdict_cell(b: RunSummary) -> str:
         return DASH
     win = next((t for t in sel.finalists if t.candidate == sel.shipped), None)
     if win is not None:
-        detail = f"{win.candidate}: Holm p {win.p_adjusted:.3g}"
+        detail = f"{win.candidate}: adjusted p {win.p_adjusted:.3g}"
     elif sel.finalists:
-        detail = f"lowest Holm p {min(t.p_adjusted for t in sel.finalists):.3g} ({len(sel.finalists)} finalists)"
+        detail = f"lowest adjusted p {min(t.p_adjusted for t in sel.finalists):.3g} ({len(sel.finalists)} finalists)"
     else:
         detail = sel.note or ""
     return (f'<span class="v {_slug(sel.verdict)}">{_e(sel.verdict)}</span><br>'
@@ -101,7 +101,7 @@ def _finalists_table(b: RunSummary, sel: Selection) -> str:
                                   " (ships)" if ships else "", sel.score))
     score = "accuracy" if sel.score == "accuracy" else "log-probability"
     return ('<table class="confirm"><thead><tr><th>prompt</th><th>instruction</th><th>demonstrations</th>'
-            f'<th>confirm {score}</th><th>Δ vs incumbent</th><th>p</th><th>Holm p</th><th>significant</th></tr>'
+            f'<th>confirm {score}</th><th>Δ vs incumbent</th><th>p</th><th>adjusted p</th><th>significant</th></tr>'
             f'</thead><tbody>{"".join(rows)}</tbody></table>')
 
 

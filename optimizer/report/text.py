@@ -154,7 +154,7 @@ def evidence_text(b: RunSummary) -> str | None:
                                                 f"with {inc} {on})"}.get(sel.verdict, sel.verdict)
     parts = [head]
     if sel.finalists:
-        tests = "; ".join(f"{t.candidate} {t.diff:+.3f}, p {t.p_value:.3g}, Holm {t.p_adjusted:.3g}"
+        tests = "; ".join(f"{t.candidate} {t.diff:+.3f}, p {t.p_value:.3g}, adjusted {t.p_adjusted:.3g}"
                           for t in sel.finalists)
         parts.append(f"Finalist minus incumbent ({sel.score}): {tests} (alpha {sel.alpha:g})")
     if sel.note:
@@ -198,7 +198,8 @@ def _caption(lb: Leaderboard) -> str:
 
 
 SELECTION_NOTE = ("Verdict: whether a finalist of racing beat the incumbent (the user's initial prompt, else the best "
-                  "human instruction, else no instruction) in a one-sided paired permutation test, Holm-corrected, on "
+                  "human instruction, else no instruction) in a one-sided paired permutation test, corrected for the "
+                  "number of finalists (step-down max-T), on "
                   "dev examples racing never saw; otherwise the incumbent ships. Δ vs incumbent: the shipped prompt "
                   "minus the incumbent on test (zero when the incumbent shipped). Demos: how many demonstrations the "
                   "shipped prompt shows (run's: the run's fixed ones).")

@@ -111,23 +111,25 @@ def check_job(config: RunConfig, task: Task) -> None:
 def _note_power(config: RunConfig, name: str, n_confirm: int) -> None:
     """Say up front when the confirmation examples are too few for any but a large gain to be called better.
 
-    With every pair that differs in the finalist's favour, the sign-flip test's p-value is 2**-d for d such pairs,
-    and Holm compares the smallest at alpha / finalists: so a finalist needs at least d = log2(finalists / alpha)
-    more examples right than the incumbent.
+    With every pair that differs in the finalist's favour, the sign-flip test's p-value is 2**-d for d such pairs.
+    The max-T correction leaves it so when the finalists answer alike (d = log2(1 / alpha) suffices) and, when they
+    differ everywhere, costs at most what Bonferroni does (d = log2(finalists / alpha)).
     """
     sel = config.selection
-    need = math.ceil(math.log2(sel.finalists / sel.alpha) - 1e-9)
-    if need > n_confirm:
+    least = math.ceil(math.log2(1 / sel.alpha) - 1e-9)
+    most = math.ceil(math.log2(sel.finalists / sel.alpha) - 1e-9)
+    test = f"the paired test (alpha {sel.alpha:g}, max-T over {sel.finalists} finalists)"
+    span = f"{least}" if least == most else f"{least} (finalists that answer alike) to {most}"
+    if least > n_confirm:
         note(f"the task {name!r} sets only {n_confirm} dev examples aside to confirm the finalists against the "
-             f"incumbent: the paired test (alpha {sel.alpha:g}, Holm over {sel.finalists} finalists) needs a finalist "
-             f"to get at least {need} more of them right than the incumbent, so this run will ship the incumbent "
-             f"with 'no significant improvement' whatever it finds; give the task at least {2 * need} dev examples "
-             "(half are set aside to confirm)")
-    elif need / n_confirm > 0.1:
+             f"incumbent: {test} needs a finalist to get at least {least} more of them right than the incumbent, so "
+             f"this run will ship the incumbent with 'no significant improvement' whatever it finds; give the task at "
+             f"least {2 * most} dev examples (half are set aside to confirm)")
+    elif most / n_confirm > 0.1:
         note(f"the task {name!r} sets {n_confirm} dev examples aside to confirm the finalists against the incumbent: "
-             f"the paired test (alpha {sel.alpha:g}, Holm over {sel.finalists} finalists) can call a finalist better "
-             f"only if it gets at least {need} more of them right ({need / n_confirm:+.2f} accuracy), so a smaller "
-             "gain ships as 'no significant improvement'; a task with more dev examples gives the test more power")
+             f"{test} can call a finalist better only if it gets {span} more of them right "
+             f"(up to {most / n_confirm:+.2f} accuracy), so a smaller gain ships as 'no significant improvement'; a "
+             "task with more dev examples gives the test more power")
 
 
 def check_whitebox(config: RunConfig, searcher: Any) -> None:

@@ -4,8 +4,17 @@ Taking the maximum of many noisy dev scores inflates the winner's score (the win
 the best raced candidates are re-scored on the confirmation examples together with the
 incumbent (the user's prompt, else the best human instruction, else no instruction). A
 finalist ships only when a one-sided paired test says it is better than the incumbent there,
-with Holm's correction for the number of finalists; otherwise the incumbent ships, with the
-verdict "no significant improvement". The test split is never used to choose.
+corrected for the number of finalists by Westfall and Young's step-down max-T permutation
+method; otherwise the incumbent ships, with the verdict "no significant improvement". The test
+split is never used to choose.
+
+Why max-T rather than Holm: finalists are usually near copies of each other (one instruction
+with other demonstrations, or paraphrases), so they win and lose on the same examples. Holm
+treats them as unrelated and multiplies the smallest p-value by their number; max-T flips the
+signs of every finalist's difference on an example together and compares each finalist with the
+null distribution of the largest mean difference. It controls the family-wise error rate as
+Holm does, whatever the dependence, and when the finalists answer alike it costs nothing: three
+identical finalists get the p-value of one.
 """
 
 from __future__ import annotations
@@ -19,9 +28,10 @@ from optimizer.run.context import SearchContext
 from optimizer.run.scoring import Evaluator, ScoreRecord, summarize
 from optimizer.types import Candidate, FinalistTest, Selection
 
-__all__ = ["TEST_NAME", "choose", "holm", "paired_p_value", "pareto_front"]
+__all__ = ["TEST_NAME", "choose", "holm", "max_t", "paired_p_value", "pareto_front"]
 
-TEST_NAME = "one-sided paired permutation test (sign flips), Holm-corrected over the finalists"
+TEST_NAME = ("one-sided paired permutation test (sign flips), corrected over the finalists by step-down max-T "
+             "(Westfall-Young)")
 RESAMPLES = 9999
 
 
@@ -51,6 +61,63 @@ def paired_p_value(a: Sequence[float], b: Sequence[float], *, seed: int = 0) -> 
                               permutation_type="samples", alternative="greater", n_resamples=RESAMPLES,
                               rng=np.random.default_rng(seed))
     return float(result.pvalue)
+
+
+def max_t(diffs: Sequence[Sequence[float]], *, seed: int = 0) -> tuple[list[float], list[float]]:
+    """One-sided paired sign-flip tests of several challengers against one incumbent, corrected for their number.
+
+    Each challenger's statistic is its summed paired difference over the root of its summed squares (for one
+    challenger, the same order of sign patterns as the mean difference). One sign pattern over the examples
+    flips every challenger's difference on an example together, so the null distribution keeps
+    their dependence. A challenger's adjusted p-value is the chance, under the null, that the
+    largest statistic among it and the challengers ranked below it reaches its observed one
+    (Westfall and Young's step-down max-T, made monotone). Exact over every sign pattern when there
+    are at most ``RESAMPLES`` of them (pairs where no challenger differs are left out: their signs
+    change nothing), else ``RESAMPLES`` random patterns drawn with ``seed``.
+
+    Args:
+        diffs: one row per challenger: its per-example score minus the incumbent's, the same examples in the
+            same order in every row.
+        seed: seeds the random sign patterns.
+
+    Returns:
+        The unadjusted and the adjusted p-values, in the input order.
+    """
+    m = len(diffs)
+    if m == 0:
+        return [], []
+    d = np.asarray(diffs, dtype=float).reshape(m, -1)
+    live = d[:, np.any(d != 0, axis=0)]
+    k = live.shape[1]
+    if k == 0:
+        return [1.0] * m, [1.0] * m
+    exact = 2**k <= RESAMPLES
+    if exact:
+        signs = ((np.arange(2**k)[:, None] >> np.arange(k)) & 1) * 2.0 - 1.0
+    else:
+        signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(RESAMPLES, k))
+    # standardized: each row's sum over the root of its sum of squares (its null spread), so a challenger that
+    # differs on many examples does not swamp one that differs on few; a row of ties scores 0 everywhere
+    scale = np.sqrt((live**2).sum(axis=1))
+    scale[scale == 0] = np.inf
+    observed = live.sum(axis=1) / scale
+    null = signs @ (live / scale[:, None]).T  # (patterns, challengers)
+    tol = 1e-9
+
+    def p_of(hits: np.ndarray) -> float:
+        count = int(hits.sum())
+        return count / len(signs) if exact else (count + 1) / (len(signs) + 1)
+
+    reach = null >= observed - tol  # ties count as extreme
+    raw = [p_of(reach[:, i]) for i in range(m)]
+    order = np.argsort(-observed, kind="stable")
+    tail = np.maximum.accumulate(null[:, order[::-1]], axis=1)[:, ::-1]  # tail[:, r]: max over order[r:]
+    adjusted = [1.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, p_of(tail[:, rank] >= observed[i] - tol))
+        adjusted[i] = min(1.0, running)
+    return raw, adjusted
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
@@ -117,11 +184,10 @@ def choose(ctx: SearchContext, evaluator: Evaluator) -> tuple[Candidate | None, 
                           accuracy=scoring == "accuracy", logprob=scoring == "logprob")
     ref = _values(raw[inc.key], scoring)
     base.incumbent_confirm = summarize(raw[inc.key])
-    p_values = [paired_p_value(_values(raw[f.key], scoring), ref, seed=ctx.seed) for f in finalists]
-    for f, p, adj in zip(finalists, p_values, holm(p_values)):
-        mine = _values(raw[f.key], scoring)
+    diffs = [np.subtract(_values(raw[f.key], scoring), ref).tolist() for f in finalists]
+    for f, d, p, adj in zip(finalists, diffs, *max_t(diffs, seed=ctx.seed)):
         base.finalists.append(FinalistTest(candidate=f.id, confirm=summarize(raw[f.key]),
-                                           diff=round(float(np.mean(np.subtract(mine, ref))), 6), p_value=round(p, 6),
+                                           diff=round(float(np.mean(d)), 6), p_value=round(p, 6),
                                            p_adjusted=round(adj, 6), significant=adj < cfg.alpha))
     winners = [t for t in base.finalists if t.significant]
     top = max(winners, key=lambda t: t.diff) if winners else None  # the largest significant gain on confirm
