@@ -121,7 +121,10 @@ def max_t(diffs: Sequence[Sequence[float]], *, seed: int = 0) -> tuple[list[floa
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
-    """Holm's step-down adjusted p-values (family-wise error control), in the input order."""
+    """Holm's step-down adjusted p-values (family-wise error control), in the input order.
+
+    apo corrected with this before :func:`max_t`; evals/replay_finalists.py replays runs with either.
+    """
     m = len(p_values)
     order = sorted(range(m), key=lambda i: p_values[i])
     adjusted = [1.0] * m
