@@ -138,6 +138,11 @@ def run_task(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
             acc = sum(a for a, _ in table[won.id]) / len(dev)
             row[rule] = {"evaluations": cost, "share": round(cost / (len(field) * len(dev)), 4), "winner": won.id,
                          "same_winner": won.id == best.id, "ties_winner": acc == best_acc, "winner_acc": round(acc, 4)}
+        for m, eta in args.schedules:  # halving again at other schedules (first rung's examples, eta)
+            won, cost = replay(field, table, "halving", min_examples=m, eta=eta, delta=args.delta)
+            row.setdefault("schedules", {})[f"{m}:{eta}"] = {
+                "evaluations": cost, "share": round(cost / (len(field) * len(dev)), 4), "winner": won.id,
+                "same_winner": won.id == best.id}
         rows.append(row)
         print(f"   race {round_}: field {len(field)} x {len(dev)} dev, exhaustive winner {best.id} ({best_acc:.2f}); "
               + "; ".join(f"{r} {row[r]['share']:.0%} {'same' if row[r]['same_winner'] else row[r]['winner']}"
@@ -172,7 +177,34 @@ def markdown(report: dict[str, Any]) -> str:
         below = sum(r["winner_acc"] - r[k]["winner_acc"] for r in firsts) / max(1, len(firsts))
         lines.append(f"| {k} | {spent / total:.0%} | {same}/{len(firsts)} | {tied}/{len(firsts)} | "
                      f"{third}/{len(firsts)} | {below:.3f} |")
+    schedules = sorted({k for r in firsts for k in r.get("schedules", {})}, key=lambda k: tuple(map(int, k.split(":"))))
+    if schedules:
+        lines += ["", "Halving at other schedules (first rung's examples : eta), first races:", "",
+                  "| schedule | evaluations / exhaustive | same winner | "
+                  "same winner within a third of the evaluations |",
+                  "|---|---|---|---|"]
+        for k in schedules:
+            runs = [r["schedules"][k] for r in firsts if k in r.get("schedules", {})]
+            spent = sum(x["evaluations"] for x in runs) / sum(r["exhaustive_evaluations"] for r in firsts
+                                                               if k in r.get("schedules", {}))
+            third = sum(x["same_winner"] and x["share"] <= 1 / 3 for x in runs)
+            lines.append(f"| {k} | {spent:.0%} | {sum(x['same_winner'] for x in runs)}/{len(runs)} | "
+                         f"{third}/{len(runs)} |")
     return "\n".join(lines) + "\n"
+
+
+def _schedules(text: str) -> list[tuple[int, int]]:
+    """``M:ETA,M:ETA`` (first rung's examples, eta) as pairs; raises ArgumentTypeError for anything else."""
+    out = []
+    for part in (p for p in text.split(",") if p.strip()):
+        try:
+            m, eta = (int(x) for x in part.split(":"))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{part!r} is not M:ETA (e.g. 5:2)") from None
+        if m < 1 or eta < 2:
+            raise argparse.ArgumentTypeError(f"{part!r}: the first rung needs at least 1 example and eta at least 2")
+        out.append((m, eta))
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -189,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", help="more job options as JSON (default: none)")
     ap.add_argument("--rebuild", action="store_true", help="replay the finished runs in --runs-dir instead of "
                                                            "running the jobs (no model call)")
+    ap.add_argument("--schedules", type=_schedules, default=[], metavar="M:ETA,...",
+                    help="also replay halving at these schedules (first rung's examples : eta), e.g. 4:2,6:2,5:3; "
+                         "the report adds a table of them (default: none)")
     ap.add_argument("--out", required=True, help="OUT.json and OUT.md are written")
     args = ap.parse_args(argv)
     names = [t for t in args.tasks.split(",") if t]

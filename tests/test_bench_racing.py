@@ -3,10 +3,12 @@ rule does (same first-race winner), and exhaustive scoring costs every candidate
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
 
+import pytest
 from test_demos import fakes, picky_task  # noqa: F401  (the fixture registers the fake targets)
 
 from optimizer import optimize
@@ -42,3 +44,19 @@ def test_replayed_races_match_real_jobs(tmp_path, monkeypatch):
     assert bench_racing.main(["--rebuild", "--tasks", "picky", "--runs-dir", str(tmp_path / "runs"),
                               "--out", str(again)]) == 0
     assert json.loads(again.with_suffix(".json").read_text())["rows"] == rows
+    # other halving schedules: the default one again gives halving's own result; a longer first rung costs more
+    wider = tmp_path / "wider"
+    assert bench_racing.main(["--rebuild", "--tasks", "picky", "--runs-dir", str(tmp_path / "runs"),
+                              "--schedules", "5:2,50:2", "--out", str(wider)]) == 0
+    replays = json.loads(wider.with_suffix(".json").read_text())["rows"][0]["schedules"]
+    assert replays["5:2"]["evaluations"] == first["halving"]["evaluations"]
+    assert replays["5:2"]["winner"] == first["halving"]["winner"]
+    assert replays["50:2"]["evaluations"] > first["halving"]["evaluations"]
+    assert "| 5:2 |" in wider.with_suffix(".md").read_text()
+
+
+def test_schedules_are_checked():
+    assert bench_racing._schedules("4:2, 6:3") == [(4, 2), (6, 3)]
+    for bad in ("4", "4:1", "0:2", "a:b"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            bench_racing._schedules(bad)
