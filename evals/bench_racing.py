@@ -184,9 +184,9 @@ def markdown(report: dict[str, Any]) -> str:
                   "same winner within a third of the evaluations |",
                   "|---|---|---|---|"]
         for k in schedules:
-            runs = [r["schedules"][k] for r in firsts if k in r.get("schedules", {})]
-            spent = sum(x["evaluations"] for x in runs) / sum(r["exhaustive_evaluations"] for r in firsts
-                                                               if k in r.get("schedules", {}))
+            pairs = [(r["exhaustive_evaluations"], r["schedules"][k]) for r in firsts if k in r.get("schedules", {})]
+            spent = sum(x["evaluations"] for _, x in pairs) / sum(n for n, _ in pairs)
+            runs = [x for _, x in pairs]
             third = sum(x["same_winner"] and x["share"] <= 1 / 3 for x in runs)
             lines.append(f"| {k} | {spent:.0%} | {sum(x['same_winner'] for x in runs)}/{len(runs)} | "
                          f"{third}/{len(runs)} |")

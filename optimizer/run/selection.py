@@ -12,9 +12,9 @@ Why max-T rather than Holm: finalists are usually near copies of each other (one
 with other demonstrations, or paraphrases), so they win and lose on the same examples. Holm
 treats them as unrelated and multiplies the smallest p-value by their number; max-T flips the
 signs of every finalist's difference on an example together and compares each finalist with the
-null distribution of the largest standardized difference (see :func:`max_t`). It controls the family-wise error rate as
-Holm does, whatever the dependence, and when the finalists answer alike it costs nothing: three
-identical finalists get the p-value of one.
+null distribution of the largest standardized difference (see :func:`max_t`). It controls the
+family-wise error rate as Holm does, whatever the dependence, and when the finalists answer alike
+it costs nothing: three identical finalists get the p-value of one.
 """
 
 from __future__ import annotations
