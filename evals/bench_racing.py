@@ -15,8 +15,10 @@ engine calls, reading the journalled scores in the run's racing order (:func:`op
 
 Per race it reports the field, the evaluations (candidate x example pairs scored; a candidate's earlier examples
 are not scored again) against exhaustive scoring's, and whether the rule's winner is the exhaustive winner (the
-best accuracy on all dev examples, log-probability breaking ties) or ties it on accuracy. Written to OUT.json and
-OUT.md.
+best accuracy on all dev examples, log-probability breaking ties) or ties it on accuracy. It also reports how much
+of the field is tied with the exhaustive winner on the evidence of all dev examples (a paired test cannot call it
+worse), and whether each rule's winner is worse on that evidence: where most of the field is tied, which of them
+scores best on the dev split is chance. Written to OUT.json and OUT.md.
 
 Usage (the committed results were made with the commands in evals/README.md):
 
@@ -39,7 +41,7 @@ from optimizer import RunConfig, load_task, optimize
 from optimizer.run.context import dev_splits
 from optimizer.run.events import CandidateAdded, RungCompleted, ScoreRecorded, parse_event
 from optimizer.run.provenance import git_commit
-from optimizer.run.racing import rank_key, successive_halving
+from optimizer.run.racing import rank_key, successive_halving, worse_on_evidence
 from optimizer.settings import RacingConfig
 from optimizer.tasks.task import list_tasks
 from optimizer.types import Candidate, Score
@@ -48,6 +50,9 @@ RULES = ["halving", "bounds", "both", "halving-prob"]
 ENGINE_RULES = RULES[:3]
 """The rules a job can run (``race_rule``); the others are replayed here only."""
 EXHAUSTIVE = 10**6
+TIED_ALPHA = 0.05
+"""Level of the paired test (:func:`worse_on_evidence`, on all dev examples) that calls a candidate worse than the
+exhaustive winner; the others are tied with it on the evidence of the whole dev split."""
 """``race_min_examples`` of the exhaustive job: more than any dev split, so the first rung is all of it."""
 
 
@@ -129,15 +134,19 @@ def run_task(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
         field = [cands[cid] for cid in ids]
         best = max(field, key=lambda c: (sum(a for a, _ in table[c.id]), sum(lp for _, lp in table[c.id])))
         best_acc = sum(a for a, _ in table[best.id]) / len(dev)
+        worse = [c.id for c in field if worse_on_evidence([a for a, _ in table[best.id]], [a for a, _ in table[c.id]],
+                                                          TIED_ALPHA)]
         row: dict[str, Any] = {"task": name, "race": round_, "field": len(field), "dev": len(dev),
                                "exhaustive_evaluations": len(field) * len(dev), "winner": best.id,
-                               "winner_acc": round(best_acc, 4), "run_id": Path(run_dir).name}
+                               "winner_acc": round(best_acc, 4), "run_id": Path(run_dir).name,
+                               "tied_with_winner": len(field) - len(worse)}
         for rule in RULES:
             won, cost = replay(field, table, rule, min_examples=defaults.min_examples, eta=defaults.eta,
                                delta=args.delta)
             acc = sum(a for a, _ in table[won.id]) / len(dev)
             row[rule] = {"evaluations": cost, "share": round(cost / (len(field) * len(dev)), 4), "winner": won.id,
-                         "same_winner": won.id == best.id, "ties_winner": acc == best_acc, "winner_acc": round(acc, 4)}
+                         "same_winner": won.id == best.id, "ties_winner": acc == best_acc, "winner_acc": round(acc, 4),
+                         "worse_on_evidence": won.id in worse}
         for m, eta in args.schedules:  # halving again at other schedules (first rung's examples, eta)
             won, cost = replay(field, table, "halving", min_examples=m, eta=eta, delta=args.delta)
             row.setdefault("schedules", {})[f"{m}:{eta}"] = {
@@ -156,18 +165,22 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [f"# Racing: evaluations to the exhaustive winner ({report['target']}, searcher {report['searcher']})", "",
              f"Machine: {report['machine']}; apo commit {report['git_commit']}; seed {report['seed']}; delta "
              f"{report['delta']}; racing min_examples {report['min_examples']}, eta {report['eta']}.", "",
-             "| task | race | field x dev | winner (acc) | " + " | ".join(RULES) + " |",
-             "|---|---|---|---|" + "---|" * len(RULES)]
+             "| task | race | field x dev | winner (acc) | tied with it | " + " | ".join(RULES) + " |",
+             "|---|---|---|---|---|" + "---|" * len(RULES)]
     for r in rows:
         cells = [f"{r[k]['share']:.0%} " + ("same" if r[k]["same_winner"] else
                                              f"{r[k]['winner']} ({r[k]['winner_acc']:.2f}"
                                              + (", tie)" if r[k]["ties_winner"] else ")")) for k in RULES]
         lines.append(f"| {r['task']} | {r['race']} | {r['field']} x {r['dev']} | {r['winner']} ({r['winner_acc']:.2f})"
-                     f" | " + " | ".join(cells) + " |")
+                     f" | {r.get('tied_with_winner', '')} | " + " | ".join(cells) + " |")
     firsts = [r for r in rows if r["race"] == 0]
-    lines += ["", "| rule | evaluations / exhaustive (all races) | first races: same winner | same or tied | "
-                  "same winner within a third of the evaluations | first races: mean accuracy below the winner's |",
-              "|---|---|---|---|---|---|"]
+    lines += ["", "Tied with it: the candidates of the field (the winner among them) that a paired one-sided test at "
+                  f"{TIED_ALPHA} on all dev examples (the engine's: exact McNemar on 0/1 scores, Hoeffding's bound "
+                  "otherwise) cannot call worse than the exhaustive winner.", "",
+              "| rule | evaluations / exhaustive (all races) | first races: same winner | same or tied | "
+              "same winner within a third of the evaluations | first races: mean accuracy below the winner's | "
+              "first races: winner worse than the exhaustive winner on all dev examples |",
+              "|---|---|---|---|---|---|---|"]
     total = sum(r["exhaustive_evaluations"] for r in rows)
     for k in RULES:
         spent = sum(r[k]["evaluations"] for r in rows)
@@ -175,8 +188,9 @@ def markdown(report: dict[str, Any]) -> str:
         tied = sum(r[k]["same_winner"] or r[k]["ties_winner"] for r in firsts)
         third = sum(r[k]["same_winner"] and r[k]["share"] <= 1 / 3 for r in firsts)
         below = sum(r["winner_acc"] - r[k]["winner_acc"] for r in firsts) / max(1, len(firsts))
+        worse = sum(bool(r[k].get("worse_on_evidence")) for r in firsts)
         lines.append(f"| {k} | {spent / total:.0%} | {same}/{len(firsts)} | {tied}/{len(firsts)} | "
-                     f"{third}/{len(firsts)} | {below:.3f} |")
+                     f"{third}/{len(firsts)} | {below:.3f} | {worse}/{len(firsts)} |")
     schedules = sorted({k for r in firsts for k in r.get("schedules", {})}, key=lambda k: tuple(map(int, k.split(":"))))
     if schedules:
         lines += ["", "Halving at other schedules (first rung's examples : eta), first races:", "",

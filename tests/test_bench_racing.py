@@ -38,6 +38,9 @@ def test_replayed_races_match_real_jobs(tmp_path, monkeypatch):
         assert first[rule]["winner"] == _first_race_winner(real.run_dir), rule
         assert first[rule]["evaluations"] < first["exhaustive_evaluations"]
     assert first["halving-prob"]["evaluations"] == first["halving"]["evaluations"]  # the same schedule
+    # the incumbent misses every dev example the planted winner gets right: worse on the evidence, not tied
+    assert 1 <= first["tied_with_winner"] < first["field"]
+    assert first["halving"]["worse_on_evidence"] is False
     assert "| picky | 0 |" in out.with_suffix(".md").read_text()
     again = tmp_path / "again"  # --rebuild replays the finished run without a job
     monkeypatch.setattr(bench_racing, "optimize", None)
