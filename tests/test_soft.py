@@ -139,6 +139,35 @@ def test_batched_answers_are_greedy_decoding_through_the_peft_model(tiny, method
     assert model.answers(examples[2:3]) == expected[2:3]
 
 
+@pytest.mark.parametrize("method", ["prompt-tuning", "lora"])
+def test_answers_a_logprob_pass_found_are_those_of_decoding(tiny, method):
+    """Where the log-probability pass shows greedy decoding would write the gold answer, answers() takes it from
+    there; the answers are those of decoding row by row through peft either way, and a training step forgets
+    them."""
+    from optimizer.models.providers.hf_loading import load_hf
+    from optimizer.search.soft.model import SoftModel
+    from optimizer.settings import SoftConfig
+    from optimizer.tasks.templates import ExecutionTemplate
+
+    box = load_hf(tiny[3:], device="cpu")
+    model = SoftModel(method, SoftConfig(learning_rate=LR[method]), box.model, box.tokenizer,
+                      ExecutionTemplate(max_tokens=12), 0)
+    task = planted()
+    for step in range(40):  # until it says "chat"
+        model.train_step(task.train[(step * 8) % 48:(step * 8) % 48 + 8])
+    examples = [*task.test[:6], *(Example(input=ex.input, output="dog", id=f"x{ex.id}") for ex in task.test[6:9])]
+    expected = [_greedy_through_peft(model, ex) for ex in examples]
+    assert expected[:6].count("chat") >= 2, expected  # the planted answer, on some
+    model.logprobs(examples)
+    assert model.answers(examples) == expected
+    taken = model.known_answers
+    assert 1 <= taken <= sum(ex.output == e for ex, e in zip(examples, expected))
+    assert model.answers(examples[::-1]) == expected[::-1] and model.known_answers == 2 * taken
+    model.train_step(task.train[:8])
+    model.answers(examples)
+    assert model.known_answers == 2 * taken  # new weights: every answer decoded
+
+
 def test_a_killed_training_resumes_from_its_last_checkpoint(tiny, tmp_path):
     kw = {"searcher": "prompt-tuning", "steps": 120, "eval_every": 20, "learning_rate": LR["prompt-tuning"],
           "cache": False}

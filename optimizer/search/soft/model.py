@@ -20,6 +20,7 @@ from typing import Any
 
 from optimizer.errors import UsageError
 from optimizer.models.providers.decoding import as_list
+from optimizer.models.providers.reuse import reuse_enabled
 from optimizer.settings import SoftConfig, SoftMethod
 from optimizer.tasks.templates import ExecutionTemplate
 from optimizer.types import Example
@@ -96,6 +97,11 @@ class SoftModel:
         self.steps_done = 0
         self.loaded: Path | None = None
         """The checkpoint whose weights the adapter holds (None: the training weights)."""
+        self._greedy: dict[tuple[Path | None, tuple[int, ...]], str] = {}
+        """Answers a log-probability pass found (see :meth:`logprobs`), by checkpoint and context; emptied when the
+        training weights change."""
+        self.known_answers = 0
+        """Answers taken from a log-probability pass instead of decoding."""
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self._bos = [tokenizer.bos_token_id] if tokenizer("a")["input_ids"][:1] == [tokenizer.bos_token_id] else []
         ends = getattr(getattr(base, "generation_config", None), "eos_token_id", None)
@@ -141,8 +147,9 @@ class SoftModel:
             labels[row, len(c): len(c) + len(a)] = torch.tensor(a)
         return ids.to(self.device), mask.to(self.device), labels.to(self.device)
 
-    def _token_nll(self, ids: Any, mask: Any, labels: Any) -> Any:
-        """Per-row summed negative log-likelihood of the labelled tokens (virtual tokens handled by peft)."""
+    def _token_nll(self, ids: Any, mask: Any, labels: Any, greedy: bool = False) -> Any:
+        """Per-row summed negative log-likelihood of the labelled tokens (virtual tokens handled by peft), and the
+        count of those tokens, or (with ``greedy``) the model's greedy next token at every position."""
         import torch
 
         logits = self.model(input_ids=ids, attention_mask=mask).logits
@@ -150,7 +157,7 @@ class SoftModel:
         shift_logits, shift_labels = logits[:, :-1].float(), labels[:, 1:]
         loss = torch.nn.functional.cross_entropy(shift_logits.reshape(-1, shift_logits.shape[-1]),
                                                  shift_labels.reshape(-1), ignore_index=-100, reduction="none")
-        return loss.view(shift_labels.shape).sum(1), (shift_labels != -100).sum(1)
+        return loss.view(shift_labels.shape).sum(1), logits.argmax(-1) if greedy else (shift_labels != -100).sum(1)
 
     # -- training ------------------------------------------------------------------------------
     def input_tokens(self, examples: Sequence[Example], *, answers: bool) -> int:
@@ -175,17 +182,46 @@ class SoftModel:
         loss.backward()
         self.optimizer.step()
         self.steps_done += 1
+        self._greedy.clear()
         return float(loss.detach())
 
     # -- scoring -------------------------------------------------------------------------------
     def logprobs(self, examples: Sequence[Example]) -> list[float]:
         """The log-probability of each gold output (``" " + output``, as the instruction scorer asks) under the
-        adapter."""
+        adapter.
+
+        The pass also reads the greedy answer where it can: when every gold token is the model's greedy choice and
+        the greedy token after them ends the answer (the stop, an end token), greedy decoding would write the gold
+        answer, so :meth:`answers` takes it from here (single-line answers within the answer length;
+        ``APO_LOGPROB_REUSE=0`` turns it off, as for the local target)."""
         import torch
 
+        pairs = [self._pair(ex, " " + ex.output) for ex in examples]
         with torch.inference_mode():
-            nll, _ = self._token_nll(*self._batch([self._pair(ex, " " + ex.output) for ex in examples]))
+            nll, greedy = self._token_nll(*self._batch(pairs), greedy=True)
+        if not self.template.multiline and reuse_enabled():
+            for (ctx, gold), row in zip(pairs, greedy.tolist()):
+                answer = self._read_greedy(ctx, gold, row)
+                if answer is not None:
+                    self._greedy[(self.loaded, tuple(ctx))] = answer
         return [-float(x) for x in nll]
+
+    def _read_greedy(self, ctx: list[int], gold: list[int], greedy: list[int]) -> str | None:
+        """The greedy answer after ``ctx`` when the row's greedy tokens (``greedy[i]``: the next token after
+        position ``i``) follow ``gold`` and then end it; else None."""
+        if not gold or len(gold) >= self.template.max_tokens:
+            return None
+        start = len(ctx) - 1
+        if greedy[start:start + len(gold)] != gold:
+            return None
+        after = greedy[start + len(gold)]
+        if after in self.eos_ids:
+            text = self.tokenizer.decode(gold, skip_special_tokens=True)
+        else:
+            text = self.tokenizer.decode([*gold, after], skip_special_tokens=True)
+            if not any(stop in text for stop in self.template.stop):
+                return None
+        return text.split("\n", 1)[0].strip()
 
     def answers(self, examples: Sequence[Example]) -> list[str]:
         """Greedy answers under the adapter (to the first newline; to a blank line where answers span lines), in one
@@ -194,16 +230,26 @@ class SoftModel:
         What the adapter adds before the inputs (prompt tuning's and P-tuning's virtual tokens, prefix tuning's
         keys and values) goes into the cache first, once for all rows; each row then follows, left-padded, at the
         positions peft's own forward pass gives it (after the virtual tokens), and leaves the batch when it ends.
-        The answers are those of greedy decoding through peft's forward pass, one full pass a token.
+        The answers are those of greedy decoding through peft's forward pass, one full pass a token. Answers a
+        log-probability pass under the same weights already found (:meth:`logprobs`) are not decoded again.
         """
+        contexts = [self._bos + self.tokenizer(self.context(ex), add_special_tokens=False)["input_ids"]
+                    for ex in examples]
+        known = [self._greedy.get((self.loaded, tuple(c))) for c in contexts]
+        self.known_answers += sum(k is not None for k in known)
+        rows = [c for c, k in zip(contexts, known) if k is None]
+        if not rows:
+            return [k for k in known if k is not None]
+        decoded = iter(self._decode(rows))
+        return [k if k is not None else next(decoded) for k in known]
+
+    def _decode(self, rows: list[list[int]]) -> list[str]:
+        """Greedy answers after each row's tokens (see :meth:`answers`)."""
         import torch
 
         from optimizer.models.providers.decoding import StopStrings, greedy_decode
         from optimizer.models.providers.prefix import cache_kwarg
 
-        rows = [self._bos + self.tokenizer(self.context(ex), add_special_tokens=False)["input_ids"] for ex in examples]
-        if not rows:
-            return []
         head = 0 if self.method == "lora" else self.cfg.virtual_tokens
         width = head + max(len(r) for r in rows)
         ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
