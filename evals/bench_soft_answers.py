@@ -4,9 +4,10 @@ The run scores an adapter on each example twice: the gold answer's log-probabili
 the first pass shows that greedy decoding would write the gold answer (every gold token the greedy choice, and the
 token after them ending the answer), :class:`~optimizer.search.soft.model.SoftModel` takes the answer from it
 instead of decoding (``APO_LOGPROB_REUSE=0`` turns that off). For each method and task this trains the adapter
-``--steps`` steps on the embedded SmolLM2 (one thread), then scores the test split as the run does (chunks of 16
-inputs of like length, log-probabilities then answers), in the order off, on, off, on, so that the machine's drift
-shows: seconds, the answers taken from the first pass, the test accuracy, and whether the answers are the same.
+``--steps`` steps on the embedded SmolLM2 (one thread), then scores the test split through the run's adapter
+scorer as the run does (batches of 64 pairs, each its log-probabilities then its answers), once to warm up, then
+in the order off, on, off, on, so that the machine's drift shows: seconds, the answers taken from the first pass,
+the test accuracy, and whether the answers are the same.
 
 Usage (the committed results were made with the command in evals/README.md):
 
@@ -17,11 +18,13 @@ Usage (the committed results were made with the command in evals/README.md):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import random
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -29,25 +32,37 @@ from typing import Any
 from optimizer.run.provenance import git_commit
 
 METHODS = ["prompt-tuning", "prefix-tuning", "p-tuning", "lora"]
-CHUNK = 16
-"""Rows a scoring pass (optimizer.search.soft.search.CHUNK)."""
+BATCH = 64
+"""Pairs the run's evaluator sends the scorer at once (RunConfig.score_batch_size)."""
+LABEL = "<adapter>"
 
 
-def score(model: Any, examples: list, reuse: bool) -> tuple[float, list[str], int]:
-    """Seconds, answers and answers taken from the first pass, scoring ``examples`` as the run does."""
+class _Target:
+    """Books nothing: the benchmark runs no budget."""
+
+    def passes(self, rows: int, tokens: int) -> contextlib.nullcontext:
+        return contextlib.nullcontext()
+
+
+def score(scorer: Any, model: Any, examples: list, reuse: bool) -> tuple[float, list[str], int]:
+    """Seconds, answers and answers taken from the first pass, scoring ``examples`` as the run does: batches of
+    ``score_batch_size`` pairs, each its log-probabilities then its answers, through the adapter's scorer."""
+    from optimizer.run.scoring import ACC, LP
+
     os.environ["APO_LOGPROB_REUSE"] = "1" if reuse else "0"
     known, start, answers = model.known_answers, time.perf_counter(), []
-    for i in range(0, len(examples), CHUNK):
-        chunk = examples[i:i + CHUNK]
-        model.logprobs(chunk)
-        answers += model.answers(chunk)
+    for i in range(0, len(examples), BATCH):
+        pairs = [(LABEL, ex) for ex in examples[i:i + BATCH]]
+        scorer.compute(pairs, frozenset({LP}))
+        answers += [r.output for r in scorer.compute(pairs, frozenset({ACC}))]
     return time.perf_counter() - start, answers, model.known_answers - known
 
 
-def measure(method: str, name: str, task: Any, adapter: Any, steps: int) -> dict[str, Any]:
-    """One method on one task: train, then score the test split off, on, off, on."""
+def measure(method: str, name: str, task: Any, adapter: Any, steps: int, folder: Path) -> dict[str, Any]:
+    """One method on one task: train, save, then score the test split off, on, off, on."""
     from optimizer.run.engine import execution_template
     from optimizer.search.soft.model import SoftModel
+    from optimizer.search.soft.search import SoftScorer
     from optimizer.settings import SoftConfig
     from optimizer.tasks.metrics import resolve_metric
 
@@ -56,14 +71,18 @@ def measure(method: str, name: str, task: Any, adapter: Any, steps: int) -> dict
     train = list(task.train)
     for step in range(steps):
         model.train_step(random.Random(f"0:soft:{step}").sample(train, min(8, len(train))))
-    examples = sorted(task.test, key=lambda ex: len(ex.input))
-    runs = [score(model, examples, reuse) for reuse in (False, True, False, True)]
+    model.save(folder / f"{name}-{method}")
     metric = resolve_metric(task.metric, task.labels)
-    off, on = runs[0][1], runs[1][1]
+    scorer = SoftScorer(None, model, _Target(), metric)
+    scorer.register(LABEL, folder / f"{name}-{method}")
+    examples = list(task.test)
+    score(scorer, model, examples, False)  # warm-up, not reported
+    runs = [score(scorer, model, examples, reuse) for reuse in (False, True, False, True)]
+    on = runs[1][1]
     return {"task": name, "method": method, "steps": steps, "n": len(examples),
             "off_s": [round(runs[0][0], 2), round(runs[2][0], 2)], "on_s": [round(runs[1][0], 2), round(runs[3][0], 2)],
             "known": runs[1][2], "acc": round(sum(metric(a, ex.answers) for a, ex in zip(on, examples)) / len(on), 4),
-            "same_answers": off == on == runs[2][1] == runs[3][1]}
+            "same_answers": runs[0][1] == on == runs[2][1] == runs[3][1]}
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -97,11 +116,12 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     adapter = load_model("embedded")
     rows = []
-    for name in [t for t in args.tasks.split(",") if t]:
-        task = load_task(name, data_dir=args.data_dir, seed=0)
-        for method in [m for m in args.methods.split(",") if m]:
-            rows.append(measure(method, name, task, adapter, args.steps))
-            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    with tempfile.TemporaryDirectory() as folder:
+        for name in [t for t in args.tasks.split(",") if t]:
+            task = load_task(name, data_dir=args.data_dir, seed=0)
+            for method in [m for m in args.methods.split(",") if m]:
+                rows.append(measure(method, name, task, adapter, args.steps, Path(folder)))
+                print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     report = {"command": "OMP_NUM_THREADS=1 python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]),
               "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
               "git_commit": git_commit(), "rows": rows}

@@ -82,3 +82,14 @@ def test_best_dev_steps_come_from_the_grids_runs_archive(tmp_path):
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     assert floor.best_steps(archive) == {50: 1, 75: 1}
+
+
+def test_soft_answers_scores_through_the_adapter_scorer_with_and_without_reuse(tiny, tmp_path):  # noqa: F811
+    import bench_soft_answers
+
+    from optimizer.models.providers.hf_loading import load_hf
+
+    box = load_hf(tiny[3:], device="cpu")
+    row = bench_soft_answers.measure("lora", "planted", planted(), box, 2, tmp_path)
+    assert row["n"] == len(planted().test) and row["same_answers"]
+    assert len(row["off_s"]) == len(row["on_s"]) == 2 and 0 <= row["known"] <= row["n"]

@@ -129,9 +129,16 @@ class SoftModel:
         """The text the adapter sees before the answer."""
         return self.template.context("", example)
 
+    def _context_ids(self, example: Example) -> list[int]:
+        return self._bos + self.tokenizer(self.context(example), add_special_tokens=False)["input_ids"]
+
     def _pair(self, example: Example, answer: str) -> tuple[list[int], list[int]]:
-        ctx = self._bos + self.tokenizer(self.context(example), add_special_tokens=False)["input_ids"]
-        return ctx, self.tokenizer(answer, add_special_tokens=False)["input_ids"]
+        return self._context_ids(example), self.tokenizer(answer, add_special_tokens=False)["input_ids"]
+
+    def known(self, example: Example) -> bool:
+        """Whether :meth:`answers` has ``example``'s answer from a log-probability pass under the weights held now
+        (so that a scorer can batch the others together)."""
+        return (self.loaded, tuple(self._context_ids(example))) in self._greedy
 
     def _batch(self, pairs: Sequence[tuple[list[int], list[int]]]) -> tuple[Any, Any, Any]:
         """Right-padded input ids, attention mask and labels (-100 outside the answer tokens)."""
@@ -233,8 +240,7 @@ class SoftModel:
         The answers are those of greedy decoding through peft's forward pass, one full pass a token. Answers a
         log-probability pass under the same weights already found (:meth:`logprobs`) are not decoded again.
         """
-        contexts = [self._bos + self.tokenizer(self.context(ex), add_special_tokens=False)["input_ids"]
-                    for ex in examples]
+        contexts = [self._context_ids(ex) for ex in examples]
         known = [self._greedy.get((self.loaded, tuple(c))) for c in contexts]
         self.known_answers += sum(k is not None for k in known)
         rows = [c for c, k in zip(contexts, known) if k is None]

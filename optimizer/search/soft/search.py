@@ -113,6 +113,8 @@ class SoftScorer:
             if self.model.loaded != folder:
                 self.model.load_adapter(folder)
             rows.sort(key=lambda i: len(pairs[i][1].input))  # rows of like length together: less padding
+            if LP not in kinds:  # answers a log-probability pass found last: the others decode in full chunks
+                rows.sort(key=lambda i: self.model.known(pairs[i][1]))
             for start in range(0, len(rows), CHUNK):
                 chunk = rows[start:start + CHUNK]
                 examples = [pairs[i][1] for i in chunk]
