@@ -317,6 +317,43 @@ def test_adapter_scoring_batches_rows_of_like_length_and_keeps_the_given_order()
     assert len(adapter.batches) == 2 and len(adapter.batches[0]) == CHUNK
 
 
+def test_answers_found_by_a_logprob_pass_go_last_so_the_others_decode_in_full_chunks():
+    import contextlib
+    import random
+
+    from optimizer.run.scoring import ACC
+    from optimizer.search.soft.search import CHUNK, SoftScorer
+
+    class Adapter:  # answers are the input; inputs of even length were found by a log-probability pass
+        loaded, batches = Path("ckpt"), []
+
+        def known(self, ex):
+            return len(ex.input) % 2 == 0
+
+        def input_tokens(self, examples, *, answers):
+            return 0
+
+        def answers(self, examples):
+            self.batches.append([self.known(ex) for ex in examples])
+            return [ex.input for ex in examples]
+
+    class Target:
+        def passes(self, rows, tokens):
+            return contextlib.nullcontext()
+
+    lengths = random.Random(1).sample(range(1, 80), 48)
+    examples = [Example(input="x" * n, output="x" * n, id=str(i)) for i, n in enumerate(lengths)]
+    adapter = Adapter()
+    scorer = SoftScorer(None, adapter, Target(), lambda p, a: float(p in a))
+    scorer.register("<adapter>", Path("ckpt"))
+    records = scorer.compute([("<adapter>", ex) for ex in examples], frozenset({ACC}))
+    assert [r.output for r in records] == [ex.input for ex in examples] and all(r.acc == 1.0 for r in records)
+    unknown = sum(not adapter.known(ex) for ex in examples)
+    flags = [k for batch in adapter.batches for k in batch]
+    assert flags == [False] * unknown + [True] * (len(examples) - unknown)  # every decoding chunk full but the last
+    assert all(len(b) == CHUNK for b in adapter.batches[:-1])
+
+
 @pytest.mark.slow
 def test_an_adapter_learns_and_answers_a_multi_line_mapping(tiny, tmp_path):
     task = planted()
