@@ -140,7 +140,7 @@ def test_batched_answers_are_greedy_decoding_through_the_peft_model(tiny, method
 
 
 @pytest.mark.parametrize("method", ["prompt-tuning", "lora"])
-def test_answers_a_logprob_pass_found_are_those_of_decoding(tiny, method):
+def test_answers_a_logprob_pass_found_are_those_of_decoding(tiny, method, monkeypatch):
     """Where the log-probability pass shows greedy decoding would write the gold answer, answers() takes it from
     there; the answers are those of decoding row by row through peft either way, and a training step forgets
     them."""
@@ -163,6 +163,10 @@ def test_answers_a_logprob_pass_found_are_those_of_decoding(tiny, method):
     taken = model.known_answers
     assert 1 <= taken <= sum(ex.output == e for ex, e in zip(examples, expected))
     assert model.answers(examples[::-1]) == expected[::-1] and model.known_answers == 2 * taken
+    monkeypatch.setenv("APO_LOGPROB_REUSE", "0")  # turned off: every answer decoded, none found
+    assert model.answers(examples) == expected and model.known_answers == 2 * taken
+    model.logprobs(examples)
+    monkeypatch.delenv("APO_LOGPROB_REUSE")
     model.train_step(task.train[:8])
     model.answers(examples)
     assert model.known_answers == 2 * taken  # new weights: every answer decoded

@@ -138,7 +138,7 @@ class SoftModel:
     def known(self, example: Example) -> bool:
         """Whether :meth:`answers` has ``example``'s answer from a log-probability pass under the weights held now
         (so that a scorer can batch the others together)."""
-        return (self.loaded, tuple(self._context_ids(example))) in self._greedy
+        return reuse_enabled() and (self.loaded, tuple(self._context_ids(example))) in self._greedy
 
     def _batch(self, pairs: Sequence[tuple[list[int], list[int]]]) -> tuple[Any, Any, Any]:
         """Right-padded input ids, attention mask and labels (-100 outside the answer tokens)."""
@@ -241,7 +241,7 @@ class SoftModel:
         log-probability pass under the same weights already found (:meth:`logprobs`) are not decoded again.
         """
         contexts = [self._context_ids(ex) for ex in examples]
-        known = [self._greedy.get((self.loaded, tuple(c))) for c in contexts]
+        known = [self._greedy.get((self.loaded, tuple(c))) if reuse_enabled() else None for c in contexts]
         self.known_answers += sum(k is not None for k in known)
         rows = [c for c, k in zip(contexts, known) if k is None]
         if not rows:
