@@ -20,7 +20,7 @@ from typing import Any
 
 from optimizer.errors import UsageError
 from optimizer.models.providers.decoding import as_list
-from optimizer.models.providers.reuse import reuse_enabled
+from optimizer.models.providers.reuse import known_generation, reuse_enabled
 from optimizer.settings import SoftConfig, SoftMethod
 from optimizer.tasks.templates import ExecutionTemplate
 from optimizer.types import Example
@@ -215,20 +215,14 @@ class SoftModel:
 
     def _read_greedy(self, ctx: list[int], gold: list[int], greedy: list[int]) -> str | None:
         """The greedy answer after ``ctx`` when the row's greedy tokens (``greedy[i]``: the next token after
-        position ``i``) follow ``gold`` and then end it; else None."""
-        if not gold or len(gold) >= self.template.max_tokens:
-            return None
+        position ``i``) follow ``gold`` and then end it (:func:`~optimizer.models.providers.reuse.known_generation`,
+        as for the local target); else None."""
         start = len(ctx) - 1
-        if greedy[start:start + len(gold)] != gold:
+        if not gold or greedy[start:start + len(gold)] != gold:
             return None
-        after = greedy[start + len(gold)]
-        if after in self.eos_ids:
-            text = self.tokenizer.decode(gold, skip_special_tokens=True)
-        else:
-            text = self.tokenizer.decode([*gold, after], skip_special_tokens=True)
-            if not any(stop in text for stop in self.template.stop):
-                return None
-        return text.split("\n", 1)[0].strip()
+        found = known_generation(self.tokenizer, self.eos_ids, (tuple(gold), greedy[start + len(gold)]),
+                                 self.template.stop, self.template.max_tokens, len(ctx))
+        return None if found is None else found.text.split("\n", 1)[0].strip()
 
     def answers(self, examples: Sequence[Example]) -> list[str]:
         """Greedy answers under the adapter (to the first newline; to a blank line where answers span lines), in one
