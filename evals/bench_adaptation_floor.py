@@ -38,18 +38,22 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from bench_adaptation import PARTS, SOFT_SETTINGS, SST2_WORDS
+from bench_adaptation import TRAINED as METHODS
+
+from optimizer.config import RunConfig
 from optimizer.run.provenance import git_commit
+from optimizer.search.soft.search import CHUNK
+from optimizer.settings import SoftConfig
 from optimizer.types import Example
 
-METHODS = ["prompt-tuning", "prefix-tuning", "p-tuning", "lora"]
-TASKS = {"antonyms": "instruction_induction", "first_word_letter": "instruction_induction",
-         "larger_animal": "instruction_induction", "sentiment": "instruction_induction", "sst2": ""}
-"""The grid's tasks on SmolLM2 and their folders under --data-dir (bench_adaptation.py's parts)."""
-STEPS, CHECKPOINTS, BATCH, CHUNK, DEV = 100, 4, 8, 16, 50
-"""A cell's schedule (bench_adaptation.SOFT_SETTINGS), the scorer's chunk (soft.search.CHUNK), the dev examples
-raced on."""
-SST2_WORDS = {"negative": ["bad"], "positive": ["good"]}
-
+TASKS = {task: PARTS[part]["data"] for part in ("induction-smollm2", "sst2-smollm2") for task in PARTS[part]["tasks"]}
+"""The grid's tasks on SmolLM2 and their folders under --data-dir."""
+STEPS = SOFT_SETTINGS["steps"]
+CHECKPOINTS = STEPS // SOFT_SETTINGS["eval_every"]
+BATCH = SoftConfig().train_batch_size
+DEV = int(RunConfig.model_fields["dev_limit"].default)
+"""A cell's schedule (the grid's), its training batch, the dev examples a run races on."""
 
 SHAPES = [(512, 576, 1536), (2048, 576, 1536), (2048, 1536, 576)]
 """Matrix products of SmolLM2's MLP shapes (rows, in, out): the best of their rates is the reference."""
@@ -75,7 +79,6 @@ def build(method: str, task_name: str, task: Any, adapter: Any) -> Any:
     """The trained method's model as the run builds it (a cloze template for SST-2)."""
     from optimizer.run.engine import execution_template
     from optimizer.search.soft.model import SoftModel
-    from optimizer.settings import SoftConfig
 
     if task_name != "sst2":
         template = execution_template(task, shots=0, style="completion", seed=0)

@@ -29,11 +29,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench_adaptation import TRAINED as METHODS
+
+from optimizer.config import RunConfig
 from optimizer.run.provenance import git_commit
 
-METHODS = ["prompt-tuning", "prefix-tuning", "p-tuning", "lora"]
-BATCH = 64
-"""Pairs the run's evaluator sends the scorer at once (RunConfig.score_batch_size)."""
+BATCH = int(RunConfig.model_fields["score_batch_size"].default)
+"""Pairs the run's evaluator sends the scorer at once."""
 LABEL = "<adapter>"
 
 
