@@ -139,6 +139,47 @@ def test_batched_answers_are_greedy_decoding_through_the_peft_model(tiny, method
     assert model.answers(examples[2:3]) == expected[2:3]
 
 
+def _row_nll(model, example) -> torch.Tensor:
+    """The reference: one row alone through peft's forward pass with every position's logits, the gold answer's
+    summed negative log-likelihood."""
+    ctx, gold = model._pair(example, " " + example.output)
+    logits = model.model(input_ids=torch.tensor([ctx + gold])).logits[0, -len(ctx + gold):]
+    logp = torch.log_softmax(logits[len(ctx) - 1:-1].float(), -1)
+    return -logp[torch.arange(len(gold)), torch.tensor(gold)].sum()
+
+
+@pytest.mark.parametrize("method", ["prompt-tuning", "prefix-tuning", "p-tuning", "lora"])
+def test_the_head_only_where_the_loss_reads_gives_each_rows_full_forward_values_and_gradients(tiny, method):
+    """A batch of contexts and answers of different lengths, the LM head run only from the first position that
+    predicts an answer token: each row's log-probability, and the gradient of their sum, equal those of the row
+    alone with every position's logits."""
+    from optimizer.models.providers.hf_loading import load_hf
+    from optimizer.search.soft.model import SoftModel
+    from optimizer.settings import SoftConfig
+    from optimizer.tasks.templates import ExecutionTemplate
+
+    box = load_hf(tiny[3:], device="cpu")
+    model = SoftModel(method, SoftConfig(), box.model, box.tokenizer, ExecutionTemplate(max_tokens=12), 0)
+    assert model._keep  # the tiny model's forward takes logits_to_keep: the path under test
+    torch.manual_seed(2)
+    with torch.no_grad():
+        for p in model.params:
+            p.add_(torch.randn_like(p) * 0.5)
+    examples = [Example(input=x, output=y, id=str(i)) for i, (x, y) in enumerate(
+        [("fox", "dog house"), ("the quick brown fox jumps over", "cat"), ("hot", "cold time model small"),
+         ("a cat sat on the mat", "Paris")])]
+    nll, _ = model._token_nll(*model._batch([model._pair(ex, " " + ex.output) for ex in examples]))
+    nll.sum().backward()
+    grads = [p.grad.clone() for p in model.params]
+    model.optimizer.zero_grad(set_to_none=True)
+    rows = torch.stack([_row_nll(model, ex) for ex in examples])
+    rows.sum().backward()
+    assert torch.allclose(nll, rows, atol=1e-4), (nll, rows)
+    for ours, theirs in zip(grads, (p.grad for p in model.params)):
+        assert torch.allclose(ours, theirs, atol=1e-4, rtol=1e-3)
+    assert model.logprobs(examples) == pytest.approx([-float(x) for x in rows], abs=1e-4)
+
+
 @pytest.mark.parametrize("method", ["prompt-tuning", "lora"])
 def test_answers_a_logprob_pass_found_are_those_of_decoding(tiny, method, monkeypatch):
     """Where the log-probability pass shows greedy decoding would write the gold answer, answers() takes it from

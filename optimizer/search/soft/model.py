@@ -108,6 +108,7 @@ class SoftModel:
         eos = {tokenizer.eos_token_id, *as_list(ends)}
         self.eos_ids = sorted(i for i in eos if i is not None)
         self.device = next(base.parameters()).device
+        self._keep = "logits_to_keep" in inspect.signature(base.forward).parameters
 
     def _init_from_text(self, text: str) -> None:
         """Prompt tuning's "init from text": the virtual tokens start as the embeddings of ``text``'s tokens,
@@ -156,15 +157,30 @@ class SoftModel:
 
     def _token_nll(self, ids: Any, mask: Any, labels: Any, greedy: bool = False) -> Any:
         """Per-row summed negative log-likelihood of the labelled tokens (virtual tokens handled by peft), and the
-        count of those tokens, or (with ``greedy``) the model's greedy next token at every position."""
+        count of those tokens, or (with ``greedy``) the model's greedy next token at every position from the first
+        that predicts a labelled token (-1 before it).
+
+        The LM head runs only from that position on (``logits_to_keep``, where the model takes it): the context
+        before it predicts nothing the loss reads, and a vocabulary-wide head on every position is a large share
+        of a step."""
         import torch
 
-        logits = self.model(input_ids=ids, attention_mask=mask).logits
-        logits = logits[:, -ids.shape[1]:]  # prompt-learning methods put their virtual tokens first
-        shift_logits, shift_labels = logits[:, :-1].float(), labels[:, 1:]
+        labelled = (labels != -100).any(0).nonzero()
+        start = max(int(labelled[0]) - 1, 0) if len(labelled) else 0
+        keep = ids.shape[1] - start
+        # an index tensor, not a count: the model then gathers those positions into a contiguous tensor, whose head
+        # is one matrix product (a count slices a strided view, which the head multiplies far more slowly)
+        rows = torch.arange(self.virtual_inputs + start, self.virtual_inputs + ids.shape[1], device=ids.device)
+        logits = self.model(input_ids=ids, attention_mask=mask, **({"logits_to_keep": rows} if self._keep else {}))
+        logits = logits.logits[:, -keep:]  # prompt-learning methods put their virtual tokens first
+        shift_logits, shift_labels = logits[:, :-1].float(), labels[:, start + 1:]
         loss = torch.nn.functional.cross_entropy(shift_logits.reshape(-1, shift_logits.shape[-1]),
                                                  shift_labels.reshape(-1), ignore_index=-100, reduction="none")
-        return loss.view(shift_labels.shape).sum(1), logits.argmax(-1) if greedy else (shift_labels != -100).sum(1)
+        if not greedy:
+            return loss.view(shift_labels.shape).sum(1), (shift_labels != -100).sum(1)
+        tokens = torch.full(ids.shape, -1, dtype=torch.long, device=ids.device)
+        tokens[:, start:] = logits.argmax(-1)
+        return loss.view(shift_labels.shape).sum(1), tokens
 
     # -- training ------------------------------------------------------------------------------
     def input_tokens(self, examples: Sequence[Example], *, answers: bool) -> int:
