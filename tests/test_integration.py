@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import re
@@ -65,13 +66,15 @@ def test_gguf_conversion_is_kept_and_loads_identically(tmp_path, monkeypatch):
     lp = [LogprobRequest(context="Input: hot\nOutput: cold\n\nInput: up\nOutput:", continuation=" down")]
     gen = [GenerateRequest(prompt="Input: hot\nOutput: cold\n\nInput: up\nOutput:", max_tokens=4, stop=("\n",))]
     seen = []
-    for _ in range(2):
+    for keep in ("0", "1", "1"):  # not kept, kept, then loaded from the kept copy
+        monkeypatch.setenv("APO_KEEP_CONVERTED", keep)
         hf_loading.unload_all()
         adapter = hf_loading.load_hf(str(gguf))
         seen.append((adapter.logprob(lp)[0].logprob, adapter.generate(gen)[0].text,
                      adapter.tokenizer("héllo")["input_ids"]))
+        copy.deepcopy(adapter.model).float()  # as an adapter's training copy is made: a float model, unmarked
     hf_loading.unload_all()
     converted = list((tmp_path / "converted").iterdir())
     assert len(converted) == 1 and (converted[0] / "config.json").exists()
-    assert seen[0][0] == pytest.approx(seen[1][0], abs=1e-4)  # float sums may differ in the last bits
-    assert seen[0][1:] == seen[1][1:]
+    assert seen[0][0] == pytest.approx(seen[2][0], abs=1e-4)  # float sums may differ in the last bits
+    assert seen[0] == seen[1] and seen[0][1:] == seen[2][1:]

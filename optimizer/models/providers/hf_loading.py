@@ -106,14 +106,18 @@ def converted_dir(source: str, gguf_file: str, dtype: Any) -> Path:
     return cache_dir() / "converted" / f"{path.stem}-{key}"
 
 
+def _dequantized(model: Any) -> None:
+    """Drop what marks a model read from GGUF as quantized: transformers has already dequantized its weights, and
+    the marks only block what a float model allows (saving it, ``.float()`` on a copy to train an adapter)."""
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+
+
 def _save_converted(model: Any, tokenizer: Any, target: Path) -> None:
     """Write a loaded model and tokenizer as safetensors, atomically (temporary folder + rename)."""
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    # The weights are already dequantized; what marks the model as GGUF-quantized only
-    # blocks serialization.
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
     try:
         shutil.rmtree(tmp, ignore_errors=True)
         model.save_pretrained(tmp)
@@ -153,6 +157,8 @@ def _load(source: str, gguf_file: str | None, device: str, dtype: Any) -> tuple[
             else "check that it holds a causal LM that transformers can read (GGUF needs `pip install gguf accelerate`)"
         )
         raise ModelUnavailable(f"could not load model {where}: {exc}\n{hint}") from exc
+    if gguf_file:
+        _dequantized(model)
     if converted is not None:
         _save_converted(model, tokenizer, converted)
     # transformers declares `to` as @wraps(torch.nn.Module.to), so type checkers take `device` for `self`

@@ -14,6 +14,7 @@ import copy
 import inspect
 import json
 import random
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -87,7 +88,9 @@ class SoftModel:
         model = copy.deepcopy(base).float().train()
         for p in model.parameters():
             p.requires_grad_(False)
-        self.model = peft.get_peft_model(model, peft_config(method, cfg, model, tokenizer, self.task_type))
+        with warnings.catch_warnings():  # peft reads a property transformers deprecates; nothing a user can change
+            warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
+            self.model = peft.get_peft_model(model, peft_config(method, cfg, model, tokenizer, self.task_type))
         if method == "prompt-tuning" and cfg.init_text:
             self._init_from_text(cfg.init_text)
         self.model.eval()  # no dropout anywhere: training is exact to replay after a resume
