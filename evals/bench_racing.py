@@ -33,6 +33,7 @@ import json
 import math
 import os
 import platform
+import random
 import sys
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,8 @@ TIED_ALPHA = 0.05
 """Level of the paired test (:func:`worse_on_evidence`, on all dev examples) that calls a candidate worse than the
 exhaustive winner; the others are tied with it on the evidence of the whole dev split."""
 """``race_min_examples`` of the exhaustive job: more than any dev split, so the first rung is all of it."""
+RESAMPLES = 2000
+"""Bootstrap resamples of the dev examples for :func:`winner_again`."""
 
 
 Scores = dict[tuple[str, str], tuple[float | None, float | None]]
@@ -103,6 +106,21 @@ def replay(field: list[Candidate], table: dict[str, list[tuple[float, float]]], 
     return alive[0], sum(reached.values())
 
 
+def winner_again(field: list[Candidate], table: dict[str, list[tuple[float, float]]], winner: str,
+                 resamples: int = RESAMPLES, seed: int = 0) -> float:
+    """The share of bootstrap resamples of the dev examples (as many, drawn with replacement) on which ``winner``
+    is again the exhaustive winner (the best accuracy, log-probability breaking ties, the field's order after
+    that): how far the winner of this dev split would be the winner of another of its size."""
+    rng = random.Random(seed)
+    n = len(table[winner])
+    hits = 0
+    for _ in range(resamples):
+        rows = [rng.randrange(n) for _ in range(n)]
+        best = max(field, key=lambda c: (sum(table[c.id][i][0] for i in rows), sum(table[c.id][i][1] for i in rows)))
+        hits += best.id == winner
+    return hits / resamples
+
+
 def finished_run(runs_dir: Path, name: str, seed: int) -> str:
     """The newest finished exhaustive run of task ``name`` with ``seed`` in ``runs_dir`` (for ``--rebuild``)."""
     for run in sorted(runs_dir.glob(f"*-{name}-*"), reverse=True):
@@ -139,7 +157,8 @@ def run_task(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"task": name, "race": round_, "field": len(field), "dev": len(dev),
                                "exhaustive_evaluations": len(field) * len(dev), "winner": best.id,
                                "winner_acc": round(best_acc, 4), "run_id": Path(run_dir).name,
-                               "tied_with_winner": len(field) - len(worse)}
+                               "tied_with_winner": len(field) - len(worse),
+                               "winner_again": round(winner_again(field, table, best.id), 3)}
         for rule in RULES:
             won, cost = replay(field, table, rule, min_examples=defaults.min_examples, eta=defaults.eta,
                                delta=args.delta)
@@ -165,18 +184,22 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [f"# Racing: evaluations to the exhaustive winner ({report['target']}, searcher {report['searcher']})", "",
              f"Machine: {report['machine']}; apo commit {report['git_commit']}; seed {report['seed']}; delta "
              f"{report['delta']}; racing min_examples {report['min_examples']}, eta {report['eta']}.", "",
-             "| task | race | field x dev | winner (acc) | tied with it | " + " | ".join(RULES) + " |",
-             "|---|---|---|---|---|" + "---|" * len(RULES)]
+             "| task | race | field x dev | winner (acc) | tied with it | winner again | " + " | ".join(RULES) + " |",
+             "|---|---|---|---|---|---|" + "---|" * len(RULES)]
     for r in rows:
         cells = [f"{r[k]['share']:.0%} " + ("same" if r[k]["same_winner"] else
                                              f"{r[k]['winner']} ({r[k]['winner_acc']:.2f}"
                                              + (", tie)" if r[k]["ties_winner"] else ")")) for k in RULES]
         lines.append(f"| {r['task']} | {r['race']} | {r['field']} x {r['dev']} | {r['winner']} ({r['winner_acc']:.2f})"
-                     f" | {r.get('tied_with_winner', '')} | " + " | ".join(cells) + " |")
+                     f" | {r.get('tied_with_winner', '')} | {_share(r.get('winner_again'))} | "
+                     + " | ".join(cells) + " |")
     firsts = [r for r in rows if r["race"] == 0]
     lines += ["", "Tied with it: the candidates of the field (the winner among them) that a paired one-sided test at "
                   f"{TIED_ALPHA} on all dev examples (the engine's: exact McNemar on 0/1 scores, Hoeffding's bound "
-                  "otherwise) cannot call worse than the exhaustive winner.", "",
+                  "otherwise) cannot call worse than the exhaustive winner. Winner again: the share of "
+                  f"{RESAMPLES} bootstrap resamples of the dev examples (as many, with replacement) on which the "
+                  "exhaustive winner wins again, i.e. how far it would be the winner of another dev split of the "
+                  "same size.", "",
               "| rule | evaluations / exhaustive (all races) | first races: same winner | same or tied | "
               "same winner within a third of the evaluations | first races: mean accuracy below the winner's | "
               "first races: winner worse than the exhaustive winner on all dev examples |",
@@ -205,6 +228,10 @@ def markdown(report: dict[str, Any]) -> str:
             lines.append(f"| {k} | {spent:.0%} | {sum(x['same_winner'] for x in runs)}/{len(runs)} | "
                          f"{third}/{len(runs)} |")
     return "\n".join(lines) + "\n"
+
+
+def _share(x: float | None) -> str:
+    return "" if x is None else f"{x:.0%}"
 
 
 def _schedules(text: str) -> list[tuple[int, int]]:

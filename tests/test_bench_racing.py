@@ -63,3 +63,19 @@ def test_schedules_are_checked():
     for bad in ("4", "4:1", "0:2", "a:b"):
         with pytest.raises(argparse.ArgumentTypeError):
             bench_racing._schedules(bad)
+
+
+def test_winner_again_is_how_often_the_winner_wins_on_resampled_dev_examples():
+    from optimizer.types import Candidate
+
+    field = [Candidate(id=i, text=i, origin="proposed") for i in ("a", "b", "c")]
+    n = 40
+    clear = {"a": [(1.0, -0.1)] * n, "b": [(0.0, -2.0)] * n, "c": [(float(i % 2), -1.0) for i in range(n)]}
+    assert bench_racing.winner_again(field, clear, "a", resamples=200) == 1.0  # right wherever the others are
+    # a and b swap one example each way, equal log-probabilities: a coin toss on resampled splits
+    a = [(1.0, -1.0), (0.0, -1.0)] + [(1.0, -1.0)] * (n - 2)
+    b = [(0.0, -1.0), (1.0, -1.0)] + [(1.0, -1.0)] * (n - 2)
+    tied = {"a": a, "b": b, "c": [(0.0, -1.0)] * n}
+    share = bench_racing.winner_again(field, tied, "a", resamples=2000)
+    assert 0.55 < share < 0.8  # a wins its ties by the field's order, so more than half, never all
+    assert bench_racing.winner_again(field, tied, "b", resamples=2000) == pytest.approx(1 - share)
