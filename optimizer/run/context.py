@@ -366,7 +366,8 @@ class SearchContext:
         seen: dict[str, dict[str, ScoreRecord]] = {}
 
         def evaluate(alive: list[Candidate], n: int) -> dict[str, Score]:
-            self.status(f"round {round}: racing {len(alive)} candidates on {n} dev examples")
+            what = "baselines" if round < 0 else f"round {round}"
+            self.status(f"{what}: racing {len(alive)} {'prompt' if len(alive) == 1 else 'prompts'} on {n} dev examples")
             raw = self._evaluator.score([c.key for c in alive], self.dev[:n], "dev",
                                         accuracy=self.config.scoring == "accuracy", logprob=self._want_lp)
             seen.update(raw)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # rich is imported only when a RichReporter is made
@@ -34,15 +36,30 @@ class Reporter:
 class RichReporter(Reporter):
     """A rich progress display: the current phase, examples scored, calls and tokens so far.
 
+    On a terminal the display redraws in place. Written to a file or a pipe (a log of a job left running), where a
+    redrawn display would show nothing until the end, it prints plain lines instead: the first phase at once, then
+    every ``interval`` seconds the current phase, examples scored and spend (when any has changed), and a last line
+    when the job is over.
+
     Args:
         console: a rich Console (stderr by default).
+        interval: seconds between progress lines when the console is not a terminal.
     """
 
-    def __init__(self, console=None) -> None:
+    def __init__(self, console=None, interval: float = 10.0) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         self.console = console or Console(stderr=True, markup=False, emoji=False, highlight=False)
+        self.lines = not self.console.is_terminal
+        self.interval = interval
+        self._begun = time.monotonic()
+        self._message = ""
+        self._scored = 0
+        self._shown: tuple[str, int] | None = None  # the phase and count of the last line (lines mode)
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+        self._lock = threading.Lock()
         self.progress = Progress(
             SpinnerColumn(),
             TextColumn("{task.description}", style="bold", markup=False),
@@ -67,14 +84,40 @@ class RichReporter(Reporter):
         from rich.text import Text
 
         self.console.print(Text.assemble(f"{verb} ", (run_id, "bold"), f" in {run_dir} (interrupt any time; "
-                                         f"`apo resume {run_id}` continues it)"))
+                                         f"`apo resume {run_id}` continues it)"), soft_wrap=self.lines)
 
     def warning(self, message: str) -> None:
         from rich.text import Text
 
-        self.console.print(Text.assemble(("warning: ", "yellow"), message))
+        self.console.print(Text.assemble(("warning: ", "yellow"), message), soft_wrap=self.lines)
+
+    def _line(self) -> None:
+        """Write a progress line (lines mode) unless nothing has changed since the last one."""
+        from rich.text import Text
+
+        with self._lock:
+            if self._shown == (self._message, self._scored):
+                return
+            self._shown = (self._message, self._scored)
+            elapsed = int(time.monotonic() - self._begun)
+            clock = f"{elapsed // 3600}:{elapsed // 60 % 60:02d}:{elapsed % 60:02d}"
+            spend = self._spend()
+            line = f"[{clock}] {self._message}  {self._scored} scored" + (f"  {spend}" if spend else "")
+            self.console.print(Text(line), soft_wrap=True)
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._line()
 
     def status(self, message: str) -> None:
+        if self.lines:
+            self._message = message
+            if self._ticker is None:
+                self._line()
+                self._stop.clear()
+                self._ticker = threading.Thread(target=self._tick, name="apo-progress", daemon=True)
+                self._ticker.start()
+            return
         if self.task_id is None:
             self.progress.start()
             self.task_id = self.progress.add_task(message, total=None, spend="")
@@ -84,12 +127,19 @@ class RichReporter(Reporter):
         self.ledger = ledger
 
         def advance(n: int) -> None:
-            if self.task_id is not None:
+            self._scored += n
+            if not self.lines and self.task_id is not None:
                 self.progress.update(self.task_id, advance=n, spend=self._spend())
 
         evaluator.on_scored = advance
 
     def done(self) -> None:
+        if self.lines:
+            self._stop.set()
+            if self._ticker is not None:
+                self._ticker.join()
+                self._ticker = None
+                self._line()
         if self.task_id is not None:
             self.progress.stop()
             self.task_id = None
