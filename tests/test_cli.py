@@ -38,6 +38,21 @@ def test_no_command_prints_help_and_exits_2(capsys):
     assert "optimize" in capsys.readouterr().out
 
 
+def test_a_usage_error_ends_with_what_was_wrong_not_a_screen_of_usage(capsys):
+    with pytest.raises(SystemExit) as exc:  # apo optimize has over 40 lines of usage: the error, then where help is
+        main(["optimize", "capitalize_words", "--steps", "-3"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["apo optimize: error: argument --steps: '-3' is not a number of at least 1",
+                   "(`apo optimize --help` lists every option)"]
+    with pytest.raises(SystemExit) as exc:  # a short usage is still shown whole, above the error
+        main(["runs"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("usage: apo runs ")
+    assert err[-1] == "apo runs: error: the following arguments are required: ACTION"
+
+
 def test_malformed_task_file_exit_code_2(tmp_path):
     bad = tmp_path / "bad"
     bad.mkdir()

@@ -8,6 +8,7 @@ options a person typed override a ``--config`` job file.
 from __future__ import annotations
 
 import argparse
+from typing import NoReturn
 
 from optimizer.cli.argtypes import (
     count,
@@ -342,13 +343,26 @@ def _add_models_and_cache_parsers(sub) -> None:
     csub.add_parser("clear", help="delete every cached response (models stay downloaded)")
 
 
+class ApoParser(argparse.ArgumentParser):
+    """argparse with short usage errors: a command's usage of many lines (``apo optimize`` has over 40) would push
+    the one line that says what was wrong far from where it is read, so such a command prints the error and where
+    every option is listed instead. Exit code 2, as argparse."""
+
+    def error(self, message: str) -> NoReturn:
+        usage = self.format_usage()
+        if usage.count("\n") > 4:
+            usage = f"(`{self.prog} --help` lists every option)\n"
+            self.exit(2, f"{self.prog}: error: {message}\n{usage}")
+        self.exit(2, f"{usage}{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand.
 
     Returns:
         The ``apo`` parser.
     """
-    parser = argparse.ArgumentParser(prog="apo", description="Automatic prompt optimization (APE) on local models.",
+    parser = ApoParser(prog="apo", description="Automatic prompt optimization (APE) on local models.",
                                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs-dir", help="where runs are written (default: $APO_RUNS_DIR or ./runs)")
     parser.add_argument("--debug", action="store_true",
