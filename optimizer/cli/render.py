@@ -121,8 +121,10 @@ def demos_label(prompt: dict) -> str:
 def verdict_line(sel: dict) -> str:
     """The selection verdict in one line: what shipped, against what, on how many examples, with which p-values."""
     sizes = sel.get("sizes") or {}
-    head = (f"verdict: {sel['verdict']}; shipped {sel.get('shipped') or '-'} (incumbent {sel.get('incumbent') or '-'}"
-            f", {sel.get('incumbent_origin') or '-'})")
+    origin = sel.get("incumbent_origin") or "-"
+    label = {"initial": "the initial prompt", "human": "the best human instruction", "none": "no instruction"}
+    head = (f"verdict: {sel['verdict']}; shipped {sel.get('shipped') or '-'} against the incumbent "
+            f"{sel.get('incumbent') or '-'} ({label.get(origin, origin)})")
     tests = "; ".join(f"{t['candidate']} {t['diff']:+.3f} p={t['p_value']:.3g} (adjusted {t['p_adjusted']:.3g})"
                       for t in sel.get("finalists") or [])
     where = f"dev {sizes.get('dev', '-')} / confirm {sizes.get('confirm', '-')} / test {sizes.get('test', '-')}"
