@@ -231,6 +231,7 @@ class SoftSearch:
             model.save(current)
             model.loaded = current
             scorer.register(adapter_label(self.name, step), self.folder / path)
+            ctx.status(f"{self.name} step {step}/{cfg.steps}: scoring the checkpoint on {len(ctx.dev)} dev examples")
             acc = self._candidate(ctx, step)
             cand = ctx.find(adapter_label(self.name, step))
             ctx.record(TrainingCheckpoint(method=self.name, step=step, path=path, candidate=cand.id if cand else "",
@@ -239,6 +240,7 @@ class SoftSearch:
                                           train_seconds=round(seconds, 3)))
             stale = 0 if acc > best else stale + 1
             best, losses = max(best, acc), []
+            ctx.status(f"{self.name} step {step}/{cfg.steps}: dev {acc:.3f}, best dev {best:.3f}")
 
     def _candidate(self, ctx: SearchContext, step: int) -> float:
         """Register the checkpoint of ``step`` as a candidate and score it on dev; its dev accuracy."""
