@@ -222,6 +222,8 @@ class ScoredPrompt(BaseModel):
     """Per-example test metric scores, in test order (for confidence intervals)."""
     test_lp: list[float] = []
     """Per-example test gold log-probabilities, in test order."""
+    adapter: str | None = None
+    """A trained adapter's folder in the run folder (``adapter/step-00100``; None for a text prompt)."""
 
 
 class FinalistTest(BaseModel):

@@ -63,11 +63,13 @@ def test_each_method_learns_a_planted_mapping_and_ships_it(tiny, tmp_path, metho
     folder = Path(result.run_dir) / "adapter" / f"step-{step:05d}"
     assert {"adapter_model.safetensors", "adapter_config.json", "trainable.safetensors", "trainer.pt"} <= \
         {p.name for p in folder.iterdir()}
+    assert result.best.adapter == f"adapter/step-{step:05d}" and incumbent.adapter is None  # the result says where
 
 
-def test_the_saved_adapter_reloads_with_the_same_scores(tiny, tmp_path):
+def test_the_saved_adapter_reloads_with_the_same_scores(tiny, tmp_path, capsys):
     import peft
 
+    from optimizer.cli.main import main
     from optimizer.models.providers.hf_loading import load_hf
     from optimizer.search.soft.model import SoftModel
     from optimizer.settings import SoftConfig
@@ -77,6 +79,10 @@ def test_the_saved_adapter_reloads_with_the_same_scores(tiny, tmp_path):
     result = optimize(task, target=tiny, searcher="prompt-tuning", steps=40, eval_every=20,
                       learning_rate=LR["prompt-tuning"], cache=False, runs_dir=tmp_path)
     folder = Path(result.run_dir) / "adapter" / "step-00040"
+    capsys.readouterr()
+    assert main(["--runs-dir", str(tmp_path), "runs", "show", result.run_id]) == 0  # says where the shipped one is
+    shown = "".join(capsys.readouterr().out.split())
+    assert f"adapter:{Path(result.run_dir) / result.best.adapter}(peft;worksonlyon" in shown
     box = load_hf(tiny[3:], device="cpu")
     fresh = SoftModel("prompt-tuning", SoftConfig(), box.model, box.tokenizer, ExecutionTemplate(), 1)
     fresh.load_adapter(folder)

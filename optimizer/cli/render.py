@@ -92,6 +92,9 @@ def render_result(result: dict, console: Console = out) -> None:
             elif p.get("demos"):
                 ids = ", ".join(p["demos"])
                 console.print(Text(f"  demonstrations ({len(p['demos'])}, train ids in order): {ids}"))
+            if p.get("adapter"):
+                console.print(Text(f"  adapter: {Path(result['run_dir']) / p['adapter']} (peft; works only on "
+                                   f"{result['target']}; `apo eval --from-run {result['run_id']}` scores it again)"))
     if not rows:
         console.print("nothing to recommend: the budget ran out before any prompt was scored on the dev set. "
                       "Run again with a larger --budget-calls (`apo optimize TASK --dry-run` prints what the job "
