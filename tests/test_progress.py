@@ -60,11 +60,12 @@ def test_nothing_new_writes_no_line_and_lines_come_no_faster_than_the_interval()
     assert len(out.getvalue().splitlines()) == 2
 
 
-def test_a_terminal_keeps_the_redrawn_display():
-    out = io.StringIO()
-    rep = RichReporter(Console(file=out, force_terminal=True, width=80))
-    assert not rep.lines
-    rep.status("scoring baselines on dev")
-    assert rep.task_id is not None
-    rep.done()
-    assert rep.task_id is None
+def test_a_terminal_and_a_notebook_keep_the_redrawn_display():
+    for console in (Console(file=io.StringIO(), force_terminal=True, width=80),
+                    Console(file=io.StringIO(), force_jupyter=True, width=80)):
+        rep = RichReporter(console)
+        assert not rep.lines
+        rep.status("scoring baselines on dev")
+        assert rep.task_id is not None
+        rep.done()
+        assert rep.task_id is None

@@ -36,10 +36,10 @@ class Reporter:
 class RichReporter(Reporter):
     """A rich progress display: the current phase, examples scored, calls and tokens so far.
 
-    On a terminal the display redraws in place. Written to a file or a pipe (a log of a job left running), where a
-    redrawn display would show nothing until the end, it prints plain lines instead: the first phase at once, then
-    every ``interval`` seconds the current phase, examples scored and spend (when any has changed), and a last line
-    when the job is over.
+    On a terminal (or in a notebook) the display redraws in place. Written to a file or a pipe (a log of a job left
+    running), where a redrawn display would show nothing until the end, it prints plain lines instead: the first
+    phase at once, then every ``interval`` seconds the current phase, examples scored and spend (when any has
+    changed), and a last line when the job is over.
 
     Args:
         console: a rich Console (stderr by default).
@@ -51,7 +51,7 @@ class RichReporter(Reporter):
         from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         self.console = console or Console(stderr=True, markup=False, emoji=False, highlight=False)
-        self.lines = not self.console.is_terminal
+        self.lines = not (self.console.is_terminal or self.console.is_jupyter)  # a notebook draws it live
         self.interval = interval
         self._begun = time.monotonic()
         self._message = ""
