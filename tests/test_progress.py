@@ -4,6 +4,7 @@ import io
 import threading
 import time
 
+import pytest
 from rich.console import Console
 
 from optimizer.run.progress import RichReporter
@@ -60,6 +61,7 @@ def test_nothing_new_writes_no_line_and_lines_come_no_faster_than_the_interval()
     assert len(out.getvalue().splitlines()) == 2
 
 
+@pytest.mark.filterwarnings("ignore:install \"ipywidgets\" for Jupyter support")  # rich's, outside a notebook
 def test_a_terminal_and_a_notebook_keep_the_redrawn_display():
     for console in (Console(file=io.StringIO(), force_terminal=True, width=80),
                     Console(file=io.StringIO(), force_jupyter=True, width=80)):
