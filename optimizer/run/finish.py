@@ -7,7 +7,7 @@ from optimizer.run.context import SearchContext
 from optimizer.run.events import BudgetStopped
 from optimizer.run.scoring import Evaluator, summarize
 from optimizer.run.selection import choose, pareto_front
-from optimizer.search.soft.search import adapter_step
+from optimizer.search.soft.labels import adapter_folder
 from optimizer.tasks.templates import multiline_answers
 from optimizer.types import Candidate, Example, RunResult, Score, ScoredPrompt, Selection, prompt_key
 
@@ -15,10 +15,10 @@ __all__ = ["finish"]
 
 
 def _prompt(ctx: SearchContext, name: str, cand: Candidate) -> ScoredPrompt:
-    step = adapter_step(ctx.config.searcher, cand.text) if cand.text in ctx.trained else None
+    adapter = adapter_folder(ctx.config.searcher, cand.text) if cand.text in ctx.trained else None
     return ScoredPrompt(name=name, text=cand.text, candidate=cand.id, demos=cand.demos,
                         demo_examples=ctx.demonstrations(cand), dev=cand.dev, prompt_tokens=ctx.prompt_tokens(cand),
-                        adapter=None if step is None else f"adapter/step-{step:05d}")
+                        adapter=adapter)
 
 
 def _lengths(ctx: SearchContext, prompts: list[ScoredPrompt], test: list) -> list[str]:

@@ -29,6 +29,7 @@ from optimizer.errors import UsageError
 from optimizer.models.base import WHITEBOX
 from optimizer.run.events import TrainingCheckpoint
 from optimizer.run.scoring import LP, ScoreRecord
+from optimizer.search.soft.labels import TRAINED, adapter_label, adapter_step
 from optimizer.search.soft.model import SoftModel
 from optimizer.settings import SoftConfig, SoftMethod
 from optimizer.tasks.cloze import reads_cloze
@@ -44,24 +45,6 @@ __all__ = ["TRAINED", "LoRASearch", "PTuningSearch", "PrefixTuningSearch", "Prom
 
 CHUNK = 16
 """Examples per forward pass when scoring an adapter."""
-
-
-TRAINED = frozenset({"prompt-tuning", "prefix-tuning", "p-tuning", "lora"})
-"""The trained searchers: their prompts are adapters, not text."""
-
-
-def adapter_label(method: str, step: int) -> str:
-    """The candidate text of a checkpoint: ``<prompt-tuning adapter, step 150>``."""
-    return f"<{method} adapter, step {step}>"
-
-
-def adapter_step(searcher: object, text: object) -> int | None:
-    """The checkpoint step of a trained searcher's candidate text (None for any other prompt)."""
-    prefix = f"<{searcher} adapter, step "
-    if searcher not in TRAINED or not isinstance(text, str) or not text.startswith(prefix) or not text.endswith(">"):
-        return None
-    step = text[len(prefix):-1]
-    return int(step) if step.isdigit() else None
 
 
 def not_text(run_id: str, searcher: str, text: str, target: str) -> str:
