@@ -24,6 +24,7 @@ from optimizer.run.repair import LogRepairReport
 from optimizer.service.server import serve
 from optimizer.tasks.nearest import nearest_k, nearest_phrase
 from optimizer.tasks.task import Task, load_task
+from optimizer.types import INCUMBENT_KINDS as INCUMBENT_KINDS  # for the command line's verdict line
 from optimizer.types import RunResult
 
 if TYPE_CHECKING:

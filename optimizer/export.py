@@ -18,7 +18,8 @@ from optimizer.errors import UsageError
 from optimizer.export_module import DEMOS_PLACEHOLDER, PLACEHOLDER, python_module
 from optimizer.report.stats import bootstrap_ci
 from optimizer.run.provenance import task_fingerprint
-from optimizer.search.soft.search import adapter_step, not_text
+from optimizer.search.soft.labels import adapter_step, checkpoint_folder
+from optimizer.search.soft.search import not_text
 from optimizer.tasks.nearest import VECTORIZER, NearestExamples, nearest_k, nearest_phrase
 from optimizer.tasks.templates import ExecutionTemplate, demo_block
 from optimizer.types import Example
@@ -369,7 +370,7 @@ def evaluate_run(run_id: str, *, task: Any = None, runs_dir: str | Path | None =
     if missing:
         raise UsageError(f"the shipped prompt's demonstrations {missing} are not training examples of task "
                          f"{loaded.name!r} as loaded now; the task's data changed since run {name}")
-    folder = None if step is None else where / "adapter" / f"step-{step:05d}"
+    folder = None if step is None else where / checkpoint_folder(step)
     _, examples, raw = evaluate_prompt(config, prompt_key(best["text"], best.get("demos")), split="test",
                                        limit=config.test_limit, task=loaded, adapter=folder)
     now, recorded, test_acc = summarize(raw), best.get("test") or {}, best.get("test_acc") or []

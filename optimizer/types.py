@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = [
     "Candidate",
     "Selection",
+    "INCUMBENT_KINDS",
     "FinalistTest",
     "prompt_key",
     "split_prompt_key",
@@ -241,6 +242,10 @@ class FinalistTest(BaseModel):
     """Adjusted for the number of finalists (step-down max-T; Holm in runs made before it)."""
     significant: bool
     """Whether ``p_adjusted`` is below alpha."""
+
+
+INCUMBENT_KINDS = {"initial": "the initial prompt", "human": "the best human instruction", "none": "no instruction"}
+"""What each ``Selection.incumbent_origin`` is, in words."""
 
 
 class Selection(BaseModel):

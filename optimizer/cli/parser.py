@@ -351,8 +351,7 @@ class ApoParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         usage = self.format_usage()
         if usage.count("\n") > 4:
-            usage = f"(`{self.prog} --help` lists every option)\n"
-            self.exit(2, f"{self.prog}: error: {message}\n{usage}")
+            self.exit(2, f"{self.prog}: error: {message}\n(`{self.prog} --help` lists every option)\n")
         self.exit(2, f"{usage}{self.prog}: error: {message}\n")
 
 
@@ -363,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
         The ``apo`` parser.
     """
     parser = ApoParser(prog="apo", description="Automatic prompt optimization (APE) on local models.",
-                                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs-dir", help="where runs are written (default: $APO_RUNS_DIR or ./runs)")
     parser.add_argument("--debug", action="store_true",
                         help="print the Python traceback of an error (also APO_DEBUG=1)")

@@ -16,7 +16,16 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from optimizer.api import CacheStats, EmbeddedStatus, EvalResult, RunEvalResult, RunInfo, nearest_k, nearest_phrase
+from optimizer.api import (
+    INCUMBENT_KINDS,
+    CacheStats,
+    EmbeddedStatus,
+    EvalResult,
+    RunEvalResult,
+    RunInfo,
+    nearest_k,
+    nearest_phrase,
+)
 from optimizer.config import RunConfig
 from optimizer.errors import UsageError
 
@@ -125,9 +134,8 @@ def verdict_line(sel: dict) -> str:
     """The selection verdict in one line: what shipped, against what, on how many examples, with which p-values."""
     sizes = sel.get("sizes") or {}
     origin = sel.get("incumbent_origin") or "-"
-    label = {"initial": "the initial prompt", "human": "the best human instruction", "none": "no instruction"}
     head = (f"verdict: {sel['verdict']}; shipped {sel.get('shipped') or '-'} against the incumbent "
-            f"{sel.get('incumbent') or '-'} ({label.get(origin, origin)})")
+            f"{sel.get('incumbent') or '-'} ({INCUMBENT_KINDS.get(origin, origin)})")
     tests = "; ".join(f"{t['candidate']} {t['diff']:+.3f} p={t['p_value']:.3g} (adjusted {t['p_adjusted']:.3g})"
                       for t in sel.get("finalists") or [])
     where = f"dev {sizes.get('dev', '-')} / confirm {sizes.get('confirm', '-')} / test {sizes.get('test', '-')}"

@@ -10,7 +10,7 @@ from optimizer.report.build import RunSummary
 from optimizer.report.plots import esc as _e
 from optimizer.report.text import DASH, fmt_ci, incumbent_text
 from optimizer.tasks.nearest import nearest_k, nearest_phrase
-from optimizer.types import Candidate, FinalistTest, Score, Selection
+from optimizer.types import INCUMBENT_KINDS, Candidate, FinalistTest, Score, Selection
 
 __all__ = ["SELECTION_STYLE", "demos_html", "incumbent_cell", "selection_html", "shipped_demos_html", "verdict_cell"]
 
@@ -22,7 +22,6 @@ table.confirm tr.incumbent td { background: #f4f4f4; }
 """
 """Styles added to the page when a row has a verdict."""
 
-_LABELS = {"initial": "the initial prompt", "human": "the best human instruction", "none": "no instruction"}
 
 
 def _slug(verdict: str) -> str:
@@ -111,7 +110,7 @@ def selection_html(b: RunSummary) -> str:
     sel = b.selection
     if sel is None:
         return ""
-    inc = f"the incumbent ({_LABELS.get(sel.incumbent_origin or '', 'no instruction')}, id {sel.incumbent})"
+    inc = f"the incumbent ({INCUMBENT_KINDS.get(sel.incumbent_origin or '', 'no instruction')}, id {sel.incumbent})"
     confirm = sel.sizes.get("confirm", DASH)
     never = f"on {confirm} dev examples racing never saw"
     head = {"improved": f"finalist {sel.shipped} beat {inc} {never}, and ships",

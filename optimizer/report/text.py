@@ -24,7 +24,7 @@ from optimizer.report.build import (
 )
 from optimizer.report.curves import learning_curves_markdown
 from optimizer.tasks.nearest import nearest_k, nearest_phrase
-from optimizer.types import Selection
+from optimizer.types import INCUMBENT_KINDS, Selection
 
 __all__ = ["TRAINING_COLUMNS", "columns", "demos_text", "evidence_text", "fmt_ci", "fmt_diff", "has_selection",
            "has_training", "incumbent_text", "md_escape", "render_lineage", "render_markdown", "render_table",
@@ -144,9 +144,7 @@ def evidence_text(b: RunSummary) -> str | None:
     if sel is None:
         return None
     sizes = sel.sizes
-    label = {"initial": "the initial prompt", "human": "the best human instruction"}.get(
-        sel.incumbent_origin or "", "no instruction")
-    inc = f"the incumbent ({label}, id {sel.incumbent})"
+    inc = f"the incumbent ({INCUMBENT_KINDS.get(sel.incumbent_origin or '', 'no instruction')}, id {sel.incumbent})"
     on = f"on {sizes.get('confirm', DASH)} held-out dev examples"
     head = {"improved": f"improved: {sel.shipped} beat {inc} {on} and ships",
             "no significant improvement": f"no significant improvement: no finalist beat {inc} {on}, so it ships",

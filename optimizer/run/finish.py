@@ -15,10 +15,9 @@ __all__ = ["finish"]
 
 
 def _prompt(ctx: SearchContext, name: str, cand: Candidate) -> ScoredPrompt:
-    adapter = adapter_folder(ctx.config.searcher, cand.text) if cand.text in ctx.trained else None
     return ScoredPrompt(name=name, text=cand.text, candidate=cand.id, demos=cand.demos,
                         demo_examples=ctx.demonstrations(cand), dev=cand.dev, prompt_tokens=ctx.prompt_tokens(cand),
-                        adapter=adapter)
+                        adapter=adapter_folder(ctx.config.searcher, cand.text))
 
 
 def _lengths(ctx: SearchContext, prompts: list[ScoredPrompt], test: list) -> list[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["TRAINED", "adapter_folder", "adapter_label", "adapter_step"]
+__all__ = ["TRAINED", "adapter_folder", "adapter_label", "adapter_step", "checkpoint_folder"]
 
 TRAINED = frozenset({"prompt-tuning", "prefix-tuning", "p-tuning", "lora"})
 """The trained searchers: their prompts are adapters, not text."""
@@ -22,7 +22,12 @@ def adapter_step(searcher: object, text: object) -> int | None:
     return int(step) if step.isdigit() else None
 
 
+def checkpoint_folder(step: int) -> str:
+    """The folder of the checkpoint of ``step`` in the run folder: ``adapter/step-00100``."""
+    return f"adapter/step-{step:05d}"
+
+
 def adapter_folder(searcher: object, text: object) -> str | None:
-    """The folder of a trained candidate's checkpoint in the run folder (``adapter/step-00100``; None for text)."""
+    """The folder of a trained candidate's checkpoint in the run folder (None for a text prompt)."""
     step = adapter_step(searcher, text)
-    return None if step is None else f"adapter/step-{step:05d}"
+    return None if step is None else checkpoint_folder(step)

@@ -29,7 +29,7 @@ from optimizer.errors import UsageError
 from optimizer.models.base import WHITEBOX
 from optimizer.run.events import TrainingCheckpoint
 from optimizer.run.scoring import LP, ScoreRecord
-from optimizer.search.soft.labels import TRAINED, adapter_label, adapter_step
+from optimizer.search.soft.labels import TRAINED, adapter_label, adapter_step, checkpoint_folder
 from optimizer.search.soft.model import SoftModel
 from optimizer.settings import SoftConfig, SoftMethod
 from optimizer.tasks.cloze import reads_cloze
@@ -50,8 +50,9 @@ CHUNK = 16
 def not_text(run_id: str, searcher: str, text: str, target: str) -> str:
     """Why a run whose shipped prompt is an adapter has no prompt text to export."""
     step = adapter_step(searcher, text)
+    folder = checkpoint_folder(step) if step is not None else None
     return (f"run {run_id} shipped a trained prompt ({searcher}, step {step}): an adapter of the model {target}, "
-            f"not text. It works only on that model; its weights are in the run folder, adapter/step-{step:05d}/ "
+            f"not text. It works only on that model; its weights are in the run folder, {folder}/ "
             "(peft's adapter_model.safetensors and adapter_config.json): load it with "
             "peft.PeftModel.from_pretrained(model, that folder), or score it again with `apo eval --from-run "
             f"{run_id}`. There is no prompt text to export")
@@ -209,7 +210,7 @@ class SoftSearch:
                        + (f", best dev {best:.3f}" if best > float("-inf") else ""))
             if step % cfg.eval_every and step != cfg.steps:
                 continue
-            path = f"adapter/step-{step:05d}"
+            path = checkpoint_folder(step)
             current = self.folder / path
             model.save(current)
             model.loaded = current
